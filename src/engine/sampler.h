@@ -1,0 +1,90 @@
+/*
+ * Token sampler: turns one row of logits into a token id.
+ *
+ * Processing order (documented, stable):
+ *   1. logit bias (token -> additive bias; -inf or <= -100 bans, like
+ *      OpenAI's "-100 should result in a ban")
+ *   2. repetition penalty (llama.cpp style: divide positive / multiply
+ *      negative logits of tokens seen in the last repeat_last_n tokens,
+ *      prompt + generated, each distinct token once),
+ *      then frequency and presence penalties (OpenAI style) over the
+ *      generated tokens: logit -= count * frequency + (count > 0) * presence
+ *   3. temperature == 0 -> greedy argmax (lowest id on exact ties); stop
+ *   4. top-k -> softmax(logits / temperature) -> top-p (smallest best-first
+ *      set with mass >= top_p, at least 1) -> min-p (keep p >= min_p *
+ *      p_max; top-p and min-p are both measured on the top-k softmax)
+ *   5. draw with the per-request RNG (xoshiro256** seeded from `seed` by
+ *      splitmix64; same seed + same logits + same history => same ids)
+ * The result depends only on the logits row, the params and the history
+ * (never on batch composition or threads). NaN logits count as banned.
+ * "Best first" orders are always by logit, then lower id on ties.
+ * Logprobs (when requested) are log-softmax of the raw model logits
+ * (before steps 1-5), like OpenAI's; the normaliser is summed in double.
+ */
+#ifndef ST_SAMPLER_H
+#define ST_SAMPLER_H
+
+#include "st_common.h"
+
+typedef struct {
+    int32_t token;
+    float   bias;
+} st_logit_bias;
+
+typedef struct {
+    float    temperature;        /* 0 = greedy */
+    int32_t  top_k;              /* <= 0: off */
+    float    top_p;              /* 1: off */
+    float    min_p;              /* 0: off */
+    float    repeat_penalty;     /* 1: off */
+    int32_t  repeat_last_n;      /* window of repeat_penalty, in tokens;
+                                    0: off, -1: whole history */
+    float    frequency_penalty;  /* 0: off */
+    float    presence_penalty;   /* 0: off */
+    uint64_t seed;
+    const st_logit_bias *logit_bias;  /* copied by st_sampler_create;
+                                         ids unique and < n_vocab, values
+                                         in -100..100 or -INFINITY */
+    size_t   n_logit_bias;
+    int32_t  n_probs;            /* top logprobs to report, 0..20 */
+} st_sampling_params;
+
+/* Fills llama.cpp-like defaults: temperature 1, top_k 0, top_p 1, min_p 0,
+ * penalties off, repeat_last_n 64, seed 0, n_probs 0. */
+void st_sampling_defaults(st_sampling_params *p);
+/* Range checks; message names the field. NaN fails every check.
+ * temperature 0..2, top_k >= 0, top_p (0, 1], min_p 0..1,
+ * repeat_penalty finite > 0, repeat_last_n >= -1, frequency/presence
+ * penalty -2..2, logit_bias ids in 0..n_vocab-1 (no duplicates) with
+ * values in -100..100 or -inf, n_probs 0..20. ST_ERR_INVALID, or
+ * ST_ERR_NOMEM (the duplicate check sorts a copy). */
+st_status st_sampling_validate(const st_sampling_params *p, uint32_t n_vocab,
+    st_error *err);
+
+#define ST_MAX_TOP_LOGPROBS 20
+
+typedef struct {
+    int32_t token;
+    float   logprob;
+} st_token_logprob;
+
+typedef struct st_sampler st_sampler;
+
+st_status st_sampler_create(st_sampler **out, const st_sampling_params *p,
+    uint32_t n_vocab, st_error *err);
+void st_sampler_free(st_sampler *s);
+/* Tell the sampler about prompt tokens (repeat penalty window only;
+ * frequency/presence penalties count generated tokens). Call once,
+ * before the first st_sampler_sample. */
+void st_sampler_accept_prompt(st_sampler *s, const int32_t *ids, size_t n);
+
+/* Samples from logits[0..n_vocab) (the row may be modified in place).
+ * If n_probs > 0, fills *chosen (logprob of the sampled token) and
+ * top[0..n_probs) (highest first; entries past the number of finite
+ * logits get token -1, logprob -inf); either may be NULL. Records the
+ * token for penalties. Returns -1 only if no token can be drawn (every
+ * logit banned, -inf or NaN): the caller must treat that as an error. */
+int32_t st_sampler_sample(st_sampler *s, float *logits,
+    st_token_logprob *chosen, st_token_logprob *top);
+
+#endif /* ST_SAMPLER_H */

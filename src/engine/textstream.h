@@ -1,0 +1,36 @@
+/*
+ * Turns a stream of token pieces (raw bytes) into text that is safe to
+ * send: never splits a UTF-8 sequence, replaces byte sequences that can
+ * never become valid UTF-8 with U+FFFD, finds stop strings across token
+ * boundaries and holds back any tail that could still be the start of a
+ * stop string.
+ */
+#ifndef ST_TEXTSTREAM_H
+#define ST_TEXTSTREAM_H
+
+#include "st_common.h"
+
+typedef struct st_textstream st_textstream;
+
+/* stop: n_stop NUL-terminated strings (copied; empty strings ignored). */
+st_status st_textstream_create(st_textstream **out, const char *const *stop,
+    size_t n_stop, st_error *err);
+void st_textstream_free(st_textstream *ts);
+
+/* Feed one piece. Appends releasable text to the internal output buffer.
+ * Returns 1 if a stop string matched (text before it has been released,
+ * the stop string and anything after it are dropped), else 0. */
+int st_textstream_push(st_textstream *ts, const char *piece, size_t len);
+
+/* End of generation: release everything still held (incomplete UTF-8
+ * becomes U+FFFD). */
+void st_textstream_finish(st_textstream *ts);
+
+/* Text released since the last call to st_textstream_take; the pointer is
+ * valid until the next push/finish/take. */
+const char *st_textstream_take(st_textstream *ts, size_t *len);
+
+/* Index of the stop string that matched, or -1. */
+int st_textstream_stop_index(const st_textstream *ts);
+
+#endif /* ST_TEXTSTREAM_H */
