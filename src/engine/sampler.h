@@ -74,8 +74,9 @@ st_status st_sampler_create(st_sampler **out, const st_sampling_params *p,
     uint32_t n_vocab, st_error *err);
 void st_sampler_free(st_sampler *s);
 /* Tell the sampler about prompt tokens (repeat penalty window only;
- * frequency/presence penalties count generated tokens). Call once,
- * before the first st_sampler_sample. */
+ * frequency/presence penalties count generated tokens). Normally called
+ * once, before the first st_sampler_sample; only the last repeat_last_n
+ * ids are kept. */
 void st_sampler_accept_prompt(st_sampler *s, const int32_t *ids, size_t n);
 
 /* Samples from logits[0..n_vocab) (the row may be modified in place).

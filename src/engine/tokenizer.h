@@ -35,6 +35,9 @@ void      st_tokenizer_free(st_tokenizer *t);
 st_tok_kind st_tokenizer_kind(const st_tokenizer *t);
 const char *st_tokenizer_kind_name(const st_tokenizer *t); /* "spm" | "bpe" */
 const char *st_tokenizer_pre_name(const st_tokenizer *t);  /* "default", "qwen2" ... */
+/* NULL, or a note about a fallback taken at load (e.g. an unknown
+ * tokenizer.ggml.pre handled with the GPT-2 regex). */
+const char *st_tokenizer_warning(const st_tokenizer *t);
 uint32_t    st_tokenizer_n_vocab(const st_tokenizer *t);
 int32_t     st_tokenizer_bos(const st_tokenizer *t);       /* -1 if none */
 int32_t     st_tokenizer_eos(const st_tokenizer *t);       /* -1 if none */

@@ -12,7 +12,7 @@
 
 static int tap_n_run, tap_n_failed;
 
-static void
+static void __attribute__((unused))
 tap_vok(int cond, const char *fmt, va_list ap)
 {
     tap_n_run++;
@@ -26,7 +26,7 @@ tap_vok(int cond, const char *fmt, va_list ap)
     fflush(stdout);
 }
 
-static int __attribute__((format(printf, 2, 3)))
+static int __attribute__((unused, format(printf, 2, 3)))
 ok(int cond, const char *fmt, ...)
 {
     va_list ap;
@@ -37,7 +37,7 @@ ok(int cond, const char *fmt, ...)
     return cond;
 }
 
-static void __attribute__((format(printf, 1, 2)))
+static void __attribute__((unused, format(printf, 1, 2)))
 diag(const char *fmt, ...)
 {
     va_list ap;
@@ -50,7 +50,7 @@ diag(const char *fmt, ...)
     fflush(stdout);
 }
 
-static void __attribute__((format(printf, 1, 2)))
+static void __attribute__((unused, format(printf, 1, 2)))
 skip(const char *fmt, ...)
 {
     va_list ap;
@@ -65,7 +65,7 @@ skip(const char *fmt, ...)
 }
 
 /* Prints the plan at the end and returns the exit status for main(). */
-static int
+static int __attribute__((unused))
 done_testing(void)
 {
     printf("1..%d\n", tap_n_run);
@@ -73,14 +73,14 @@ done_testing(void)
 }
 
 /* $ST_SHARED (default ../shared) and $ST_ROOT (default .) paths. */
-static const char *
+static const char * __attribute__((unused))
 tap_shared_dir(void)
 {
     const char *s = getenv("ST_SHARED");
     return s ? s : "../shared";
 }
 
-static const char *
+static const char * __attribute__((unused))
 tap_root_dir(void)
 {
     const char *s = getenv("ST_ROOT");
