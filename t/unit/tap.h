@@ -73,14 +73,14 @@ done_testing(void)
 }
 
 /* $ST_SHARED (default ../shared) and $ST_ROOT (default .) paths. */
-static const char * __attribute__((unused))
+static __attribute__((unused)) const char *
 tap_shared_dir(void)
 {
     const char *s = getenv("ST_SHARED");
     return s ? s : "../shared";
 }
 
-static const char * __attribute__((unused))
+static __attribute__((unused)) const char *
 tap_root_dir(void)
 {
     const char *s = getenv("ST_ROOT");
