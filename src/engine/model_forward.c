@@ -9,6 +9,7 @@
  * (matmul.h) and everything else is per row.
  */
 #include "model.h"
+#include "vec_f16.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -203,36 +204,29 @@ st_attn_one(const st_attn_job *job, uint32_t row, uint32_t h, float *scratch)
     float                  M = -INFINITY, S = 0.0f, s_inv;
     uint32_t               c, d;
 
+    st_vec_f16_round(qsrc, qf, hd);
     for (d = 0; d < hd; d++) {
-        qf[d] = st_f16_to_f32(st_f32_to_f16(qsrc[d]));
         acc[d] = 0.0f;
     }
 
     for (c = 0; c <= e->pos; c++) {
         size_t        r = st_kv_row(kv, e->seq, c) + (size_t) kh * hd;
         const st_f16 *kr = kbase + r, *vr = vbase + r;
-        double        dot = 0.0;
+        double        dot;
         float         s, ms = 1.0f, vs = 1.0f;
 
-        for (d = 0; d < hd; d++) {
-            dot += (double) (st_f16_to_f32(kr[d]) * qf[d]);
-        }
+        dot = st_vec_dot_f16_f32_d(hd, kr, qf);
         s = (float) dot * scale;
 
         if (s > M) {
             float m_old = M;
             M = s;
             ms = expf(m_old - M);
-            for (d = 0; d < hd; d++) {
-                acc[d] = st_f16_to_f32(st_f32_to_f16(acc[d] * ms));
-            }
+            st_vec_f16_scale_round(acc, ms, hd);
         } else {
             vs = expf(s - M);
         }
-        for (d = 0; d < hd; d++) {
-            acc[d] = st_f16_to_f32(st_f32_to_f16(
-                         fmaf(st_f16_to_f32(vr[d]), vs, acc[d])));
-        }
+        st_vec_f16_mad_round(acc, vr, vs, hd);
         S = S * ms + vs;
     }
 
