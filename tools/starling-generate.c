@@ -90,7 +90,7 @@ first_step_top(const st_engine *e, const char *path, const int32_t *ids,
         || st_forward_create(&f, m, (uint32_t) n, NULL, &err) != ST_OK
         || st_kv_cache_init(&kv, m->hp.n_layer,
                             m->hp.n_head_kv * m->hp.head_dim, 16,
-                            (uint32_t) (n + 15) / 16, &err) != ST_OK
+                            (uint32_t) (n + 15) / 16, 1, &err) != ST_OK
         || st_kv_seq_reserve(&kv, &seq, (uint32_t) n) != ST_OK)
     {
         goto done;

@@ -5,6 +5,7 @@
  */
 #include "engine.h"
 #include "model.h"
+#include "backend.h"
 #include "textstream.h"
 
 #include <math.h>
@@ -69,7 +70,7 @@ struct st_engine {
     st_model          *model;
     st_tokenizer      *tok;
     st_threadpool     *tp;
-    st_forward        *fwd;
+    st_backend        *be;
     st_kv_cache        kv;
     st_model_info      info;
     uint32_t           n_ctx;
@@ -151,6 +152,57 @@ st_finish_reason_str(st_finish_reason r)
 }
 
 
+/* Picks and creates the compute backend: cuda, cpu, or auto (CUDA when a
+ * device is usable, else the CPU with a note saying why). */
+static st_status
+st_engine_backend_create(st_engine *e, uint32_t n_blocks, st_error *err)
+{
+    const st_hparams *hp = &e->model->hp;
+    st_kv_geometry    geo;
+    char              why[160] = "";
+    int               n_dev = 0;
+    st_status         rc;
+
+    if (e->params.backend != ST_BACKEND_CPU) {
+        if (st_backend_cuda_create == NULL
+            || st_backend_cuda_device_count == NULL)
+        {
+            snprintf(why, sizeof(why), "this build has no CUDA backend");
+        } else {
+            n_dev = st_backend_cuda_device_count(why, sizeof(why));
+        }
+        if (n_dev > 0) {
+            geo.n_layer = hp->n_layer;
+            geo.kv_dim = hp->n_head_kv * hp->head_dim;
+            geo.block_tokens = ST_KV_BLOCK_TOKENS;
+            geo.n_blocks = n_blocks;
+            rc = st_backend_cuda_create(&e->be, e->model, e->step_tokens, &geo,
+                                        e->params.device < 0
+                                            ? 0 : e->params.device % n_dev,
+                                        err);
+            if (rc == ST_OK || e->params.backend == ST_BACKEND_CUDA) {
+                return rc;
+            }
+            snprintf(why, sizeof(why), "CUDA backend failed: %.120s",
+                     err ? err->msg : "");
+        } else if (e->params.backend == ST_BACKEND_CUDA) {
+            return st_error_set(err, ST_ERR_UNSUPPORTED,
+                                "engine: backend cuda: %s", why);
+        }
+        snprintf(e->info.backend_note, sizeof(e->info.backend_note),
+                 "backend auto: using the CPU (%s)", why);
+    }
+    return st_backend_cpu_create(&e->be, e->model, e->step_tokens, e->tp, err);
+}
+
+
+const char *
+st_engine_backend_health(const st_engine *e)
+{
+    return e->be->health_json ? e->be->health_json(e->be) : NULL;
+}
+
+
 st_status
 st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
 {
@@ -164,10 +216,6 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
     *out = NULL;
     if (p == NULL || p->path == NULL) {
         return st_error_set(err, ST_ERR_INVALID, "engine: no model path");
-    }
-    if (p->backend == ST_BACKEND_CUDA) {
-        return st_error_set(err, ST_ERR_UNSUPPORTED,
-                            "engine: this build has no CUDA backend");
     }
     e = calloc(1, sizeof(*e));
     if (e == NULL) {
@@ -210,10 +258,6 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
     if (rc != ST_OK) {
         goto fail;
     }
-    rc = st_forward_create(&e->fwd, e->model, e->step_tokens, e->tp, err);
-    if (rc != ST_OK) {
-        goto fail;
-    }
 
     /* KV pool: the budget in bytes, or every sequence at full context */
     per_block = (uint64_t) ST_KV_BLOCK_TOKENS * hp->n_head_kv * hp->head_dim
@@ -230,8 +274,13 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
                           (unsigned long long) n_blocks);
         goto fail;
     }
+    rc = st_engine_backend_create(e, (uint32_t) n_blocks, err);
+    if (rc != ST_OK) {
+        goto fail;
+    }
     rc = st_kv_cache_init(&e->kv, hp->n_layer, hp->n_head_kv * hp->head_dim,
-                          ST_KV_BLOCK_TOKENS, (uint32_t) n_blocks, err);
+                          ST_KV_BLOCK_TOKENS, (uint32_t) n_blocks,
+                          strcmp(e->be->name, "cpu") == 0, err);
     if (rc != ST_OK) {
         goto fail;
     }
@@ -249,7 +298,11 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
         st_gguf_str     s;
         const char     *slash;
 
+        char note[sizeof(in->backend_note)];
+
+        memcpy(note, in->backend_note, sizeof(note));
         memset(in, 0, sizeof(*in));
+        memcpy(in->backend_note, note, sizeof(note));
         if (st_gguf_find(e->model->gguf, "general.name") != NULL
             && st_gguf_get_str(e->model->gguf, "general.name", &s, NULL)
                == ST_OK && s.len > 0)
@@ -265,7 +318,9 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
         snprintf(in->quant_kind, sizeof(in->quant_kind), "%s",
                  st_model_quant_name(e->model));
         in->tokenizer_kind = st_tokenizer_kind_name(e->tok);
-        in->backend = "cpu";
+        in->backend = e->be->name;
+        snprintf(in->device, sizeof(in->device), "%s", e->be->device);
+        in->device_bytes = e->be->device_bytes;
         in->chat_template = NULL;
         if (st_gguf_find(e->model->gguf, "tokenizer.chat_template") != NULL
             && st_gguf_get_str(e->model->gguf, "tokenizer.chat_template", &s,
@@ -342,7 +397,9 @@ st_engine_free(st_engine *e)
     st_list_destroy(e, &e->queued);
     st_list_destroy(e, &e->active);
     st_list_destroy(e, &e->done);
-    st_forward_free(e->fwd);
+    if (e->be != NULL) {
+        e->be->free(e->be);
+    }
     st_threadpool_free(e->tp);
     st_kv_cache_free(&e->kv);
     st_tokenizer_free(e->tok);
@@ -755,7 +812,7 @@ st_engine_step(st_engine *e, st_error *err)
         return ST_OK;
     }
 
-    rc = st_forward_run(e->fwd, &e->kv, e->batch, n, e->logits, err);
+    rc = e->be->run(e->be, &e->kv, e->batch, n, e->logits, err);
     if (rc != ST_OK) {
         for (s = e->active.head; s; s = next) {
             next = s->next;

@@ -35,6 +35,10 @@ typedef struct {
                                               chunking); 0 = 512 */
     uint64_t         kv_bytes;             /* KV cache budget; 0 = enough
                                               for max_seqs full contexts */
+    int32_t          device;               /* CUDA: device index hint,
+                                              used modulo the device count
+                                              (nginx passes the worker
+                                              number) */
 } st_engine_params;
 
 void st_engine_params_default(st_engine_params *p);
@@ -45,6 +49,9 @@ typedef struct {
     char        quant_kind[32];    /* "F32", "Q8_0", "Q4_K_M", ... */
     const char *tokenizer_kind;    /* "spm" | "bpe" */
     const char *backend;           /* "cpu" | "cuda" */
+    char        device[128];       /* kernel set / GPU name */
+    uint64_t    device_bytes;      /* VRAM used by weights + KV (0 on CPU) */
+    char        backend_note[192]; /* why "auto" fell back to the CPU, or "" */
     const char *chat_template;     /* tokenizer.chat_template or NULL */
     uint32_t    n_vocab;
     uint32_t    n_ctx_train;
@@ -63,6 +70,9 @@ void st_engine_free(st_engine *e);
 
 const st_model_info *st_engine_info(const st_engine *e);
 const st_tokenizer  *st_engine_tokenizer(const st_engine *e);
+/* Backend-specific /health members (JSON object members, no braces), or
+ * NULL. */
+const char          *st_engine_backend_health(const st_engine *e);
 
 typedef enum {
     ST_FINISH_NONE = 0,      /* still running */

@@ -6,7 +6,8 @@
 
 st_status
 st_kv_cache_init(st_kv_cache *kv, uint32_t n_layer, uint32_t kv_dim,
-    uint32_t block_tokens, uint32_t n_blocks, st_error *err)
+    uint32_t block_tokens, uint32_t n_blocks, int with_storage,
+    st_error *err)
 {
     size_t    per_layer;
     uint32_t  l, i;
@@ -28,7 +29,7 @@ st_kv_cache_init(st_kv_cache *kv, uint32_t n_layer, uint32_t kv_dim,
     if (kv->k == NULL || kv->v == NULL || kv->free_list == NULL) {
         goto nomem;
     }
-    for (l = 0; l < n_layer; l++) {
+    for (l = 0; with_storage && l < n_layer; l++) {
         kv->k[l] = calloc(per_layer, sizeof(st_f16));
         kv->v[l] = calloc(per_layer, sizeof(st_f16));
         if (kv->k[l] == NULL || kv->v[l] == NULL) {

@@ -29,8 +29,11 @@ typedef struct st_kv_seq {
     uint32_t  cap_blocks;
 } st_kv_seq;
 
+/* with_storage = 0: block accounting only (the K/V data lives on a
+ * device, e.g. the CUDA backend's VRAM). */
 st_status st_kv_cache_init(st_kv_cache *kv, uint32_t n_layer, uint32_t kv_dim,
-    uint32_t block_tokens, uint32_t n_blocks, st_error *err);
+    uint32_t block_tokens, uint32_t n_blocks, int with_storage,
+    st_error *err);
 void st_kv_cache_free(st_kv_cache *kv);
 
 /* Make seq cover positions [0, n_pos): allocate blocks as needed.

@@ -57,7 +57,7 @@ tf_init(tf_ctx *c, const char *path, uint32_t cap)
         || st_forward_create(&c->f, c->m, cap, NULL, &err) != ST_OK
         || st_kv_cache_init(&c->kv, c->m->hp.n_layer,
                             c->m->hp.n_head_kv * c->m->hp.head_dim, 16,
-                            (cap + 15) / 16, &err) != ST_OK
+                            (cap + 15) / 16, 1, &err) != ST_OK
         || st_kv_seq_reserve(&c->kv, &c->seq, cap) != ST_OK)
     {
         diag("load %s: %s", path, err.msg);
