@@ -34,6 +34,9 @@ struct st_seq {
     uint32_t           n_prompt;
     uint32_t           n_past;          /* tokens whose K/V are cached */
     uint32_t           n_generated;
+    uint32_t           n_cached;        /* prompt tokens reused from the
+                                           prefix cache at first admission */
+    int                started;         /* has been in a batch */
     uint32_t           max_tokens;
     int                ignore_eos;
     int32_t            n_probs;
@@ -614,7 +617,7 @@ st_seq_take(st_seq *s, st_seq_output *out)
     out->stop_index = s->stop_index;
     memcpy(out->error, s->error, sizeof(out->error));
     out->n_prompt_tokens = s->n_prompt;
-    out->n_cached_tokens = 0;
+    out->n_cached_tokens = s->n_cached;
     out->n_generated = s->n_generated;
     out->queue_ms = s->t_start_ms > 0 ? s->t_start_ms - s->t_submit_ms : 0;
     out->ttft_ms = s->t_first_ms > 0 ? s->t_first_ms - s->t_submit_ms : 0;
@@ -785,6 +788,16 @@ st_engine_step(st_engine *e, st_error *err)
             if (s->n_past + 1 == s->n_tokens && s->n_past >= s->n_prompt) {
                 continue;
             }
+            if (s->n_past == 0 && s->kv.n_blocks == 0) {
+                /* share cached blocks of an equal prefix; leave at least
+                 * one token to compute so the step yields logits */
+                s->n_past = st_kv_prefix_lookup(&e->kv, &s->kv, s->tokens,
+                                                s->n_tokens, s->n_tokens - 1);
+                if (!s->started) {
+                    s->n_cached = s->n_past;
+                }
+            }
+            s->started = 1;
             todo = s->n_tokens - s->n_past;
             take = todo < budget ? todo : budget;
             if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + take) != ST_OK) {
@@ -824,14 +837,16 @@ st_engine_step(st_engine *e, st_error *err)
     }
     e->stats.steps++;
 
-    /* advance positions, then sample rows that produced logits */
+    /* advance positions, register newly filled blocks for prefix reuse,
+     * then sample rows that produced logits */
     for (i = 0; i < n; i++) {
         e->batch_seq[i]->n_past++;
-        if (e->batch[i].pos >= e->batch_seq[i]->n_prompt) {
-            /* decode rows and recomputed generated tokens */
-        } else {
+        if (e->batch[i].pos < e->batch_seq[i]->n_prompt) {
             e->stats.tokens_prefilled++;
         }
+    }
+    for (s = e->active.head; s; s = s->next) {
+        st_kv_commit(&e->kv, &s->kv, s->tokens, s->n_past);
     }
     for (i = 0; i < n; i++) {
         float   *row;
@@ -871,5 +886,8 @@ st_engine_get_stats(const st_engine *e, st_engine_stats *out)
     out->seqs_active = e->active.n;
     out->seqs_queued = e->queued.n;
     out->kv_blocks_total = e->kv.n_blocks;
-    out->kv_blocks_free = e->kv.n_free;
+    out->kv_blocks_free = st_kv_available(&e->kv);
+    out->kv_blocks_cached = e->kv.n_registered;
+    out->prefix_hit_tokens = e->kv.hits_tokens;
+    out->kv_evictions = e->kv.evictions;
 }

@@ -151,7 +151,10 @@ typedef struct {
     uint32_t seqs_active;
     uint32_t seqs_queued;
     uint32_t kv_blocks_total;
-    uint32_t kv_blocks_free;
+    uint32_t kv_blocks_free;      /* free or evictable (cached, unused) */
+    uint32_t kv_blocks_cached;    /* registered for prefix reuse */
+    uint64_t prefix_hit_tokens;   /* prompt tokens served from the cache */
+    uint64_t kv_evictions;
     uint64_t steps;
     uint64_t tokens_prefilled;
     uint64_t tokens_generated;

@@ -344,6 +344,119 @@ limits_and_stops(const char *model)
 }
 
 
+/* Prefix reuse: a second request with the same long prompt (or the same
+ * "system prompt" and another question) reuses cached blocks, reports
+ * them, and produces exactly the output of a cold run. */
+static void
+prefix_reuse(const char *model)
+{
+    static const char *sys =
+        "Once upon a time, there was a little girl named Lily. She loved to "
+        "play outside in the park with her friends and her dog. ";
+    const char        *q1 = "One day, she saw a big red ball.";
+    const char        *q2 = "One day, her dog ran away.";
+    char               p1[512], p2[512];
+    st_engine         *e;
+    st_request         req;
+    st_tokens          t1 = {0}, t2 = {0};
+    st_seq            *s;
+    st_seq_output      out;
+    run_out            cold, warm, cold2, warm2;
+    st_engine_stats    st;
+    st_error           err;
+    uint32_t           common = 0, cached;
+
+    snprintf(p1, sizeof(p1), "%s%s", sys, q1);
+    snprintf(p2, sizeof(p2), "%s%s", sys, q2);
+
+    memset(&req, 0, sizeof(req));
+    st_sampling_defaults(&req.sampling);
+    req.sampling.temperature = 0.7f;
+    req.sampling.seed = 99;
+    req.max_tokens = 24;
+    req.ignore_eos = 1;
+
+    /* cold runs: one engine per prompt, nothing cached */
+    memset(&cold, 0, sizeof(cold));
+    memset(&cold2, 0, sizeof(cold2));
+    e = make_engine(model, 4, 512, 0, 1);
+    st_tokenize(st_engine_tokenizer(e), p1, strlen(p1), 1, 1, &t1, &err);
+    st_tokenize(st_engine_tokenizer(e), p2, strlen(p2), 1, 1, &t2, &err);
+    while (common < t1.n && common < t2.n && t1.ids[common] == t2.ids[common]) {
+        common++;
+    }
+    req.prompt = t1.ids;
+    req.n_prompt = t1.n;
+    st_engine_submit(e, &req, &s, &err);
+    run_all(e, &s, &cold, 1);
+    st_engine_free(e);
+    e = make_engine(model, 4, 512, 0, 1);
+    req.prompt = t2.ids;
+    req.n_prompt = t2.n;
+    st_engine_submit(e, &req, &s, &err);
+    run_all(e, &s, &cold2, 1);
+    st_engine_free(e);
+
+    /* warm: prompt 1, then prompt 1 again, then prompt 2, same engine */
+    e = make_engine(model, 4, 512, 0, 1);
+    req.prompt = t1.ids;
+    req.n_prompt = t1.n;
+    st_engine_submit(e, &req, &s, &err);
+    memset(&warm, 0, sizeof(warm));
+    run_all(e, &s, &warm, 1);
+
+    memset(&warm, 0, sizeof(warm));
+    st_engine_submit(e, &req, &s, &err);
+    st_engine_step(e, &err);
+    st_seq_take(s, &out);
+    cached = out.n_cached_tokens;
+    ok(cached == (t1.n - 1) / 16 * 16 && cached > 0,
+       "same prompt again: %u of %zu prompt tokens served from the cache",
+       cached, t1.n);
+    collect(s, &warm);
+    {
+        size_t k;
+        for (k = 0; k < out.n_tokens; k++) {   /* first step's tokens */
+            warm.ids[warm.n] = out.tokens[k].token;
+            warm.logprobs[warm.n++] = out.tokens[k].logprob;
+        }
+    }
+    warm.finish = out.finish;
+    run_all(e, &s, &warm, 1);
+    ok(warm.n == cold.n && memcmp(warm.ids, cold.ids, cold.n * 4) == 0,
+       "cached run generates exactly the cold run's tokens");
+
+    memset(&warm2, 0, sizeof(warm2));
+    req.prompt = t2.ids;
+    req.n_prompt = t2.n;
+    st_engine_submit(e, &req, &s, &err);
+    st_engine_step(e, &err);
+    st_seq_take(s, &out);
+    ok(out.n_cached_tokens == common / 16 * 16,
+       "shared system prompt: %u cached tokens (common prefix %u tokens)",
+       out.n_cached_tokens, common);
+    {
+        size_t k;
+        for (k = 0; k < out.n_tokens; k++) {
+            warm2.ids[warm2.n] = out.tokens[k].token;
+            warm2.logprobs[warm2.n++] = out.tokens[k].logprob;
+        }
+    }
+    warm2.finish = out.finish;
+    run_all(e, &s, &warm2, 1);
+    ok(warm2.n == cold2.n && memcmp(warm2.ids, cold2.ids, cold2.n * 4) == 0
+       && memcmp(warm2.logprobs, cold2.logprobs, cold2.n * 4) == 0,
+       "with a cached system prompt: same tokens and logprobs as cold");
+    st_engine_get_stats(e, &st);
+    ok(st.kv_blocks_free == st.kv_blocks_total && st.kv_blocks_cached > 0,
+       "idle engine: every block available (%u cached for reuse)",
+       st.kv_blocks_cached);
+    st_engine_free(e);
+    free(t1.ids);
+    free(t2.ids);
+}
+
+
 int
 main(void)
 {
@@ -358,5 +471,7 @@ main(void)
     batch_invariance(m2, 0.8f);
     cancellation(m1);
     limits_and_stops(m1);
+    prefix_reuse(m1);
+    prefix_reuse(m2);
     return done_testing();
 }
