@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__cplusplus) && !defined(_Static_assert)
+#define _Static_assert static_assert   /* C++ includers (cuda/) */
+#endif
+
 /* Values are ggml's type ids as stored in GGUF tensor infos. */
 typedef enum {
     ST_TYPE_F32  = 0,

@@ -1,0 +1,109 @@
+# CUDA backend targets (included by the root Makefile).
+#
+#   make cuda-lib        build/libstarling_cuda.a with nvcc (sm_80, sm_90 +
+#                        PTX); skipped with a message when nvcc is absent
+#   make cuda-shim-lib   build/libstarling_cuda_shim.a: the same .cu sources
+#                        compiled as host C++ against cuda/shim (no CUDA needed)
+#   make test-cuda-shim  kernel and whole-backend tests through the shim, and
+#                        (with nvcc) the no-device check of the real library
+#   make test-gpu        on a machine with an NVIDIA GPU: the same
+#                        comparisons with the nvcc build, plus a benchmark
+#
+# Linking the backend into a program: the engine references
+# st_backend_cuda_create weakly, and a weak reference does not pull a
+# member out of an archive, so link the archive whole:
+#   -Wl,--whole-archive build/libstarling_cuda.a -Wl,--no-whole-archive
+#   $(CUDA_LIBS)
+
+NVCC        ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CUDA_HOME   ?= /usr/local/cuda
+CXX         ?= g++
+CUDA_GENCODE = -gencode arch=compute_80,code=sm_80 \
+               -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+# -fmad=false: no fused multiply-adds the CPU reference does not do (the
+# kernels call fmaf where the CPU does)
+NVCC_FLAGS   = -std=c++17 -O2 -g -fmad=false $(CUDA_GENCODE) \
+               -Xcompiler -fPIC,-Wall,-Wextra -Icuda -Isrc/engine -Isrc/cpu
+CUDA_LIBS    = -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ \
+               -Wl,-rpath,$(CUDA_HOME)/lib64
+SHIM_CXXFLAGS = -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror \
+               -ffp-contract=off -Icuda -Isrc/engine -Isrc/cpu
+
+CUDA_SRCS    := $(sort $(wildcard cuda/*.cu))
+CUDA_HDRS    := $(wildcard cuda/*.h cuda/shim/*.h src/engine/*.h src/cpu/*.h)
+CUDA_LIB     := $(BUILD)/libstarling_cuda.a
+CUDA_SHIM_LIB := $(BUILD)/libstarling_cuda_shim.a
+CUDA_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+SHIM_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda-shim/%.o,$(CUDA_SRCS)) \
+                $(BUILD)/cuda-shim/shim/st_cuda_shim.o
+
+CUDA_TEST_FLAGS = $(ST_CFLAGS) -It/unit -Icuda
+SHIM_TESTS   := $(BUILD)/t/cuda/test_cuda_kernels $(BUILD)/t/cuda/test_cuda_backend
+GPU_TESTS    := $(BUILD)/t/cuda-gpu/test_cuda_kernels \
+                $(BUILD)/t/cuda-gpu/test_cuda_backend
+
+.PHONY: cuda-lib cuda-shim-lib test-cuda-shim test-gpu
+
+# ---- shim build (always available) ----------------------------------------
+
+$(BUILD)/cuda-shim/%.o: cuda/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SHIM_CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/cuda-shim/shim/st_cuda_shim.o: cuda/shim/st_cuda_shim.cc cuda/shim/st_cuda_shim.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(SHIM_CXXFLAGS) -c $< -o $@
+
+$(CUDA_SHIM_LIB): $(SHIM_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+cuda-shim-lib: $(CUDA_SHIM_LIB)
+
+$(BUILD)/t/cuda/%: t/cuda/%.c t/unit/tap.h t/cuda/cuda_test.h $(CUDA_SHIM_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_TEST_FLAGS) $< -Wl,--whole-archive $(CUDA_SHIM_LIB) \
+	  -Wl,--no-whole-archive $(LIB) $(ST_LIBS) -lstdc++ -o $@
+
+# ---- nvcc build -------------------------------------------------------------
+
+$(BUILD)/cuda/%.o: cuda/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(CUDA_LIB): $(CUDA_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+ifeq ($(NVCC),)
+cuda-lib:
+	@echo "cuda-lib: nvcc not found (set NVCC=...); skipping the CUDA build"
+CUDA_NODEV_TEST :=
+else
+cuda-lib: $(CUDA_LIB)
+CUDA_NODEV_TEST := $(BUILD)/t/cuda-gpu/test_cuda_nodev
+endif
+
+$(BUILD)/t/cuda-gpu/%: t/cuda/%.c t/unit/tap.h t/cuda/cuda_test.h $(CUDA_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< -Wl,--whole-archive \
+	  $(CUDA_LIB) -Wl,--no-whole-archive $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
+
+$(BUILD)/cuda-bench: t/cuda/bench_cuda.c t/cuda/cuda_test.h $(CUDA_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< -Wl,--whole-archive \
+	  $(CUDA_LIB) -Wl,--no-whole-archive $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
+
+# ---- tests ----------------------------------------------------------------
+
+test-cuda-shim: lib $(SHIM_TESTS) $(CUDA_NODEV_TEST)
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) prove --exec '' $(SHIM_TESTS) \
+	  $(CUDA_NODEV_TEST)
+
+test-gpu: lib $(GPU_TESTS) $(BUILD)/cuda-bench
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) ST_CUDA_TEST_STEPS=64 \
+	  prove -v --exec '' $(GPU_TESTS)
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) $(BUILD)/cuda-bench
+
+EXTRA_TESTS += test-cuda-shim
