@@ -1,0 +1,132 @@
+# nginx module targets (included by the root Makefile).
+#
+#   make module        build build/nginx/ngx_http_starling_module.so
+#                      against the installed nginx (nginx-dev's sources)
+#   make module-check  nginx -t with a config that loads the module
+#   make run           nginx in the foreground on 127.0.0.1:8080
+#   make test-nginx    integration tests (t/*.t) + the openai npm test
+#   make test-api      unit test of the nginx-free API layer (src/api)
+#   make test-nginx-asan  the integration tests against an ASan+UBSan
+#                      build of the module (build/nginx-asan)
+
+NGINX_SRC    ?= /usr/share/nginx/src
+NGINX_BIN    ?= /usr/sbin/nginx
+NGINX_BUILD  := $(BUILD)/nginx
+MODULE_SO    := $(NGINX_BUILD)/ngx_http_starling_module.so
+MODULE_SRCS  := config config.make ngx_http_starling_module.c \
+                $(wildcard src/ngx_http_starling_*.c src/ngx_http_starling*.h \
+                           src/api/*.c src/api/*.h)
+RUN_PREFIX   := $(BUILD)/run
+RUN_MODEL    ?= models/stories260K.gguf
+
+# The CUDA backend goes into the module when nvcc is available (mk/cuda.mk
+# defines NVCC and CUDA_LIB); STARLING_CUDA=0 leaves it out.
+STARLING_CUDA ?= 1
+MODULE_CUDA_LIB := $(if $(filter 1,$(STARLING_CUDA)),$(if $(NVCC),$(CUDA_LIB)))
+MODULE_CUDA_ENV := $(if $(MODULE_CUDA_LIB),STARLING_CUDA_LIB=$(CURDIR)/$(MODULE_CUDA_LIB))
+
+.PHONY: module module-check run test-nginx test-api module-asan \
+        test-nginx-asan
+
+$(NGINX_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB) \
+                         $(NGINX_BUILD)/cuda.$(if $(MODULE_CUDA_LIB),on,off)
+	@test -x $(NGINX_SRC)/configure || { \
+	  echo "nginx sources not found in $(NGINX_SRC): apt-get install nginx-dev" \
+	       "(or run tools/install-deps.sh)"; exit 1; }
+	@mkdir -p $(NGINX_BUILD)
+	cd $(NGINX_SRC) && . ./conf_flags && $(MODULE_CUDA_ENV) ./configure \
+	  --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(MODULE_CC_OPT)" \
+	  --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC $(MODULE_LD_OPT)" \
+	  "$${NGX_CONF_FLAGS[@]}" \
+	  --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(NGINX_BUILD) \
+	  > $(CURDIR)/$(NGINX_BUILD)/configure.log 2>&1 \
+	  || { tail -30 $(CURDIR)/$(NGINX_BUILD)/configure.log; exit 1; }
+
+$(MODULE_SO): $(NGINX_BUILD)/Makefile $(MODULE_SRCS) $(LIB) $(MODULE_CUDA_LIB)
+	$(MAKE) -f $(CURDIR)/$(NGINX_BUILD)/Makefile -C $(NGINX_SRC) modules
+
+# remembers whether the configured build has CUDA (reconfigure on change)
+$(NGINX_BUILD)/cuda.on $(NGINX_BUILD)/cuda.off:
+	@mkdir -p $(NGINX_BUILD)
+	@rm -f $(NGINX_BUILD)/cuda.on $(NGINX_BUILD)/cuda.off
+	@touch $@
+
+module: SHELL := /bin/bash
+module: $(LIB) $(MODULE_SO)
+
+$(NGINX_BUILD)/Makefile: SHELL := /bin/bash
+
+module-check: module
+	@mkdir -p $(BUILD)/check/logs
+	@printf '%s\n' \
+	  'load_module $(CURDIR)/$(MODULE_SO);' \
+	  'error_log stderr notice;' 'pid $(CURDIR)/$(BUILD)/check/nginx.pid;' \
+	  'events { worker_connections 64; }' \
+	  'http {' \
+	  '  access_log off;' \
+	  '  starling_model tiny path=$(CURDIR)/$(RUN_MODEL);' \
+	  '  server { listen 127.0.0.1:18080;' \
+	  '    location /v1/ { starling openai; }' \
+	  '    location / { starling worker; } } }' \
+	  > $(BUILD)/check/nginx.conf
+	$(NGINX_BIN) -t -p $(CURDIR)/$(BUILD)/check -c $(CURDIR)/$(BUILD)/check/nginx.conf
+
+run: module
+	@mkdir -p $(RUN_PREFIX)/logs
+	sed -e 's#@MODULE@#$(CURDIR)/$(MODULE_SO)#' -e 's#@MODEL@#$(CURDIR)/$(RUN_MODEL)#' \
+	  -e 's#@PREFIX@#$(CURDIR)/$(RUN_PREFIX)#' conf/starling.conf.in > $(RUN_PREFIX)/nginx.conf
+	$(NGINX_BIN) -p $(CURDIR)/$(RUN_PREFIX) -c $(CURDIR)/$(RUN_PREFIX)/nginx.conf \
+	  -g 'daemon off;' -e stderr
+
+# the greedy-equality test runs the engine CLI when it is built
+GENERATE_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/starling-generate.c))
+
+test-nginx: module $(GENERATE_BIN)
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) NGINX_BIN=$(NGINX_BIN) \
+	  STARLING_MODULE=$(CURDIR)/$(MODULE_SO) prove -v t/*.t
+	@if [ -d t/openai/node_modules/openai ]; then \
+	  ST_ROOT=$(CURDIR) NGINX_BIN=$(NGINX_BIN) \
+	  STARLING_MODULE=$(CURDIR)/$(MODULE_SO) node --test t/openai/; \
+	else \
+	  echo "t/openai: node_modules missing (cd t/openai && npm ci); skipped"; \
+	fi
+
+# The API layer (src/api) is nginx-free: its unit test links yajl and the
+# engine library (for st_sampling_defaults) only.
+API_TEST := $(BUILD)/t/api_test_api
+$(API_TEST): t/api/test_api.c $(wildcard src/api/*.c src/api/*.h) t/unit/tap.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ST_CFLAGS) -Isrc/api -It/unit t/api/test_api.c src/api/*.c $(LIB) \
+	  -lyajl $(ST_LIBS) -o $@
+
+test-api: $(API_TEST)
+	prove --exec '' $(API_TEST)
+
+EXTRA_TESTS += test-api test-nginx
+
+# ASan + UBSan build of the module, loaded into Debian's nginx with the
+# runtime preloaded (nginx core itself leaks a little at exit: no leak
+# check). Reports land in error.log, which every test checks.
+ASAN_BUILD := $(BUILD)/nginx-asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+
+$(ASAN_BUILD)/Makefile: SHELL := /bin/bash
+$(ASAN_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB)
+	@mkdir -p $(ASAN_BUILD)
+	cd $(NGINX_SRC) && . ./conf_flags && $(MODULE_CUDA_ENV) ./configure \
+	  --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(ASAN_FLAGS)" \
+	  --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC $(ASAN_FLAGS)" \
+	  "$${NGX_CONF_FLAGS[@]}" \
+	  --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(ASAN_BUILD) \
+	  > $(CURDIR)/$(ASAN_BUILD)/configure.log 2>&1 \
+	  || { tail -30 $(CURDIR)/$(ASAN_BUILD)/configure.log; exit 1; }
+
+module-asan: $(LIB) $(MODULE_CUDA_LIB) $(ASAN_BUILD)/Makefile
+	$(MAKE) -f $(CURDIR)/$(ASAN_BUILD)/Makefile -C $(NGINX_SRC) modules
+
+test-nginx-asan: module-asan $(GENERATE_BIN)
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) NGINX_BIN=$(NGINX_BIN) \
+	STARLING_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_starling_module.so \
+	  prove t/*.t

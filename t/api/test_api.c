@@ -1,0 +1,322 @@
+/*
+ * Unit tests of the nginx-free API layer (src/api): JSON escaping, UTF-8
+ * helpers, request parsing/validation for every surface, chat rendering.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tap.h"
+#include "st_api.h"
+
+
+static const st_api_limits  lim = { 2048, 32768 };
+
+
+static st_api_request *
+parse(st_api_kind kind, const char *body)
+{
+    return st_api_parse(kind, body, strlen(body), &lim);
+}
+
+
+static int
+has_error(const st_api_request *r, const char *field, const char *constraint)
+{
+    size_t  i;
+
+    for (i = 0; i < r->n_errors; i++) {
+        if (strcmp(r->errors[i].field, field) == 0
+            && (constraint == NULL
+                || strcmp(r->errors[i].constraint, constraint) == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+test_jbuf(void)
+{
+    st_jbuf  b;
+
+    st_jbuf_init(&b);
+    st_jbuf_add_jstr(&b, "a\"b\\c\n\x01", 7);
+    ok(strcmp(b.data, "\"a\\\"b\\\\c\\n\\u0001\"") == 0, "escapes: %s",
+       b.data);
+
+    st_jbuf_reset(&b);
+    st_jbuf_add_jstr(&b, "x\xff" "y\xc3\xa9", 5);
+    ok(strcmp(b.data, "\"x\xef\xbf\xbdy\xc3\xa9\"") == 0,
+       "invalid byte -> U+FFFD, valid UTF-8 kept");
+
+    st_jbuf_reset(&b);
+    st_jbuf_add_jstr(&b, "\xed\xa0\x80", 3);
+    ok(strcmp(b.data, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"") == 0,
+       "surrogate code point rejected");
+
+    st_jbuf_reset(&b);
+    st_jbuf_add_float(&b, -INFINITY);
+    st_jbuf_adds(&b, ",");
+    st_jbuf_add_float(&b, NAN);
+    ok(strcmp(b.data, "-9999.0,null") == 0, "non-finite floats: %s",
+       b.data);
+
+    st_jbuf_reset(&b);
+    st_jbuf_addf(&b, "%0300d", 7);
+    ok(b.len == 300 && !b.failed, "addf grows the buffer");
+
+    st_jbuf_free(&b);
+}
+
+
+static void
+test_utf8(void)
+{
+    ok(st_api_utf8_valid("h\xc3\xa9llo", 6), "valid UTF-8");
+    ok(!st_api_utf8_valid("\xc3\x28", 2), "invalid continuation");
+    ok(!st_api_utf8_valid("\xc0\xaf", 2), "overlong");
+    ok(!st_api_utf8_valid("\xf4\x90\x80\x80", 4), "> U+10FFFF");
+    ok(st_api_utf8_chars("h\xc3\xa9\xe2\x82\xac", 6) == 3, "code points");
+    ok(st_api_utf8_complete("ab\xe2\x82", 4) == 2, "incomplete tail held");
+    ok(st_api_utf8_complete("ab\xe2\x82\xac", 5) == 5, "complete kept");
+    ok(st_api_utf8_complete("abc", 3) == 3, "ASCII kept");
+}
+
+
+static void
+test_completions(void)
+{
+    st_api_request  *r;
+
+    r = parse(ST_API_COMPLETIONS,
+              "{\"model\":\"tiny\",\"prompt\":\"Once\",\"max_tokens\":5,"
+              "\"temperature\":0,\"stream\":true,\"stream_options\":"
+              "{\"include_usage\":true},\"stop\":[\"a\",\"bc\"],"
+              "\"logit_bias\":{\"12\":-100,\"7\":2.5},\"seed\":-1,"
+              "\"logprobs\":2,\"future_field\":{\"x\":[1]},\"user\":null}");
+    ok(r != NULL && r->n_errors == 0, "valid completion request");
+    ok(strcmp(r->model, "tiny") == 0, "model");
+    ok(r->prompt_len == 4 && strcmp(r->prompt, "Once") == 0, "prompt");
+    ok(r->max_tokens == 5, "max_tokens");
+    ok(r->sampling.temperature == 0, "temperature");
+    ok(r->stream && r->include_usage, "stream + include_usage");
+    ok(r->n_stop == 2 && strcmp(r->stop[1], "bc") == 0, "stop");
+    ok(r->n_logit_bias == 2 && r->logit_bias[0].token == 12
+       && isinf(r->logit_bias[0].bias) && r->logit_bias[1].bias == 2.5f,
+       "logit_bias (-100 bans)");
+    ok(r->sampling.seed == UINT64_MAX, "negative seed wraps (int64)");
+    ok(r->logprobs && r->top_logprobs == 2 && r->sampling.n_probs == 2,
+       "logprobs");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[[1,2,3]]}");
+    ok(r->n_errors == 0 && r->n_prompt_ids == 3 && r->prompt_ids[2] == 3,
+       "token-array prompt");
+    ok(r->max_tokens == 16, "default max_tokens 16");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}");
+    ok(has_error(r, "prompt", "max_items"), "batch of prompts rejected");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS,
+              "{\"prompt\":\"x\",\"temperature\":1e999,\"n\":2,"
+              "\"echo\":true,\"max_tokens\":99999,\"top_p\":\"1\"}");
+    ok(has_error(r, "temperature", "range"), "overflowing number");
+    ok(has_error(r, "n", NULL), "n=2");
+    ok(has_error(r, "echo", "unsupported"), "echo");
+    ok(has_error(r, "max_tokens", "range"), "max_tokens over the limit");
+    ok(has_error(r, "top_p", "type"), "top_p as string");
+    ok(r->n_errors == 5, "all five reported (%zu)", r->n_errors);
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"x\",\"temperature\":NaN}");
+    ok(has_error(r, "body", "json"), "NaN is not JSON");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\\u0000b\"}");
+    ok(has_error(r, "body", "nul"), "\\u0000 rejected");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"\xff\"}");
+    ok(has_error(r, "body", "utf8"), "invalid UTF-8 rejected");
+    st_api_request_free(r);
+
+    {
+        char  deep[200];
+
+        memset(deep, '[', sizeof(deep) - 1);
+        deep[sizeof(deep) - 1] = '\0';
+        r = parse(ST_API_COMPLETIONS, deep);
+        ok(has_error(r, "body", "depth"), "deep nesting rejected early");
+        st_api_request_free(r);
+    }
+
+    r = parse(ST_API_COMPLETIONS, "");
+    ok(has_error(r, "body", "required"), "empty body");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "[1]");
+    ok(has_error(r, "body", "type"), "non-object body");
+    st_api_request_free(r);
+}
+
+
+static void
+test_execute(void)
+{
+    st_api_request  *r;
+    st_jbuf          b;
+
+    r = parse(ST_API_EXECUTE,
+              "{\"job_id\":\"j1\",\"prompt\":\"hi\",\"seed\":"
+              "18446744073709551615}");
+    ok(r->n_errors == 0, "valid execute");
+    ok(r->sampling.seed == UINT64_MAX, "seed 2^64-1");
+    ok(r->max_tokens == 256, "default max_tokens 256");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE,
+              "{\"job_id\":\"\",\"prompt\":\"\",\"max_tokens\":0,"
+              "\"temperature\":-1,\"seed\":-5}");
+    ok(r->n_errors == 5, "five errors at once (%zu)", r->n_errors);
+    ok(has_error(r, "job_id", "length") && has_error(r, "prompt", "length")
+       && has_error(r, "max_tokens", "range")
+       && has_error(r, "temperature", "range")
+       && has_error(r, "seed", "range"), "each field named");
+
+    st_jbuf_init(&b);
+    st_api_write_errors(&b, r);
+    ok(strstr(b.data, "\"errors\":[{\"field\":\"job_id\"") != NULL,
+       "errors body");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE,
+              "{\"job_id\":\"x\",\"prompt\":\"SECRET-TEXT\",\"max_tokens\":"
+              "1,\"temperature\":9}");
+    st_jbuf_init(&b);
+    st_api_write_errors(&b, r);
+    ok(strstr(b.data, "SECRET") == NULL, "prompt never echoed");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE, "{\"job_id\":\"x\",\"prompt\":\"ab\","
+                              "\"seed\":18446744073709551616}");
+    ok(has_error(r, "seed", "range"), "seed 2^64 rejected");
+    st_api_request_free(r);
+
+    {
+        static const st_api_limits  small = { 8, 3 };
+
+        static const char  body[] =
+            "{\"job_id\":\"x\",\"prompt\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}";
+
+        r = st_api_parse(ST_API_EXECUTE, body, sizeof(body) - 1, &small);
+        ok(r->n_errors == 0, "3 code points fit a 3-char limit");
+        ok(r->max_tokens == 8, "default capped by the limit");
+        st_api_request_free(r);
+    }
+}
+
+
+static void
+test_chat(void)
+{
+    st_api_request  *r;
+    st_jbuf          b;
+    st_error         err;
+    const char *const *stop;
+    size_t           n_stop;
+
+    r = parse(ST_API_CHAT,
+              "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+              "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+              "\"text\":\"Hel\"},{\"type\":\"text\",\"text\":\"lo\"}]},"
+              "{\"role\":\"assistant\",\"content\":null}],"
+              "\"logprobs\":true,\"top_logprobs\":3,"
+              "\"max_completion_tokens\":7}");
+    ok(r->n_errors == 0, "valid chat");
+    ok(r->n_messages == 3 && strcmp(r->messages[1].content, "Hello") == 0,
+       "text parts joined");
+    ok(r->max_tokens == 7, "max_completion_tokens");
+    ok(r->sampling.n_probs == 3, "top_logprobs -> n_probs");
+
+    st_jbuf_init(&b);
+    ok(st_api_chat_render("chatml", NULL, r->messages, r->n_messages, &b,
+                          &stop, &n_stop, &err) == ST_OK,
+       "chatml render");
+    ok(b.data != NULL && strstr(b.data, "<|im_start|>user\nHello") != NULL,
+       "chatml text");
+    ok(n_stop >= 1, "chatml stop strings");
+    st_jbuf_free(&b);
+
+    st_jbuf_init(&b);
+    ok(st_api_chat_render("auto", "{% jinja nobody knows %}", r->messages,
+                          r->n_messages, &b, &stop, &n_stop, &err)
+       == ST_ERR_UNSUPPORTED, "unknown template refused");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    ok(st_api_chat_family_valid("llama3") && st_api_chat_family_valid("auto")
+       && !st_api_chat_family_valid("jinja"), "family names");
+
+    r = parse(ST_API_CHAT, "{\"messages\":[{\"role\":\"robot\","
+                           "\"content\":\"x\"},{\"role\":\"user\","
+                           "\"content\":[{\"type\":\"image_url\"}]}],"
+                           "\"top_logprobs\":2}");
+    ok(has_error(r, "messages[0].role", "enum"), "bad role");
+    ok(has_error(r, "messages[1].content", "unsupported"), "image part");
+    ok(has_error(r, "top_logprobs", "dependency"), "top_logprobs alone");
+    st_api_request_free(r);
+
+    r = parse(ST_API_CHAT, "{\"messages\":[]}");
+    ok(has_error(r, "messages", "min_items"), "empty messages");
+    st_api_request_free(r);
+}
+
+
+static void
+test_misc(void)
+{
+    st_api_request  *r;
+    st_jbuf          b;
+
+    r = parse(ST_API_TOKENIZE, "{\"content\":\"abc\",\"add_special\":false}");
+    ok(r->n_errors == 0 && !r->add_special && r->prompt_len == 3,
+       "tokenize");
+    st_api_request_free(r);
+
+    r = parse(ST_API_DETOKENIZE, "{\"tokens\":[1,-2]}");
+    ok(has_error(r, "tokens", "type"), "negative token id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_CANCEL, "{\"job_id\":\"abc\"}");
+    ok(r->n_errors == 0 && strcmp(r->job_id, "abc") == 0, "cancel");
+    st_api_request_free(r);
+
+    st_jbuf_init(&b);
+    st_api_write_openai_error(&b, "bad \"x\"", "invalid_request_error",
+                              "temperature", NULL);
+    ok(strcmp(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":"
+              "\"invalid_request_error\",\"param\":\"temperature\","
+              "\"code\":null}}\n") == 0, "OpenAI error object");
+    st_jbuf_free(&b);
+}
+
+
+int
+main(void)
+{
+    test_jbuf();
+    test_utf8();
+    test_completions();
+    test_execute();
+    test_chat();
+    test_misc();
+    return done_testing();
+}

@@ -1,0 +1,172 @@
+// The official `openai` npm client against Starling: completions and chat,
+// streaming and not. Starts its own nginx (Debian's binary + the built
+// module) on a free loopback port under a temporary prefix.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync, chmodSync, readFileSync,
+         existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = resolve(process.env.ST_ROOT ?? join(here, '..', '..'));
+const nginx = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
+const module = process.env.STARLING_MODULE
+    ?? join(root, 'build/nginx/ngx_http_starling_module.so');
+const skip = !existsSync(nginx) || !existsSync(module);
+
+let prefix, port, client;
+
+function freePort() {
+    return new Promise((res, rej) => {
+        const s = createServer();
+        s.listen(0, '127.0.0.1', () => {
+            const p = s.address().port;
+            s.close(() => res(p));
+        });
+        s.on('error', rej);
+    });
+}
+
+function nginxArgs(...extra) {
+    return ['-p', prefix + '/', '-c', join(prefix, 'nginx.conf'),
+            '-e', join(prefix, 'logs/error.log'), ...extra];
+}
+
+before(async () => {
+    if (skip) return;
+    prefix = mkdtempSync(join(tmpdir(), 'starling-openai-'));
+    chmodSync(prefix, 0o755);
+    mkdirSync(join(prefix, 'logs'));
+    port = await freePort();
+    writeFileSync(join(prefix, 'nginx.conf'), `
+load_module ${module};
+worker_processes 1;
+error_log ${prefix}/logs/error.log info;
+pid ${prefix}/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log ${prefix}/logs/access.log;
+    client_body_temp_path ${prefix}/body;
+    proxy_temp_path ${prefix}/proxy;
+    fastcgi_temp_path ${prefix}/fastcgi;
+    uwsgi_temp_path ${prefix}/uwsgi;
+    scgi_temp_path ${prefix}/scgi;
+    starling_model tiny path=${root}/models/stories260K.gguf;
+    starling_model q8 path=${root}/models/TinyStories-656K-Q8_0.gguf;
+    server {
+        listen 127.0.0.1:${port};
+        location /v1/ { starling openai; }
+        location / { starling worker; }
+    }
+}
+`);
+    execFileSync(nginx, nginxArgs());
+    for (let i = 0; i < 200; i++) {
+        try {
+            const r = await fetch(`http://127.0.0.1:${port}/ready`);
+            if (r.status === 200) break;
+        } catch { /* not listening yet */ }
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`,
+                          apiKey: 'unused', maxRetries: 0 });
+});
+
+after(() => {
+    if (skip || !prefix) return;
+    try { execFileSync(nginx, nginxArgs('-s', 'quit')); } catch { /* gone */ }
+    const log = readFileSync(join(prefix, 'logs/error.log'), 'utf8');
+    assert.doesNotMatch(log, /\[(alert|emerg|crit)\]/, 'clean error.log');
+    if (!process.env.ST_KEEP) rmSync(prefix, { recursive: true, force: true });
+});
+
+test('models.list', { skip }, async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    assert.deepEqual(ids, ['tiny', 'q8']);
+});
+
+test('completions, non-streaming', { skip }, async () => {
+    const r = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 0,
+    });
+    assert.equal(r.object, 'text_completion');
+    assert.equal(r.choices.length, 1);
+    assert.ok(r.choices[0].text.length > 0);
+    assert.equal(r.choices[0].finish_reason, 'length');
+    assert.equal(r.usage.completion_tokens, 16);
+    assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 16);
+});
+
+test('completions, streaming equals non-streaming', { skip }, async () => {
+    const full = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 0,
+    });
+    const stream = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 0,
+        stream: true, stream_options: { include_usage: true },
+    });
+    let text = '', finish = null, usage = null;
+    for await (const chunk of stream) {
+        if (chunk.usage) usage = chunk.usage;
+        for (const c of chunk.choices) {
+            text += c.text;
+            if (c.finish_reason) finish = c.finish_reason;
+        }
+    }
+    assert.equal(text, full.choices[0].text);
+    assert.equal(finish, 'length');
+    assert.equal(usage.completion_tokens, 16);
+});
+
+test('chat, non-streaming', { skip }, async () => {
+    const r = await client.chat.completions.create({
+        model: 'q8', max_tokens: 8, temperature: 0,
+        messages: [{ role: 'system', content: 'You tell stories.' },
+                   { role: 'user', content: 'Tell me a story.' }],
+    });
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices[0].message.role, 'assistant');
+    assert.equal(typeof r.choices[0].message.content, 'string');
+    assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+    assert.ok(r.usage.prompt_tokens > 0);
+});
+
+test('chat, streaming', { skip }, async () => {
+    const stream = await client.chat.completions.create({
+        model: 'q8', max_tokens: 8, temperature: 0, stream: true,
+        messages: [{ role: 'user', content: 'Tell me a story.' }],
+    });
+    let text = '', role = null, finish = null, n = 0;
+    for await (const chunk of stream) {
+        n++;
+        const d = chunk.choices[0]?.delta ?? {};
+        if (d.role) role = d.role;
+        if (d.content) text += d.content;
+        if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+    }
+    assert.equal(role, 'assistant');
+    assert.ok(n >= 2);
+    assert.ok(['stop', 'length'].includes(finish));
+    const full = await client.chat.completions.create({
+        model: 'q8', max_tokens: 8, temperature: 0,
+        messages: [{ role: 'user', content: 'Tell me a story.' }],
+    });
+    assert.equal(text, full.choices[0].message.content);
+});
+
+test('errors surface as OpenAI APIError', { skip }, async () => {
+    await assert.rejects(
+        client.completions.create({ model: 'tiny', prompt: 'x', temperature: 9 }),
+        (e) => e instanceof OpenAI.BadRequestError && e.status === 400
+               && e.param === 'temperature');
+    await assert.rejects(
+        client.completions.create({ model: 'nope', prompt: 'x' }),
+        (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+});
