@@ -75,3 +75,16 @@ deps:
 
 clean:
 	rm -rf $(BUILD)
+
+# Every unit test under valgrind (memcheck), without ../shared so it stays
+# short; any error or leak fails.
+VALGRIND ?= valgrind
+test-valgrind: lib unit-bins
+	@set -e; for t in $(UNIT_BINS); do \
+	  echo "valgrind $$t"; \
+	  ST_ROOT=$(CURDIR) ST_SHARED=/nonexistent ST_CPU_KERNELS=avx2 \
+	    $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect $$t > $(BUILD)/$$(basename $$t).valgrind.log 2>&1 \
+	  || { tail -30 $(BUILD)/$$(basename $$t).valgrind.log; exit 1; }; \
+	done; echo "valgrind: all unit tests clean"
+.PHONY: test-valgrind

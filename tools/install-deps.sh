@@ -36,6 +36,7 @@ need libpcre2-dev /usr/include/pcre2.h
 need perl prove
 need valgrind valgrind
 need curl curl
+need openssl openssl
 need nodejs node
 need npm npm
 need dpkg-dev dpkg-buildflags
