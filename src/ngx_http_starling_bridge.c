@@ -206,6 +206,11 @@ ngx_http_starling_task_done(ngx_event_t *ev)
         } else {
             m->info = st_engine_info(m->engine);
             m->loaded = 1;
+            if (m->info->backend_note[0] != '\0') {
+                ngx_log_error(NGX_LOG_WARN, m->log, 0,
+                              "starling: model \"%V\": %s", &m->name,
+                              m->info->backend_note);
+            }
             ngx_log_error(NGX_LOG_NOTICE, m->log, 0,
                           "starling: model \"%V\" loaded: %s %s, %s "
                           "tokenizer, vocab %uD, ctx %uD, backend %s",

@@ -17,11 +17,16 @@
  */
 
 #include "ngx_http_starling.h"
+#include "backend.h"
+
+#include <sys/wait.h>
 
 
 extern ngx_module_t  ngx_thread_pool_module;
 
 
+static ngx_int_t ngx_http_starling_cuda_probe(ngx_conf_t *cf, u_char *why,
+    size_t why_len);
 static char *ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -386,6 +391,18 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (m->backend == ST_BACKEND_CUDA) {
+        u_char  why[160];
+
+        if (ngx_http_starling_cuda_probe(cf, why, sizeof(why)) <= 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "starling_model \"%V\": backend=cuda but no "
+                               "usable CUDA device: %s (use backend=auto to "
+                               "fall back to the CPU)", &value[1], why);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     return NGX_CONF_OK;
 
 invalid:
@@ -393,6 +410,78 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid starling_model parameter \"%V\"", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Counts usable CUDA devices at configuration time, so that `nginx -t` and
+ * start-up fail on a machine where backend=cuda cannot work. CUDA must not
+ * be initialised in the master (contexts do not survive fork()), so the
+ * probe runs in a short-lived child that reports through a pipe. Returns
+ * the count (0 with a reason in why), or -1 if the probe itself failed.
+ */
+static ngx_int_t
+ngx_http_starling_cuda_probe(ngx_conf_t *cf, u_char *why, size_t why_len)
+{
+    int       fds[2], count;
+    char      buf[4 + 160];
+    ssize_t   n, got;
+    ngx_pid_t pid;
+
+    ngx_cpystrn(why, (u_char *) "this build has no CUDA backend", why_len);
+    if (st_backend_cuda_device_count == NULL) {
+        return 0;
+    }
+
+    if (pipe(fds) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "pipe() failed");
+        ngx_cpystrn(why, (u_char *) "probe failed (pipe)", why_len);
+        return -1;
+    }
+
+    pid = fork();
+    if (pid == -1) {
+        close(fds[0]);
+        close(fds[1]);
+        ngx_cpystrn(why, (u_char *) "probe failed (fork)", why_len);
+        return -1;
+    }
+
+    if (pid == 0) {
+        /* child: ask the CUDA runtime, report, exit without nginx's
+         * exit handlers */
+        ngx_memzero(buf, sizeof(buf));
+        count = st_backend_cuda_device_count(buf + 4, sizeof(buf) - 4);
+        ngx_memcpy(buf, &count, 4);
+        n = write(fds[1], buf, sizeof(buf));
+        _exit(n == (ssize_t) sizeof(buf) ? 0 : 1);
+    }
+
+    close(fds[1]);
+    got = 0;
+    while (got < (ssize_t) sizeof(buf)) {
+        n = read(fds[0], buf + got, sizeof(buf) - got);
+        if (n <= 0) {
+            if (n < 0 && ngx_errno == NGX_EINTR) {
+                continue;
+            }
+            break;
+        }
+        got += n;
+    }
+    close(fds[0]);
+    /* the master's SIGCHLD handler may have reaped it already (reload) */
+    (void) waitpid(pid, NULL, 0);
+
+    if (got != (ssize_t) sizeof(buf)) {
+        ngx_cpystrn(why, (u_char *) "probe failed (the CUDA probe process "
+                    "died)", why_len);
+        return -1;
+    }
+    ngx_memcpy(&count, buf, 4);
+    buf[sizeof(buf) - 1] = '\0';
+    ngx_cpystrn(why, (u_char *) buf + 4, why_len);
+    return count;
 }
 
 
