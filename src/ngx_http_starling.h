@@ -147,6 +147,7 @@ typedef struct {
     ngx_uint_t                  queue_size;
     ngx_msec_t                  queue_timeout;
     ngx_msec_t                  stream_timeout;
+    ngx_msec_t                  request_timeout;  /* wall clock; 0: off */
 } ngx_http_starling_loc_conf_t;
 
 
@@ -182,6 +183,8 @@ struct ngx_http_starling_ctx_s {
     ngx_uint_t                  header_sent;
     ngx_uint_t                  done;            /* terminal sent */
     ngx_uint_t                  cancel_requested;
+    ngx_uint_t                  timed_out;        /* request_timeout hit */
+    ngx_msec_t                  start_msec;
     ngx_uint_t                  n_events;
     ngx_chain_t                *out;             /* pending body */
     ngx_chain_t               **last_out;
@@ -190,7 +193,6 @@ struct ngx_http_starling_ctx_s {
     st_jbuf                     scratch;         /* event being built */
     size_t                      text_offset;
     ngx_event_t                 timer;           /* drain + queue limit */
-    ngx_msec_t                  start_msec;
 
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;

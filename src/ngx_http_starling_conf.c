@@ -14,6 +14,7 @@
  *   starling_max_prompt_tokens N;          (0: context)    http/server/loc
  *   starling_max_prompt_chars N;           (32768)         http/server/loc
  *   starling_queue N [timeout=TIME];       (64 30s)        http/server/loc
+ *   starling_request_timeout TIME;         (0: off)        http/server/loc
  */
 
 #include "ngx_http_starling.h"
@@ -95,6 +96,13 @@ ngx_command_t  ngx_http_starling_commands[] = {
       ngx_http_starling_queue,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("starling_request_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_starling_loc_conf_t, request_timeout),
       NULL },
 
       ngx_null_command
@@ -649,6 +657,7 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
     slcf->queue_size = NGX_CONF_UNSET_UINT;
     slcf->queue_timeout = NGX_CONF_UNSET_MSEC;
     slcf->stream_timeout = NGX_CONF_UNSET_MSEC;
+    slcf->request_timeout = NGX_CONF_UNSET_MSEC;
 
     return slcf;
 }
@@ -672,6 +681,8 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               30000);
     ngx_conf_merge_msec_value(conf->stream_timeout, prev->stream_timeout,
                               60000);
+    ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
+                              0);
 
     if (conf->surface == NGX_HTTP_STARLING_OFF) {
         return NGX_CONF_OK;

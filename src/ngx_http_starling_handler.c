@@ -27,6 +27,8 @@ static ngx_int_t ngx_http_starling_generate(ngx_http_request_t *r,
 static void ngx_http_starling_cleanup(void *data);
 static void ngx_http_starling_test_reading(ngx_http_request_t *r);
 static void ngx_http_starling_timer_handler(ngx_event_t *ev);
+static ngx_msec_t ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,
+    ngx_http_starling_loc_conf_t *slcf, ngx_msec_t dflt);
 
 
 static ngx_str_t  ngx_http_starling_corr_header =
@@ -908,7 +910,9 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->timer.data = ctx;
     ctx->timer.log = r->connection->log;
     ctx->timer.cancelable = 0;
-    ngx_add_timer(&ctx->timer, slcf->queue_timeout);
+    ngx_add_timer(&ctx->timer,
+                  ngx_http_starling_timer_delay(ctx, slcf,
+                                                slcf->queue_timeout));
 
     return NGX_DONE;
 }
@@ -933,6 +937,24 @@ ngx_http_starling_test_reading(ngx_http_request_t *r)
 }
 
 
+/* The next timer delay: `dflt`, but never past the request's wall-clock
+ * deadline (starling_request_timeout). */
+static ngx_msec_t
+ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,
+    ngx_http_starling_loc_conf_t *slcf, ngx_msec_t dflt)
+{
+    ngx_msec_t  elapsed, left;
+
+    if (slcf->request_timeout == 0 || ctx->timed_out) {
+        return dflt;
+    }
+    elapsed = ngx_current_msec - ctx->start_msec;
+    left = elapsed >= slcf->request_timeout
+           ? 1 : slcf->request_timeout - elapsed;
+    return left < dflt ? left : dflt;
+}
+
+
 /*
  * Until the first token the timer is the queue timeout (503 + Retry-After);
  * afterwards it only keeps the stream known to nginx: a worker that
@@ -951,8 +973,25 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     c = r->connection;
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_starling_module);
 
-    if (ctx->header_sent || ctx->done) {
+    if (slcf->request_timeout && !ctx->done && !ctx->timed_out
+        && ngx_current_msec - ctx->start_msec >= slcf->request_timeout)
+    {
+        /* wall-clock limit: the sequence is cancelled at the next step
+         * boundary and the stream ends normally (stop_reason TIMEOUT,
+         * finish_reason "length") */
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "starling: request timeout (%M ms)",
+                      slcf->request_timeout);
+        ctx->timed_out = 1;
+        ngx_http_starling_cancel(ctx);
         ngx_add_timer(&ctx->timer, slcf->stream_timeout);
+        return;
+    }
+
+    if (ctx->header_sent || ctx->done) {
+        ngx_add_timer(&ctx->timer,
+                      ngx_http_starling_timer_delay(ctx, slcf,
+                                                    slcf->stream_timeout));
         return;
     }
 

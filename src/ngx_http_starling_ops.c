@@ -144,7 +144,7 @@ ngx_http_starling_variable(ngx_http_request_t *r,
             v->not_found = 1;
             return NGX_OK;
         }
-        s = st_finish_reason_str(ctx->finish);
+        s = ctx->timed_out ? "timeout" : st_finish_reason_str(ctx->finish);
         v->data = (u_char *) s;
         v->len = ngx_strlen(s);
         return NGX_OK;

@@ -307,7 +307,8 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
         st_jbuf_addf(b, ",\"tokens_out\":%u,\"decode_time_ms\":%.3f,"
                      "\"stop_reason\":\"%s\",\"stop_sequence_matched\":",
                      ctx->completion_tokens, out->decode_ms,
-                     ngx_http_starling_stop_reason(out));
+                     ctx->timed_out ? "TIMEOUT"
+                                    : ngx_http_starling_stop_reason(out));
         if (out->stop_index >= 0 && (size_t) out->stop_index < ctx->n_stop) {
             st_jbuf_add_jstr(b, ctx->stop[out->stop_index],
                              ngx_strlen(ctx->stop[out->stop_index]));
@@ -343,7 +344,8 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
             st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"text\":\"\","
                          "\"logprobs\":null,\"finish_reason\":");
         }
-        st_jbuf_addf(b, "\"%s\"}]", ngx_http_starling_openai_reason(
+        st_jbuf_addf(b, "\"%s\"}]", ctx->timed_out ? "length"
+                                    : ngx_http_starling_openai_reason(
                                         out->finish));
         if (ctx->include_usage) {
             st_jbuf_adds(b, ",\"usage\":null");
@@ -417,7 +419,8 @@ ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
     }
 
     st_jbuf_addf(b, ",\"finish_reason\":\"%s\"}],",
-                 ngx_http_starling_openai_reason(ctx->finish));
+                 ctx->timed_out ? "length"
+                                : ngx_http_starling_openai_reason(ctx->finish));
     ngx_http_starling_usage(ctx, b);
     st_jbuf_adds(b, "}\n");
 
