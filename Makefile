@@ -68,7 +68,7 @@ test-unit: lib unit-bins
 EXTRA_TESTS :=
 -include $(sort $(wildcard mk/*.mk))
 
-test: test-unit $(EXTRA_TESTS)
+test: test-unit $(EXTRA_TESTS) test-valgrind
 
 deps:
 	./tools/install-deps.sh

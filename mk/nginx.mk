@@ -102,7 +102,7 @@ $(API_TEST): t/api/test_api.c $(wildcard src/api/*.c src/api/*.h) t/unit/tap.h $
 test-api: $(API_TEST)
 	prove --exec '' $(API_TEST)
 
-EXTRA_TESTS += test-api test-nginx
+EXTRA_TESTS += test-api test-nginx test-nginx-asan
 
 # ASan + UBSan build of the module, loaded into Debian's nginx with the
 # runtime preloaded (nginx core itself leaks a little at exit: no leak
