@@ -26,7 +26,7 @@ my @jobs;
 for my $i (0 .. 15) {
     my $prompt = "Once upon a time, " . join(' ', @words[0 .. ($i % 8) + 2])
                . ($i % 2 ? ' went to the park.' : ' saw');
-    push @jobs, { prompt => $prompt, max_tokens => 300 + 10 * $i,
+    push @jobs, { prompt => $prompt, max_tokens => 600 + 10 * $i,
                   temperature => ($i % 3 ? 0.8 : 0), seed => 1000 + $i,
                   ignore_eos => JSON::PP::true };
 }
@@ -47,8 +47,15 @@ for my $i (0 .. 15) {
 }
 
 # the same 16 at once
-my @st = map { $t->stream_open('/execute', { %{$jobs[$_]}, job_id => "conc$_" }) }
-         0 .. 15;
+# connect all 16 first, then send the 16 requests back to back, so they
+# reach the server within a few milliseconds of each other
+my @socks = map { $t->connect_server or die "connect: $!" } 0 .. 15;
+for my $i (0 .. 15) {
+    my $sock = $socks[$i];
+    print $sock $t->build_request('POST', '/execute',
+                                  { %{$jobs[$i]}, job_id => "conc$i" });
+}
+my @st = map { StarlingTest::Stream->new($_) } @socks;
 my (@first, @last);
 my $deadline = time + 60;
 while (time < $deadline) {
@@ -57,7 +64,8 @@ while (time < $deadline) {
         my $s = $st[$i];
         next if $s->{finished};
         $live++;
-        while (my $e = $s->next_event(0.005)) {
+        1 while $s->fill(0);                # take what has arrived, no wait
+        while (my $e = $s->next_event(0)) {
             if (($e->{event} // '') eq 'token') {
                 $first[$i] //= $e->{t};
                 $last[$i] = $e->{t};
@@ -70,6 +78,7 @@ while (time < $deadline) {
         $s->{finished} = 1 if $s->{done} || $s->{eof};
     }
     last unless $live;
+    select(undef, undef, undef, 0.001);
 }
 my $all_equal = 1;
 for my $i (0 .. 15) {
