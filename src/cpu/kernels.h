@@ -4,7 +4,9 @@
  *
  * Every SIMD from_float here is bit-identical to the scalar reference in
  * quant.c; every SIMD vec_dot computes the same exact integer per-block
- * sums as the reference and differs only in float summation order.
+ * sums as the reference and differs only in float summation order; every
+ * GEMM tile kernel (gemm_avx2.c, gemm_avx512.c) is bit-identical to the
+ * vec_dot of its own level.
  */
 #ifndef ST_KERNELS_H
 #define ST_KERNELS_H
@@ -32,7 +34,48 @@ int st_cpu_level_supported(st_cpu_level level);
 st_vec_dot_fn    st_cpu_vec_dot(st_cpu_level level, st_type wtype);
 st_from_float_fn st_cpu_from_float(st_cpu_level level, st_type vdtype);
 
-/* Per-ISA tables (kernels_avx2.c, kernels_avx512.c). */
+/* GEMM microkernel: nw weight rows (w_stride bytes apart) times n_a
+ * converted activation rows (a_stride bytes apart), n_a a multiple of
+ * na:
+ *   out[r * out_stride + o] = vec_dot(n, w row o, a row r)
+ * for o < nw, r < n_a, where every element is BIT-IDENTICAL to what
+ * st_cpu_vec_dot() of the same level gives (batch invariance: the tiling
+ * of a matmul must never change a result). Kernels with a_scales set
+ * also read every Q8_0 activation block's scale as f32 (a_scales row r,
+ * block b: a_scales[r * as_stride + b], equal to st_f16_to_f32(d)). */
+typedef struct {
+    int64_t       n;             /* values per row */
+    float        *out;
+    size_t        out_stride;    /* floats between output rows */
+    const void   *w;
+    size_t        w_stride;      /* bytes */
+    const void   *a;
+    size_t        a_stride;      /* bytes */
+    const float  *a_scales;
+    size_t        as_stride;     /* floats */
+    int64_t       n_a;
+} st_gemm_args;
+
+typedef void (*st_gemm_fn)(const st_gemm_args *g);
+
+/* the largest n the Q8_0/Q4_0 tile kernels take (their per-call weight
+ * staging lives on the stack) */
+#define ST_GEMM_N_MAX  16384
+
+typedef struct {
+    st_gemm_fn  fn;              /* NULL: none, use vec_dot per element */
+    int         nw;              /* weight rows per tile */
+    int         na;              /* activation rows per tile */
+    int64_t     max_n;           /* larger rows: vec_dot per element */
+    int         a_scales;        /* needs Q8_0 activation scales as f32 */
+} st_gemm_kernel;
+
+/* The tile kernel matching st_cpu_vec_dot(level, wtype), if any. */
+st_gemm_kernel st_cpu_gemm(st_cpu_level level, st_type wtype);
+
+/* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
+st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
+st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
 st_vec_dot_fn    st_cpu_avx2_vec_dot(st_type wtype);
 st_from_float_fn st_cpu_avx2_from_float(st_type vdtype);
 st_vec_dot_fn    st_cpu_avx512_vec_dot(st_type wtype);

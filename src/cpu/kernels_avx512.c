@@ -8,6 +8,7 @@
  * differs from the scalar reference, as for AVX2.
  */
 #include "kernels.h"
+#include "hsum_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -90,7 +91,7 @@ st_vec_dot_f32_avx512(int64_t n, float *s, const void *vx, const void *vy)
         a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i),
                              _mm512_maskz_loadu_ps(m, y + i), a1);
     }
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
+    sum = st_hsum512_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
                                              _mm512_add_ps(a2, a3)));
     *s = sum;
 }
@@ -121,7 +122,7 @@ st_vec_dot_f16_avx512(int64_t n, float *s, const void *vx, const void *vy)
             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i)), a1);
     }
-    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
+    *s = st_hsum512_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
                                             _mm512_add_ps(a2, a3)));
 }
 
@@ -160,7 +161,7 @@ st_vec_dot_bf16_avx512(int64_t n, float *s, const void *vx, const void *vy)
                      (__m512bh) _mm512_maskz_loadu_epi16(m1, y + i + 32));
         }
     }
-    *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    *s = st_hsum512_ps(_mm512_add_ps(a0, a1));
 }
 
 
@@ -197,7 +198,7 @@ st_vec_dot_q8_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
                        st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
             _mm512_cvtepi32_ps(p), a0);
     }
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    sum = st_hsum512_ps(_mm512_add_ps(a0, a1));
     if (i < nb) {
         /* last odd block: upper half zero */
         p = st_dot_i8_64(_mm512_castsi256_si512(
@@ -269,7 +270,7 @@ st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
                        st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
             _mm512_cvtepi32_ps(p), a0);
     }
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    sum = st_hsum512_ps(_mm512_add_ps(a0, a1));
     if (i < nb) {
         p = st_dot_q4_0x2(st_q4_0_unpack2(x[i].qs, x[i].qs),
                           st_load2x256(y[i].qs, y[i].qs));
@@ -354,7 +355,7 @@ st_vec_dot_q4_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum),
                                accm);
     }
-    *s = _mm512_reduce_add_ps(acc) - st_hsum256_ps(accm);
+    *s = st_hsum512_ps(acc) - st_hsum256_ps(accm);
 }
 
 
@@ -433,7 +434,7 @@ st_vec_dot_q6_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum),
                               acc);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    *s = st_hsum512_ps(acc);
 }
 
 

@@ -10,10 +10,16 @@
  *    from memory about once per call, and inside an item W rows are the
  *    outer loop, activation rows the inner one (the W chunk and the
  *    activation block stay in L1/L2 — the GEMM shape for prefill).
+ * 3. Inside an item, full tiles of nw W rows x na activation rows go to
+ *    the level's GEMM microkernel (kernels.h), which shares loads and
+ *    weight unpacking between the elements of a tile; the edges, and
+ *    calls with fewer rows than a tile (decode), use vec_dot.
  *
- * Batch invariance: every y[r][o] is exactly one vec_dot call on weight
- * row o and converted row r, with the kernel chosen once per process;
- * n_rows, thread count and tiling only decide who computes it, never how.
+ * Batch invariance: every y[r][o] has the bits of one vec_dot call on
+ * weight row o and converted row r, with the kernels chosen once per
+ * process: the GEMM kernels reproduce vec_dot element for element
+ * (test_matmul checks it for every type and level), so n_rows, thread
+ * count and tiling only decide who computes a value, never how.
  */
 #include "matmul.h"
 #include "kernels.h"
@@ -36,11 +42,15 @@
 typedef struct {
     const st_weight  *w;
     st_vec_dot_fn     vec_dot;
+    st_gemm_kernel    gemm;          /* tile kernel, bit-identical */
     st_from_float_fn  from_float;
 
     const float      *x;             /* (n_rows, n_in) */
     uint8_t          *xq;            /* (n_rows, xq_row_bytes) */
     size_t            xq_row_bytes;
+    float            *xs;            /* (n_rows, xs_stride) Q8_0 block
+                                        scales as f32, for gemm */
+    size_t            xs_stride;
     int64_t           n_rows;
     float            *y;             /* (n_rows, n_out) */
 
@@ -65,6 +75,36 @@ st_mm_convert(void *vctx, int ith, int nth)
     for (r = r0; r < r1; r++) {
         c->from_float(c->x + r * c->w->n_in, c->xq + r * c->xq_row_bytes,
                       c->w->n_in);
+        if (c->xs != NULL) {
+            const st_block_q8_0 *b = (const st_block_q8_0 *)
+                                     (c->xq + r * c->xq_row_bytes);
+            float               *d = c->xs + (size_t) r * c->xs_stride;
+            size_t               i;
+
+            for (i = 0; i < c->xs_stride; i++) {
+                d[i] = st_f16_to_f32(b[i].d);
+            }
+        }
+    }
+}
+
+
+/* y[r][o] for o in [o0, o1), r in [r0, r1), one vec_dot each */
+static void
+st_mm_item_dots(const st_mm_ctx *c, int64_t o0, int64_t o1, int64_t r0,
+    int64_t r1)
+{
+    const st_weight *w = c->w;
+    int64_t          o, r;
+
+    for (o = o0; o < o1; o++) {
+        const uint8_t *wrow = (const uint8_t *) w->data
+                              + (size_t) o * w->row_bytes;
+
+        for (r = r0; r < r1; r++) {
+            c->vec_dot(w->n_in, c->y + r * w->n_out + o, wrow,
+                       c->xq + (size_t) r * c->xq_row_bytes);
+        }
     }
 }
 
@@ -77,7 +117,7 @@ st_mm_item(const st_mm_ctx *c, int64_t item)
     int64_t          rb = item % c->n_row_blocks;
     int64_t          o0 = ch * c->chunk_rows, o1 = o0 + c->chunk_rows;
     int64_t          r0 = rb * ST_MM_ROW_BLOCK, r1 = r0 + ST_MM_ROW_BLOCK;
-    int64_t          o, r;
+    int64_t          o;
 
     if (o1 > w->n_out) {
         o1 = w->n_out;
@@ -85,15 +125,29 @@ st_mm_item(const st_mm_ctx *c, int64_t item)
     if (r1 > c->n_rows) {
         r1 = c->n_rows;
     }
-    for (o = o0; o < o1; o++) {
-        const uint8_t *wrow = (const uint8_t *) w->data
-                              + (size_t) o * w->row_bytes;
+    o = o0;
+    if (c->gemm.fn != NULL && r1 - r0 >= c->gemm.na) {
+        st_gemm_args g;
+        int64_t      nw = c->gemm.nw;
 
-        for (r = r0; r < r1; r++) {
-            c->vec_dot(w->n_in, c->y + r * w->n_out + o, wrow,
-                       c->xq + (size_t) r * c->xq_row_bytes);
+        /* full tiles; what is left over goes to vec_dot below, which
+         * gives the same bits */
+        g.n = w->n_in;
+        g.out_stride = (size_t) w->n_out;
+        g.w_stride = w->row_bytes;
+        g.a = c->xq + (size_t) r0 * c->xq_row_bytes;
+        g.a_stride = c->xq_row_bytes;
+        g.a_scales = c->xs ? c->xs + (size_t) r0 * c->xs_stride : NULL;
+        g.as_stride = c->xs_stride;
+        g.n_a = (r1 - r0) / c->gemm.na * c->gemm.na;
+        for (; o + nw <= o1; o += nw) {
+            g.out = c->y + r0 * w->n_out + o;
+            g.w = (const uint8_t *) w->data + (size_t) o * w->row_bytes;
+            c->gemm.fn(&g);
         }
+        st_mm_item_dots(c, o0, o, r0 + g.n_a, r1);
     }
+    st_mm_item_dots(c, o, o1, r0, r1);
 }
 
 
@@ -156,6 +210,10 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
     c.w = w;
     c.vec_dot = st_cpu_vec_dot(level, w->type);
     c.from_float = st_cpu_from_float(level, wt->vec_dot_type);
+    c.gemm = st_cpu_gemm(level, w->type);
+    if (w->n_in > c.gemm.max_n || n_rows < c.gemm.na) {
+        c.gemm.fn = NULL;        /* decode rows: one vec_dot each */
+    }
     if (c.vec_dot == NULL || c.from_float == NULL) {
         return ST_ERR_UNSUPPORTED;
     }
@@ -179,6 +237,11 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
             return ST_ERR_NOMEM;
         }
         need = (size_t) n_rows * c.xq_row_bytes;
+        if (c.gemm.fn != NULL && c.gemm.a_scales) {
+            c.xs_stride = (size_t) (w->n_in / ST_QK8_0);
+            need = (need + ST_MM_ALIGN - 1) / ST_MM_ALIGN * ST_MM_ALIGN
+                   + (size_t) n_rows * c.xs_stride * sizeof(float);
+        }
         if (scratch->cap < need) {
             void  *buf;
             size_t cap = (need + ST_MM_ALIGN - 1) / ST_MM_ALIGN * ST_MM_ALIGN;
@@ -192,6 +255,11 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
             scratch->cap = cap;
         }
         c.xq = scratch->buf;
+        if (c.xs_stride != 0) {
+            c.xs = (float *) (void *) (c.xq
+                   + ((size_t) n_rows * c.xq_row_bytes + ST_MM_ALIGN - 1)
+                     / ST_MM_ALIGN * ST_MM_ALIGN);
+        }
         if (nth > 1 && n_rows > 1 && n_rows * w->n_in >= ST_MM_CONVERT_PAR) {
             st_threadpool_run(tp, st_mm_convert, &c);
         } else {

@@ -514,6 +514,97 @@ test_vec_f16(void)
 }
 
 
+/* The fused attention kernel (vec_f16.h) against the reference loop of
+ * st_vec_* calls (st_attn_f16_run_scalar, which uses the selected
+ * level's helpers): outputs, running max and sum bit-identical, for head
+ * sizes with and without a register-resident path, groups of heads
+ * sharing KV heads, and keys fed in uneven runs. */
+static void
+test_attn_fused(const char *name, st_attn_f16_run_fn run)
+{
+    static const uint32_t hds[] = { 5, 8, 16, 24, 32, 48, 64, 80, 128, 136,
+                                    256 };
+    static const uint32_t nhs[] = { 1, 2, 3, 4, 7, 8 };
+    enum { KEYS = 150, HMAX = ST_ATTN_HEADS_MAX };
+    size_t                t, k, u;
+    int                   bad = 0, cases = 0;
+
+    for (t = 0; t < sizeof(hds) / sizeof(hds[0]); t++) {
+        uint32_t hd = hds[t], nh, n_kv, stride, h, c, n;
+        float    spread;
+
+        for (u = 0; u < sizeof(nhs) / sizeof(nhs[0]); u++) {
+            st_attn_f16_state  sa[HMAX], sb[HMAX];
+            size_t             off[HMAX];
+            float             *q, *bufa, *bufb, *oa, *ob;
+            st_f16            *kk, *vv;
+
+            nh = nhs[u];
+            n_kv = (nh + 1) / 2;
+            stride = n_kv * hd + 3;          /* rows with a gap */
+            q = malloc(sizeof(float) * hd * nh);
+            bufa = malloc(sizeof(float) * 2 * hd * nh);
+            bufb = malloc(sizeof(float) * 2 * hd * nh);
+            oa = malloc(sizeof(float) * hd);
+            ob = malloc(sizeof(float) * hd);
+            kk = malloc(sizeof(st_f16) * stride * KEYS);
+            vv = malloc(sizeof(st_f16) * stride * KEYS);
+            if (!q || !bufa || !bufb || !oa || !ob || !kk || !vv) {
+                ok(0, "attn alloc");
+                return;
+            }
+            spread = (float) (1 + rng_u32() % 8);
+            for (k = 0; k < (size_t) stride * KEYS; k++) {
+                kk[k] = st_f32_to_f16(rng_f() * spread);
+                vv[k] = st_f32_to_f16(rng_f() * 4.0f);
+            }
+            for (k = 0; k < (size_t) hd * 2; k++) {
+                kk[stride * 7 + k % (n_kv * hd)] = kk[k % (n_kv * hd)];
+            }                                /* a tie with key 0 */
+            for (k = 0; k < (size_t) hd * nh; k++) {
+                q[k] = rng_f() * spread;
+            }
+            for (h = 0; h < nh; h++) {
+                off[h] = (size_t) (h / 2) * hd;
+                st_attn_f16_begin(&sa[h], q + h * hd, hd, 0.125f,
+                                  bufa + (size_t) h * 2 * hd);
+                st_attn_f16_begin(&sb[h], q + h * hd, hd, 0.125f,
+                                  bufb + (size_t) h * 2 * hd);
+            }
+            for (c = 0; c < KEYS; c += n) {
+                n = 1 + rng_u32() % 40;
+                if (n > KEYS - c) {
+                    n = KEYS - c;
+                }
+                run(sa, nh, off, kk + (size_t) c * stride,
+                    vv + (size_t) c * stride, stride, n);
+                st_attn_f16_run_scalar(sb, nh, off, kk + (size_t) c * stride,
+                                       vv + (size_t) c * stride, stride, n);
+            }
+            for (h = 0; h < nh; h++) {
+                st_attn_f16_end(&sa[h], oa);
+                st_attn_f16_end(&sb[h], ob);
+                if (memcmp(oa, ob, sizeof(float) * hd) != 0
+                    || memcmp(&sa[h].M, &sb[h].M, sizeof(float)) != 0
+                    || memcmp(&sa[h].S, &sb[h].S, sizeof(float)) != 0)
+                {
+                    if (bad++ < 3) {
+                        diag("attn hd %u heads %u head %u: out[0] %.9g vs "
+                             "%.9g, S %.9g vs %.9g", hd, nh, h, oa[0], ob[0],
+                             sa[h].S, sb[h].S);
+                    }
+                }
+            }
+            cases++;
+            free(q); free(bufa); free(bufb); free(oa); free(ob);
+            free(kk); free(vv);
+        }
+    }
+    ok(bad == 0, "%s fused F16 attention bit-identical to the st_vec_* loop "
+       "(%d cases)", name, cases);
+}
+
+
 int
 main(void)
 {
@@ -566,5 +657,20 @@ main(void)
     } else {
         skip("vec_f16 AVX2 helpers: no AVX2");
     }
+    /* the reference loop uses the selected level's st_vec_* helpers,
+     * which are the AVX2 ones from that level up */
+    if (st_cpu_level_selected() >= ST_CPU_AVX2) {
+        test_attn_fused("avx2", st_attn_f16_run_avx2);
+    } else {
+        skip("avx2 fused attention: scalar kernels selected");
+    }
+    if (st_cpu_level_selected() >= ST_CPU_AVX2
+        && st_cpu_level_supported(ST_CPU_AVX512))
+    {
+        test_attn_fused("avx512", st_attn_f16_run_avx512);
+    } else {
+        skip("avx512 fused attention: no AVX-512 or scalar selected");
+    }
+    ok(st_attn_f16_run_kernel() != NULL, "fused attention kernel selected");
     return done_testing();
 }

@@ -8,6 +8,10 @@
  *     same row computed alone, with 1 and 2 threads, and 1 vs 2 threads;
  *   - shapes: odd n_out (67), n_rows 1, 3, 17, 40 (> one row block),
  *     a 1 x 3001 "logits" shape, a wide 70 x 67 "prefill" shape;
+ *   - GEMM tile kernels (kernels.h) at every level this CPU has, every
+ *     type, many n_in (odd block counts, float tails): each element
+ *     bit-identical to that level's vec_dot; Q8_0 weights also with raw
+ *     random bytes (-128 included);
  *   - argument errors; the team running 10000 tiny regions.
  */
 #include "tap.h"
@@ -326,6 +330,163 @@ test_threadpool(void)
 }
 
 
+/* One type at one level: tiles at a few offsets vs vec_dot per element. */
+static int
+gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
+{
+    const st_type_traits *tr = st_type_traits_get(t);
+    st_gemm_kernel        gk = st_cpu_gemm(level, t);
+    st_vec_dot_fn         dot = st_cpu_vec_dot(level, t);
+    st_from_float_fn      conv = st_cpu_from_float(level, tr->vec_dot_type);
+    size_t                wrb = (size_t) st_row_bytes(t, (uint64_t) n_in);
+    size_t                arb = (size_t) st_row_bytes(tr->vec_dot_type,
+                                                      (uint64_t) n_in);
+    int64_t               nw, na, o, r, i;
+    uint8_t              *wq, *aq;
+    float                *row, *out, *as, ref;
+    int                   bad = 0;
+    st_gemm_args          g;
+
+    if (gk.fn == NULL || dot == NULL || conv == NULL) {
+        return 0;                /* nothing to compare at this level */
+    }
+    nw = gk.nw + 1;              /* one spare row: tiles at offset 0 and 1 */
+    na = gk.na + 1;
+    wq = malloc(wrb * (size_t) nw);
+    aq = malloc(arb * (size_t) na);
+    row = malloc(sizeof(float) * (size_t) n_in);
+    out = malloc(sizeof(float) * (size_t) (na * nw));
+    as = malloc(sizeof(float) * (size_t) (na * (n_in / 32 + 1)));
+    if (wq == NULL || aq == NULL || row == NULL || out == NULL || as == NULL)
+    {
+        free(wq); free(aq); free(row); free(out); free(as);
+        return 1;
+    }
+    for (o = 0; o < nw; o++) {
+        for (i = 0; i < n_in; i++) {
+            /* mixed magnitudes so float sums really round */
+            row[i] = rng_f() * (float) (1 << (rng_u32() % 12));
+        }
+        st_quantize_row(t, row, wq + (size_t) o * wrb, n_in);
+        if (raw_bytes && t == ST_TYPE_Q8_0) {
+            st_block_q8_0 *b = (st_block_q8_0 *) (wq + (size_t) o * wrb);
+
+            for (i = 0; i < n_in / ST_QK8_0; i++) {
+                int j;
+
+                for (j = 0; j < ST_QK8_0; j++) {
+                    b[i].qs[j] = (int8_t) (rng_u32() & 0xff);
+                }
+                b[i].qs[i % ST_QK8_0] = -128;
+            }
+        }
+    }
+    for (r = 0; r < na; r++) {
+        for (i = 0; i < n_in; i++) {
+            row[i] = rng_f() * (float) (1 << (rng_u32() % 12));
+        }
+        if (t == ST_TYPE_F32) {
+            memcpy(aq + (size_t) r * arb, row, arb);
+        } else {
+            conv(row, aq + (size_t) r * arb, n_in);
+        }
+        if (gk.a_scales) {
+            const st_block_q8_0 *b = (const st_block_q8_0 *)
+                                     (aq + (size_t) r * arb);
+
+            for (i = 0; i < n_in / 32; i++) {
+                as[r * (n_in / 32) + i] = st_f16_to_f32(b[i].d);
+            }
+        }
+    }
+    for (i = 0; i < 4; i++) {
+        int64_t ow = i & 1, ra = i >> 1;
+
+        memset(out, 0, sizeof(float) * (size_t) (na * nw));
+        g.n = n_in;
+        g.out = out;
+        g.out_stride = (size_t) nw;
+        g.w = wq + (size_t) ow * wrb;
+        g.w_stride = wrb;
+        g.a = aq + (size_t) ra * arb;
+        g.a_stride = arb;
+        g.a_scales = as + ra * (n_in / 32);
+        g.as_stride = (size_t) (n_in / 32);
+        g.n_a = gk.na;
+        gk.fn(&g);
+        for (o = 0; o < gk.nw; o++) {
+            for (r = 0; r < gk.na; r++) {
+                dot(n_in, &ref, wq + (size_t) (o + ow) * wrb,
+                    aq + (size_t) (r + ra) * arb);
+                if (memcmp(&ref, &out[r * nw + o], sizeof(float)) != 0) {
+                    if (bad++ < 3) {
+                        diag("%s %s n_in %lld: w %lld a %lld: gemm %.9g "
+                             "vec_dot %.9g", st_cpu_level_name(level),
+                             tr->name, (long long) n_in,
+                             (long long) (o + ow), (long long) (r + ra),
+                             out[r * nw + o], ref);
+                    }
+                }
+            }
+        }
+    }
+    free(wq); free(aq); free(row); free(out); free(as);
+    return bad;
+}
+
+
+static void
+test_gemm_kernels(void)
+{
+    static const st_type  types[] = {
+        ST_TYPE_F32, ST_TYPE_F16, ST_TYPE_BF16, ST_TYPE_Q8_0, ST_TYPE_Q4_0,
+        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K
+    };
+    static const int64_t  n_float[] = { 1, 7, 15, 16, 17, 31, 32, 33, 63,
+                                        64, 65, 100, 127, 128, 129, 200,
+                                        256, 896 };
+    static const int64_t  n_q[] = { 32, 64, 96, 128, 160, 192, 224, 288,
+                                    512, 896, 4864 };
+    static const int64_t  n_k[] = { 256, 512, 768, 1280, 4864 };
+    st_cpu_level          level;
+    size_t                k, j, n_n;
+    const int64_t        *ns;
+
+    for (level = ST_CPU_SCALAR; level < ST_CPU_LEVEL_COUNT; level++) {
+        if (!st_cpu_level_supported(level)) {
+            skip("gemm kernels: CPU lacks %s", st_cpu_level_name(level));
+            continue;
+        }
+        for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+            const st_type_traits *tr = st_type_traits_get(types[k]);
+            st_gemm_kernel        gk = st_cpu_gemm(level, types[k]);
+            int                   bad = 0;
+
+            if (tr == NULL || !tr->supported || gk.fn == NULL) {
+                continue;
+            }
+            if (tr->block_size == 1) {
+                ns = n_float;
+                n_n = sizeof(n_float) / sizeof(n_float[0]);
+            } else if (tr->block_size == 32) {
+                ns = n_q;
+                n_n = sizeof(n_q) / sizeof(n_q[0]);
+            } else {
+                ns = n_k;
+                n_n = sizeof(n_k) / sizeof(n_k[0]);
+            }
+            for (j = 0; j < n_n; j++) {
+                bad += gemm_check(level, types[k], ns[j], 0);
+                bad += gemm_check(level, types[k], ns[j], 1);
+            }
+            ok(bad == 0, "%s %s: %dx%d GEMM tiles bit-identical to vec_dot "
+               "(%zu sizes)", st_cpu_level_name(level), tr->name, gk.nw,
+               gk.na, n_n);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -361,6 +522,7 @@ main(void)
     test_type(tp1, tp2, ST_TYPE_F32, 37, 67);   /* odd n_in, tails */
     test_type(tp1, tp2, ST_TYPE_F16, 37, 67);
     test_shapes(tp2);
+    test_gemm_kernels();
 
     st_threadpool_free(tp1);
     st_threadpool_free(tp2);
