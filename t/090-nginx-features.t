@@ -16,11 +16,15 @@ StarlingTest::require_nginx();
 plan skip_all => 'curl and openssl needed'
     unless -x '/usr/bin/curl' && -x '/usr/bin/openssl';
 
+# curl and openssl are ordinary programs: keep an LD_PRELOAD meant for
+# nginx (the ASan run of this suite) away from them
+my $env = 'env -u LD_PRELOAD';
+
 my $dir = tempdir('starling-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/key.pem "
+system("$env openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/key.pem "
        . "-out $dir/cert.pem -days 1 -subj /CN=localhost >/dev/null 2>&1") == 0
     or plan skip_all => 'openssl could not make a certificate';
-my $hash = `openssl passwd -apr1 s3cret`;
+my $hash = `$env openssl passwd -apr1 s3cret`;
 chomp $hash;
 open my $fh, '>', "$dir/htpasswd" or die $!;
 print $fh "alice:$hash\n";
@@ -61,7 +65,7 @@ my $body = '{"prompt":"Once upon a time","max_tokens":8,"temperature":0,"stream"
 
 sub curl {
     my (@args) = @_;
-    my $out = `curl -sk -m 20 -w '\\n%{http_code}' @args 2>/dev/null`;
+    my $out = `$env curl -sk -m 20 -w '\\n%{http_code}' @args 2>/dev/null`;
     my ($text, $code) = $out =~ /^(.*)\n(\d+)$/s;
     return ($code // 0, $text // '');
 }
