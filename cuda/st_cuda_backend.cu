@@ -18,6 +18,13 @@
  *
  * Memory layout (one device): [weights arena][K/V: per layer K then V,
  * each (n_blocks * block_tokens, kv_dim) F16][scratch activations].
+ *
+ * Decode steps (every row wants logits, fewer rows than the cuBLAS
+ * threshold) replay a CUDA graph captured once per batch size: the
+ * kernels read everything that changes between steps (tokens, positions,
+ * KV rows, block tables) from the step-input buffer, whose address and
+ * per-size layout stay fixed, so a step is one input copy, one graph
+ * launch and one logits copy. ST_CUDA_GRAPHS=0 turns graphs off.
  */
 /* The engine headers are C11; C++ spells _Static_assert static_assert. */
 #if !defined(_Static_assert)
@@ -29,6 +36,7 @@ extern "C" {
 
 #include "st_cuda_compat.h"
 #include "st_cuda_kernels.h"
+#include "st_cuda_backend.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +46,7 @@ extern "C" {
 #define ST_CUDA_LOGIT_ROWS    64          /* output rows per head pass */
 #define ST_CUDA_TILE_BYTES    (64u << 20) /* F32 dequant tile for cuBLAS */
 #define ST_CUDA_GEMM_MIN_ROWS 16
+#define ST_CUDA_GRAPH_MAX_ROWS 64         /* <= ST_CUDA_LOGIT_ROWS */
 
 typedef struct {
     const uint8_t *d;
@@ -93,9 +102,19 @@ typedef struct {
     size_t           tile_elems;
     uint64_t         scratch_bytes;
 
-    /* per-step inputs: host staging and its device copy */
+    /* per-step inputs: host staging (pinned) and its device copy; the
+     * device buffer moves only when a step needs more room, and in_gen
+     * counts the moves (graphs captured before a move are stale) */
     uint8_t         *h_in, *d_in;
     size_t           in_cap;
+    uint64_t         in_gen;
+
+    /* decode graphs by batch rows (1..graph_max_rows), NULL = none yet */
+    cudaGraphExec_t *graphs;          /* (graph_max_rows + 1) */
+    uint64_t        *graph_gen;       /* in_gen each was captured at */
+    uint32_t         graph_max_rows;  /* 0: graphs off */
+    uint32_t         graph_slots;     /* entries of graphs / graph_gen */
+    uint64_t         graph_captures, graph_replays;
 
     char             health[512];
 } st_cuda_impl;
@@ -371,6 +390,35 @@ typedef struct {
 } st_cuda_in_layout;
 
 
+/* (Re)allocates the step-input buffers for bytes; moving the device
+ * buffer makes every captured graph stale. */
+static st_status
+st_cuda_in_alloc(st_cuda_impl *c, size_t bytes, st_error *err)
+{
+    cudaError_t e;
+
+    bytes = st_align256(bytes);
+    cudaFreeHost(c->h_in);
+    cudaFree(c->d_in);
+    c->h_in = NULL;
+    c->d_in = NULL;
+    c->in_cap = 0;
+    c->in_gen++;
+    e = cudaMallocHost((void **) &c->h_in, bytes);
+    if (e != cudaSuccess) {
+        c->h_in = NULL;
+        return st_cuda_fail(err, "cudaMallocHost (step inputs)", e);
+    }
+    e = cudaMalloc((void **) &c->d_in, bytes);
+    if (e != cudaSuccess) {
+        c->d_in = NULL;
+        return st_cuda_fail(err, "cudaMalloc (step inputs)", e);
+    }
+    c->in_cap = bytes;
+    return ST_OK;
+}
+
+
 static st_status
 st_cuda_stage(st_cuda_impl *c, st_kv_cache *kv, const st_batch_entry *batch,
     uint32_t n, st_cuda_in_layout *lay, uint32_t *n_out, st_error *err)
@@ -410,21 +458,13 @@ st_cuda_stage(st_cuda_impl *c, st_kv_cache *kv, const st_batch_entry *batch,
     lay->total = lay->blocks + 4 * n_blk;
     need = st_align256(lay->total);
     if (need > c->in_cap) {
-        uint8_t    *h = (uint8_t *) realloc(c->h_in, need);
-        cudaError_t e;
-
-        if (h == NULL) {
-            return st_error_set(err, ST_ERR_NOMEM, "cuda: out of memory");
+        /* block tables longer than the KV pool (blocks shared between
+         * sequences, or one sequence on several rows): room for twice
+         * as much, and the graphs recaptured against the new buffer */
+        st_status rc = st_cuda_in_alloc(c, 2 * need, err);
+        if (rc != ST_OK) {
+            return rc;
         }
-        c->h_in = h;
-        cudaFree(c->d_in);
-        c->d_in = NULL;
-        c->in_cap = 0;
-        e = cudaMalloc((void **) &c->d_in, need);
-        if (e != cudaSuccess) {
-            return st_cuda_fail(err, "cudaMalloc (step inputs)", e);
-        }
-        c->in_cap = need;
     }
     tokens = (int32_t *) (c->h_in + lay->tokens);
     pos = (uint32_t *) (c->h_in + lay->pos);
@@ -477,45 +517,34 @@ st_cuda_stage(st_cuda_impl *c, st_kv_cache *kv, const st_batch_entry *batch,
     } while (0)
 
 
+/*
+ * Enqueues the forward pass of n staged rows on c->stream: embedding,
+ * layers, final norm and output head for the n_out rows that want logits.
+ * With logits != NULL the logits are copied to the host after each head
+ * pass; with NULL (graph capture, n_out <= ST_CUDA_LOGIT_ROWS) they stay
+ * in c->logits. Everything that changes between steps is read by the
+ * kernels from c->d_in, so the same calls for the same n launch the same
+ * kernels with the same arguments.
+ */
 static st_status
-st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
-    uint32_t n, float *logits, st_error *err)
+st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
+    const st_cuda_in_layout *lay, float *logits, st_error *err)
 {
-    st_cuda_impl      *c = (st_cuda_impl *) b->impl;
     const st_hparams  *hp = &c->m->hp;
     uint32_t           E = hp->n_embd, qdim = hp->n_head * hp->head_dim;
-    uint32_t           kvdim = hp->n_head_kv * hp->head_dim, l, n_out = 0, r0;
+    uint32_t           kvdim = hp->n_head_kv * hp->head_dim, l, r0;
     float              theta_scale;
-    st_cuda_in_layout  lay = { 0, 0, 0, 0, 0, 0, 0 };
     st_status          rc;
     const int32_t     *d_tokens, *d_out_rows;
     const uint32_t    *d_pos, *d_blk_off, *d_blocks;
     const uint64_t    *d_kv_row;
 
-    if (n == 0) {
-        return ST_OK;
-    }
-    if (n > c->max_tokens) {
-        return st_error_set(err, ST_ERR_INVALID,
-                            "forward: batch of %u rows exceeds %u", n,
-                            c->max_tokens);
-    }
-    if (kv->block_tokens != c->geo.block_tokens
-        || kv->n_blocks > c->geo.n_blocks)
-    {
-        return st_error_set(err, ST_ERR_INVALID,
-                            "cuda: KV geometry differs from the backend's");
-    }
-    rc = st_cuda_stage(c, kv, batch, n, &lay, &n_out, err);
-    if (rc != ST_OK) {
-        return rc;
-    }
-    d_tokens = (const int32_t *) (c->d_in + lay.tokens);
-    d_pos = (const uint32_t *) (c->d_in + lay.pos);
-    d_blk_off = (const uint32_t *) (c->d_in + lay.blk_off);
-    d_out_rows = (const int32_t *) (c->d_in + lay.out_rows);
-    d_kv_row = (const uint64_t *) (c->d_in + lay.kv_row);
-    d_blocks = (const uint32_t *) (c->d_in + lay.blocks);
+    d_tokens = (const int32_t *) (c->d_in + lay->tokens);
+    d_pos = (const uint32_t *) (c->d_in + lay->pos);
+    d_blk_off = (const uint32_t *) (c->d_in + lay->blk_off);
+    d_out_rows = (const int32_t *) (c->d_in + lay->out_rows);
+    d_kv_row = (const uint64_t *) (c->d_in + lay->kv_row);
+    d_blocks = (const uint32_t *) (c->d_in + lay->blocks);
     theta_scale = powf(hp->rope_base, -2.0f / (float) hp->n_rot);
 
     ST_CK(st_cuda_embed(c->tok_embd.d, c->tok_embd.type, c->tok_embd.row_bytes,
@@ -585,6 +614,9 @@ st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
         if ((rc = st_cuda_matmul(c, &c->output, c->xn, cnt, c->logits, err))) {
             return rc;
         }
+        if (logits == NULL) {
+            continue;
+        }
         e = cudaMemcpyAsync(logits + (size_t) r0 * hp->n_vocab, c->logits,
                             sizeof(float) * cnt * hp->n_vocab,
                             cudaMemcpyDeviceToHost, c->stream);
@@ -592,13 +624,147 @@ st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
             return st_cuda_fail(err, "cudaMemcpy (logits)", e);
         }
     }
+    return ST_OK;
+}
+
+
+/* Captures the decode step of n rows into c->graphs[n]. 1 = captured,
+ * 0 = graphs unusable here (the caller runs the kernels directly), -1 =
+ * a kernel launch failed (err set). */
+static int
+st_cuda_graph_capture(st_cuda_impl *c, st_kv_cache *kv, uint32_t n,
+    const st_cuda_in_layout *lay, st_error *err)
+{
+    cudaGraph_t     graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t     e, e_end;
+    st_status       rc;
+
+    if (c->graphs[n] != NULL) {
+        cudaGraphExecDestroy(c->graphs[n]);
+        c->graphs[n] = NULL;
+    }
+    /* thread-local mode: other threads (other backends in this process)
+     * may allocate meanwhile; this thread makes no such call until the
+     * capture ends */
+    e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        (void) cudaGetLastError();
+        return 0;
+    }
+    rc = st_cuda_enqueue(c, kv, n, n, lay, NULL, err);
+    e_end = cudaStreamEndCapture(c->stream, &graph);
+    if (rc != ST_OK) {
+        if (graph != NULL) {
+            cudaGraphDestroy(graph);
+        }
+        return -1;
+    }
+    if (e_end != cudaSuccess || graph == NULL) {
+        (void) cudaGetLastError();
+        return 0;
+    }
+    e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        (void) cudaGetLastError();
+        return 0;
+    }
+    c->graphs[n] = exec;
+    c->graph_gen[n] = c->in_gen;
+    c->graph_captures++;
+    return 1;
+}
+
+
+static st_status
+st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
+    uint32_t n, float *logits, st_error *err)
+{
+    st_cuda_impl      *c = (st_cuda_impl *) b->impl;
+    const st_hparams  *hp = &c->m->hp;
+    uint32_t           n_out = 0;
+    st_cuda_in_layout  lay = { 0, 0, 0, 0, 0, 0, 0 };
+    st_status          rc;
+    cudaError_t        e;
+    int                replayed = 0;
+
+    if (n == 0) {
+        return ST_OK;
+    }
+    if (n > c->max_tokens) {
+        return st_error_set(err, ST_ERR_INVALID,
+                            "forward: batch of %u rows exceeds %u", n,
+                            c->max_tokens);
+    }
+    if (kv->block_tokens != c->geo.block_tokens
+        || kv->n_blocks > c->geo.n_blocks)
     {
-        cudaError_t e = cudaStreamSynchronize(c->stream);
-        if (e != cudaSuccess) {
-            return st_cuda_fail(err, "forward", e);
+        return st_error_set(err, ST_ERR_INVALID,
+                            "cuda: KV geometry differs from the backend's");
+    }
+    rc = st_cuda_stage(c, kv, batch, n, &lay, &n_out, err);
+    if (rc != ST_OK) {
+        return rc;
+    }
+
+    /* a decode step: replay the graph of this batch size (captured on
+     * first use, or again after the step-input buffer moved), then fetch
+     * the logits */
+    if (n <= c->graph_max_rows && n_out == n) {
+        int cap = 1;
+
+        if (c->graphs[n] == NULL || c->graph_gen[n] != c->in_gen) {
+            cap = st_cuda_graph_capture(c, kv, n, &lay, err);
+            if (cap < 0) {
+                return ST_ERR_INTERNAL;
+            }
+            if (cap == 0) {
+                c->graph_max_rows = 0;     /* no graphs on this device */
+            }
+        }
+        if (cap > 0) {
+            e = cudaGraphLaunch(c->graphs[n], c->stream);
+            if (e != cudaSuccess) {
+                return st_cuda_fail(err, "cudaGraphLaunch", e);
+            }
+            c->graph_replays++;
+            e = cudaMemcpyAsync(logits, c->logits,
+                                sizeof(float) * n * hp->n_vocab,
+                                cudaMemcpyDeviceToHost, c->stream);
+            if (e != cudaSuccess) {
+                return st_cuda_fail(err, "cudaMemcpy (logits)", e);
+            }
+            replayed = 1;
         }
     }
+    if (!replayed) {
+        rc = st_cuda_enqueue(c, kv, n, n_out, &lay, logits, err);
+        if (rc != ST_OK) {
+            return rc;
+        }
+    }
+    e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        return st_cuda_fail(err, "forward", e);
+    }
     return ST_OK;
+}
+
+
+extern "C" int
+st_cuda_backend_graph_stats(const st_backend *b, uint64_t *captures,
+    uint64_t *replays)
+{
+    const st_cuda_impl *c;
+
+    if (b == NULL || b->name == NULL || strcmp(b->name, "cuda") != 0) {
+        return -1;
+    }
+    c = (const st_cuda_impl *) b->impl;
+    *captures = c->graph_captures;
+    *replays = c->graph_replays;
+    return c->graph_max_rows > 0 ? 1 : 0;
 }
 
 
@@ -627,7 +793,16 @@ st_cuda_free(st_backend *b)
         cudaFree(c->kv);
         cudaFree(c->arena);
         cudaFree(c->d_in);
-        free(c->h_in);
+        cudaFreeHost(c->h_in);
+        if (c->graphs != NULL) {
+            for (i = 0; i < c->graph_slots; i++) {
+                if (c->graphs[i] != NULL) {
+                    cudaGraphExecDestroy(c->graphs[i]);
+                }
+            }
+        }
+        free(c->graphs);
+        free(c->graph_gen);
         free(c->layers);
         if (c->blas != NULL) {
             cublasDestroy(c->blas);
@@ -780,8 +955,26 @@ st_backend_cuda_create(st_backend **out, const st_model *m,
     if (env != NULL) {
         c->gemm_min_rows = (uint32_t) strtoul(env, NULL, 10);
     }
+    /* decode graphs for batches below the cuBLAS threshold, whose logits
+     * fit one head pass */
+    c->graph_max_rows = c->gemm_min_rows == 0 ? ST_CUDA_GRAPH_MAX_ROWS
+                        : c->gemm_min_rows - 1;
+    if (c->graph_max_rows > ST_CUDA_GRAPH_MAX_ROWS) {
+        c->graph_max_rows = ST_CUDA_GRAPH_MAX_ROWS;
+    }
+    if (c->graph_max_rows > max_tokens) {
+        c->graph_max_rows = max_tokens;
+    }
+    env = getenv("ST_CUDA_GRAPHS");
+    if (env != NULL && strcmp(env, "0") == 0) {
+        c->graph_max_rows = 0;
+    }
+    c->graph_slots = c->graph_max_rows + 1;
+    c->graphs = (cudaGraphExec_t *) calloc(c->graph_slots,
+                                           sizeof(cudaGraphExec_t));
+    c->graph_gen = (uint64_t *) calloc(c->graph_slots, sizeof(uint64_t));
     c->layers = (st_cuda_layer *) calloc(hp->n_layer, sizeof(st_cuda_layer));
-    if (c->layers == NULL) {
+    if (c->layers == NULL || c->graphs == NULL || c->graph_gen == NULL) {
         st_cuda_free(b);
         return st_error_set(err, ST_ERR_NOMEM, "cuda: out of memory");
     }
@@ -869,6 +1062,13 @@ st_backend_cuda_create(st_backend **out, const st_model *m,
     if (up.rc != ST_OK) {
         st_cuda_free(b);
         return up.rc;
+    }
+    /* step inputs: per-row fields for max_tokens rows and block tables as
+     * long as the whole KV pool (grown only if blocks are shared) */
+    rc = st_cuda_in_alloc(c, 32 * T + 64 + 4 * (size_t) geo->n_blocks, err);
+    if (rc != ST_OK) {
+        st_cuda_free(b);
+        return rc;
     }
     e = cudaStreamCreate(&c->stream);
     if (e != cudaSuccess) {

@@ -21,18 +21,21 @@
     (kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__),           \
      (int) cudaGetLastError())
 #define ST_DYN_SHARED(type, name) extern __shared__ type name[]
+/* before a loop with a constant trip count: registers, not local memory */
+#define ST_UNROLL _Pragma("unroll")
 
 #else
 
 #include "shim/st_cuda_shim.h"
 
 #define ST_CUDA_SHIM 1
+/* The shim copies the arguments at the launch, as CUDA does, so that a
+ * stream capture can record them (st_shim_kernel_node). */
 #define ST_LAUNCH(kernel, grid, block, shmem, stream, ...)                   \
-    ((void) (stream),                                                        \
-     st_shim_launch((grid), (block), (shmem),                                \
-                    [&]() { kernel(__VA_ARGS__); }))
+    st_shim_launch((grid), (block), (shmem), (stream), kernel, __VA_ARGS__)
 #define ST_DYN_SHARED(type, name)                                            \
     type *name = static_cast<type *>(st_shim_dyn_smem())
+#define ST_UNROLL
 
 #endif
 

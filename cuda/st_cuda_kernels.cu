@@ -5,40 +5,19 @@
  * static __shared__ arrays, __syncthreads, __syncwarp, xor shuffles.
  *
  * Block layouts are ggml's (src/engine/quant.h); comments give the byte
- * offsets used here.
+ * offsets used here. The quantized matvec is in st_cuda_matvec.cu.
  */
 #include "st_cuda_compat.h"
 #include "st_cuda_kernels.h"
+#include "st_cuda_blocks.h"
 
 #include <math.h>
 
-#define ST_WARPS 4                 /* warps per block in matvec/attention */
 #define ST_ATT_CHUNK 256           /* keys scored per pass in attention */
 
 /* ---------------------------------------------------------------------- */
 /* type helpers                                                            */
 /* ---------------------------------------------------------------------- */
-
-static __device__ __forceinline__ uint16_t
-st_ld16(const uint8_t *p)
-{
-    return *(const uint16_t *) p;   /* 2-aligned in every block layout */
-}
-
-
-/* 6-bit scale and min j of a K-quant block's 12 scale bytes. */
-static __device__ __forceinline__ void
-st_scale_min_k4(int j, const uint8_t *q, int *sc, int *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 
 /* Element i of a weight row, dequantized with the CPU's arithmetic
  * (quant.c to_float). */
@@ -635,225 +614,6 @@ st_cuda_quantize_act(const float *x, uint32_t n, uint32_t n_in, int vdt,
     return ST_LAUNCH(st_k_quantize_act,
         dim3((units + 127) / 128, n), dim3(128), 0, (cudaStream_t) stream,
         x, n_in, vdt, (uint8_t *) act, st_cuda_row_bytes(vdt, n_in));
-}
-
-
-/* ---------------------------------------------------------------------- */
-/* matvec: a warp per (row, output)                                        */
-/* ---------------------------------------------------------------------- */
-
-/* Block b of a quantized weight row times the activation's block: the
- * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. */
-static __device__ void
-st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
-    float *ta, float *tb)
-{
-    int32_t isum = 0;
-    int     j, l, g;
-
-    *ta = 0.0f;
-    switch (type) {
-    case ST_CUDA_Q4_0: {
-        const uint8_t *x = wr + (size_t) b * 18;
-        const uint8_t *y = ar + (size_t) b * 34;
-        const int8_t  *yq = (const int8_t *) (y + 2);
-        for (j = 0; j < 16; j++) {
-            isum += ((x[2 + j] & 0x0f) - 8) * yq[j];
-            isum += ((x[2 + j] >> 4) - 8) * yq[j + 16];
-        }
-        *tb = (float) isum * (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y)));
-        return;
-    }
-    case ST_CUDA_Q8_0: {
-        const uint8_t *x = wr + (size_t) b * 34;
-        const uint8_t *y = ar + (size_t) b * 34;
-        const int8_t  *xq = (const int8_t *) (x + 2);
-        const int8_t  *yq = (const int8_t *) (y + 2);
-        for (j = 0; j < 32; j++) {
-            isum += xq[j] * yq[j];
-        }
-        *tb = (float) isum * (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y)));
-        return;
-    }
-    case ST_CUDA_Q4_K:
-    case ST_CUDA_Q5_K: {
-        int            q5 = type == ST_CUDA_Q5_K;
-        const uint8_t *x = wr + (size_t) b * (q5 ? 176 : 144);
-        const uint8_t *y = ar + (size_t) b * 292;
-        const uint8_t *q4 = x + (q5 ? 48 : 16), *qh = x + 16;
-        const int8_t  *q8 = (const int8_t *) (y + 4);
-        const int16_t *bsums = (const int16_t *) (y + 260);
-        float          yd = *(const float *) y;
-        int            sc[8], m[8];
-        int32_t        msum = 0, sub;
-        unsigned       u1 = 1, u2 = 2;
-
-        for (j = 0; j < 8; j++) {
-            st_scale_min_k4(j, x + 4, &sc[j], &m[j]);
-        }
-        for (g = 0; g < 16; g++) {
-            msum += bsums[g] * m[g / 2];
-        }
-        for (j = 0; j < 8; j += 2) {
-            sub = 0;
-            for (l = 0; l < 32; l++) {
-                sub += ((q4[l] & 0xf) + (q5 && (qh[l] & u1) ? 16 : 0)) * q8[l];
-            }
-            isum += sc[j] * sub;
-            sub = 0;
-            for (l = 0; l < 32; l++) {
-                sub += ((q4[l] >> 4) + (q5 && (qh[l] & u2) ? 16 : 0))
-                       * q8[l + 32];
-            }
-            isum += sc[j + 1] * sub;
-            q4 += 32;
-            q8 += 64;
-            u1 <<= 2;
-            u2 <<= 2;
-        }
-        *ta = (yd * st_h2f(st_ld16(x + 2))) * (float) msum;
-        *tb = (yd * st_h2f(st_ld16(x))) * (float) isum;
-        return;
-    }
-    case ST_CUDA_Q6_K: {
-        const uint8_t *x = wr + (size_t) b * 210;
-        const uint8_t *y = ar + (size_t) b * 292;
-        const uint8_t *ql = x, *qh = x + 128;
-        const int8_t  *sc = (const int8_t *) (x + 192);
-        const int8_t  *q8 = (const int8_t *) (y + 4);
-        int32_t        sub[8];
-        int            h, q[4];
-
-        for (h = 0; h < 2; h++) {
-            for (g = 0; g < 8; g++) {
-                sub[g] = 0;
-            }
-            for (l = 0; l < 32; l++) {
-                q[0] = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32;
-                q[1] = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                q[2] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                q[3] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                for (g = 0; g < 4; g++) {
-                    sub[2 * g + l / 16] += q[g] * q8[l + 32 * g];
-                }
-            }
-            for (g = 0; g < 8; g++) {
-                isum += sc[g] * sub[g];
-            }
-            ql += 64;
-            qh += 32;
-            sc += 8;
-            q8 += 128;
-        }
-        *tb = (st_h2f(st_ld16(x + 208)) * *(const float *) y) * (float) isum;
-        return;
-    }
-    }
-    *tb = 0.0f;
-}
-
-
-/*
- * Warp w of block b computes outputs (b * ST_WARPS + w) * OPW .. + OPW - 1
- * of row blockIdx.y. Lanes produce partial values (float types: strided
- * partial sums; quantized: the per-block terms of 32 blocks at a time);
- * lane 0 adds them in a fixed order after one __syncwarp. The partials
- * are double-buffered, so one barrier per round suffices: a lane can only
- * overwrite a buffer after lane 0 has passed the next barrier, i.e. has
- * finished reading it.
- */
-static __global__ void
-st_k_matvec(const uint8_t *w, int type, size_t row_bytes, uint32_t n_in,
-    uint32_t n_out, const uint8_t *act, size_t act_row_bytes, float *y,
-    uint32_t opw)
-{
-    __shared__ float part[2][ST_WARPS][32][2];
-    uint32_t         lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    uint32_t         r = blockIdx.y, j, i, buf = 0;
-    const uint8_t   *ar = act + (size_t) r * act_row_bytes;
-    int              flt = type == ST_CUDA_F32 || type == ST_CUDA_F16
-                           || type == ST_CUDA_BF16;
-    int              two = type == ST_CUDA_Q4_K || type == ST_CUDA_Q5_K;
-    uint32_t         bs = (type == ST_CUDA_Q4_0 || type == ST_CUDA_Q8_0)
-                          ? 32 : 256;
-    uint32_t         nb = flt ? 32 : n_in / bs, b0, e;
-
-    for (j = 0; j < opw; j++) {
-        uint32_t       o = (blockIdx.x * ST_WARPS + warp) * opw + j;
-        /* warps past the end compute a copy of the last row, unstored */
-        const uint8_t *wr = w + (size_t) (o < n_out ? o : n_out - 1) * row_bytes;
-        float          sum = 0.0f;
-
-        for (b0 = 0; b0 < nb; b0 += 32) {
-            float ta = 0.0f, tb = 0.0f;
-
-            if (flt) {
-                for (i = lane; i < n_in; i += 32) {
-                    float a, b;
-                    if (type == ST_CUDA_F32) {
-                        a = ((const float *) wr)[i];
-                        b = ((const float *) ar)[i];
-                    } else if (type == ST_CUDA_F16) {
-                        a = st_h2f(((const uint16_t *) wr)[i]);
-                        b = st_h2f(((const uint16_t *) ar)[i]);
-                    } else {
-                        a = st_bf2f(((const uint16_t *) wr)[i]);
-                        b = st_bf2f(((const uint16_t *) ar)[i]);
-                    }
-                    tb += a * b;
-                }
-            } else if (b0 + lane < nb) {
-                st_block_term(type, wr, ar, b0 + lane, &ta, &tb);
-            }
-            part[buf][warp][lane][0] = ta;
-            part[buf][warp][lane][1] = tb;
-            __syncwarp();
-            if (lane == 0) {
-                e = nb - b0 < 32 ? nb - b0 : 32;
-                for (i = 0; i < e; i++) {
-                    if (two) {
-                        sum -= part[buf][warp][i][0];
-                    }
-                    sum += part[buf][warp][i][1];
-                }
-            }
-            buf ^= 1;
-        }
-        if (lane == 0 && o < n_out) {
-            y[(size_t) r * n_out + o] = sum;
-        }
-    }
-}
-
-
-/* Outputs per warp: 1 on a GPU (more warps in flight); 8 in the shim,
- * where starting a fiber costs more than a loop iteration. */
-#if ST_CUDA_SHIM
-#define ST_MATVEC_OPW 8
-#else
-#define ST_MATVEC_OPW 1
-#endif
-
-
-extern "C" int
-st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
-    uint32_t n_out, const void *act, uint32_t n, float *y, void *stream)
-{
-    if (n == 0 || n_out == 0) {
-        return 0;
-    }
-    if (!st_cuda_type_supported(type)) {
-        return 1;
-    }
-    uint32_t per_block = ST_WARPS * ST_MATVEC_OPW;
-
-    return ST_LAUNCH(st_k_matvec,
-        dim3((n_out + per_block - 1) / per_block, n), dim3(32 * ST_WARPS), 0,
-        (cudaStream_t) stream, (const uint8_t *) w, type, row_bytes, n_in,
-        n_out, (const uint8_t *) act,
-        st_cuda_row_bytes(st_cuda_vec_dot_type(type), n_in), y,
-        (uint32_t) ST_MATVEC_OPW);
 }
 
 

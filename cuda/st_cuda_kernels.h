@@ -75,7 +75,10 @@ int st_cuda_quantize_act(const float *x, uint32_t n, uint32_t n_in, int vdt,
     void *act, void *stream);
 
 /* y (n, n_out) = W . act^T, W (n_out rows of row_bytes, type), act from
- * st_cuda_quantize_act. A warp per output value. */
+ * st_cuda_quantize_act. A warp per output; one pass over a weight row
+ * serves up to 16 batch rows, each row's value computed exactly as for
+ * that row alone. May read the aligned 16-byte words around W's rows
+ * (inside any 256-byte aligned and padded allocation). */
 int st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
     uint32_t n_out, const void *act, uint32_t n, float *y, void *stream);
 

@@ -35,13 +35,16 @@ CUDA_HDRS    := $(wildcard cuda/*.h cuda/shim/*.h src/engine/*.h src/cpu/*.h)
 CUDA_LIB     := $(BUILD)/libstarling_cuda.a
 CUDA_SHIM_LIB := $(BUILD)/libstarling_cuda_shim.a
 CUDA_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+SHIM_SRCS    := $(sort $(wildcard cuda/shim/*.cc))
 SHIM_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda-shim/%.o,$(CUDA_SRCS)) \
-                $(BUILD)/cuda-shim/shim/st_cuda_shim.o
+                $(patsubst cuda/shim/%.cc,$(BUILD)/cuda-shim/shim/%.o,$(SHIM_SRCS))
 
 CUDA_TEST_FLAGS = $(ST_CFLAGS) -It/unit -Icuda
-SHIM_TESTS   := $(BUILD)/t/cuda/test_cuda_kernels $(BUILD)/t/cuda/test_cuda_backend
+SHIM_TESTS   := $(BUILD)/t/cuda/test_cuda_kernels $(BUILD)/t/cuda/test_cuda_backend \
+                $(BUILD)/t/cuda/test_cuda_graphs
 GPU_TESTS    := $(BUILD)/t/cuda-gpu/test_cuda_kernels \
-                $(BUILD)/t/cuda-gpu/test_cuda_backend
+                $(BUILD)/t/cuda-gpu/test_cuda_backend \
+                $(BUILD)/t/cuda-gpu/test_cuda_graphs
 
 .PHONY: cuda-lib cuda-shim-lib test-cuda-shim test-gpu
 
@@ -51,7 +54,7 @@ $(BUILD)/cuda-shim/%.o: cuda/%.cu $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SHIM_CXXFLAGS) -x c++ -c $< -o $@
 
-$(BUILD)/cuda-shim/shim/st_cuda_shim.o: cuda/shim/st_cuda_shim.cc cuda/shim/st_cuda_shim.h
+$(BUILD)/cuda-shim/shim/%.o: cuda/shim/%.cc $(wildcard cuda/shim/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SHIM_CXXFLAGS) -c $< -o $@
 

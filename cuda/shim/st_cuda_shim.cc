@@ -1,6 +1,7 @@
 /*
- * The shim's runtime: fiber scheduler for kernel launches, host-memory
- * "device", and the cuBLAS GEMM on the CPU. See st_cuda_shim.h.
+ * The shim's runtime: fiber scheduler for kernel launches, half/bfloat16
+ * conversions, device queries and errors. Streams, graphs, memory and
+ * cuBLAS are in st_cuda_shim_stream.cc. See st_cuda_shim.h.
  *
  * Scheduling: a block's threads are fibers started in threadIdx order;
  * each runs until it finishes or waits at a barrier, then control returns
@@ -11,6 +12,7 @@
  * to save the signal mask).
  */
 #include "st_cuda_shim.h"
+#include "st_cuda_shim_internal.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +22,19 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #define ST_SHIM_UCONTEXT 1
+#endif
+
+/* Fibers hand control to each other directly; valgrind must know their
+ * stacks, or it takes a switch between two nearby stacks for a huge
+ * stack frame and reports every later access as invalid. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ST_SHIM_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#endif
+#endif
+#if !defined(ST_SHIM_STACK_REGISTER)
+#define ST_SHIM_STACK_REGISTER(lo, hi) 0
 #endif
 
 thread_local st_shim_fiber *st_shim_cur;
@@ -52,13 +67,16 @@ struct st_shim_sched {
     void           *smem;
     size_t          smem_cap;
     cudaError_t     error;
-    st_shim_stats   stats;
 };
 
 thread_local st_shim_sched *sched;
-thread_local cudaError_t    last_error = cudaSuccess;
+/* launches, threads, switches (file-local: the switch counter is bumped
+ * on every fiber switch, and a TLS access across files costs a call) */
+thread_local st_shim_stats  counts;
 
 }  /* namespace */
+
+thread_local cudaError_t    st_shim_last_error = cudaSuccess;
 
 #if !defined(ST_SHIM_UCONTEXT)
 /*
@@ -97,12 +115,36 @@ asm(".text\n"
 #endif
 
 
+static bool st_shim_can_run(st_shim_fiber *f);
+
+
+/*
+ * The running fiber stops (barrier or end). Control goes straight to the
+ * next fiber of the scheduler's pass (the first runnable one after this
+ * in threadIdx order), or back to the scheduler at the end of the pass:
+ * the order of the scheduler's loop, with one switch instead of two.
+ */
 static void
 st_shim_to_sched(void)
 {
     st_shim_fiber *f = st_shim_cur;
+    unsigned       i;
 
-    sched->stats.switches++;
+    counts.switches++;
+    for (i = f->linear + 1; i < sched->n; i++) {
+        st_shim_fiber *g = &sched->fibers[i];
+
+        if (st_shim_can_run(g)) {
+            g->state = ST_RUNNABLE;
+            st_shim_cur = g;
+#if defined(ST_SHIM_UCONTEXT)
+            swapcontext((ucontext_t *) f->uctx, (ucontext_t *) g->uctx);
+#else
+            st_shim_switch(&f->sp, g->sp);
+#endif
+            return;
+        }
+    }
 #if defined(ST_SHIM_UCONTEXT)
     swapcontext((ucontext_t *) f->uctx, (ucontext_t *) sched->main_uctx);
 #else
@@ -162,6 +204,8 @@ st_shim_fiber_init(st_shim_fiber *f)
         }
         f->stack = s;
         f->stack_bytes = ST_SHIM_STACK_BYTES;
+        (void) ST_SHIM_STACK_REGISTER((char *) s,
+                                      (char *) s + ST_SHIM_STACK_BYTES);
 #if defined(ST_SHIM_UCONTEXT)
         f->uctx = calloc(1, sizeof(ucontext_t));
         if (f->uctx == NULL) {
@@ -236,13 +280,15 @@ st_shim_run_block(void)
             }
             f->state = ST_RUNNABLE;
             st_shim_cur = f;
-            sched->stats.switches++;
+            counts.switches++;
 #if defined(ST_SHIM_UCONTEXT)
             swapcontext((ucontext_t *) sched->main_uctx, (ucontext_t *) f->uctx);
 #else
             st_shim_switch(&sched->main_sp, f->sp);
 #endif
+            /* the fibers handed control on to the end of the pass */
             progress++;
+            break;
         }
         if (sched->n_live == 0) {
             return 0;
@@ -317,37 +363,49 @@ st_shim_dyn_smem(void)
 
 
 int
-st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
-    st_shim_body_fn body, void *ctx)
+st_shim_check_config(dim3 grid, dim3 block)
 {
-    unsigned n = block.x * block.y * block.z, i, w, bx, by, bz;
+    unsigned n = block.x * block.y * block.z;
 
     if (n == 0 || n > ST_SHIM_MAX_THREADS || block.z > 64
         || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535
         || grid.z > 65535)
     {
-        last_error = cudaErrorInvalidConfiguration;
-        return last_error;
+        st_shim_last_error = cudaErrorInvalidConfiguration;
+        return st_shim_last_error;
+    }
+    return 0;
+}
+
+
+int
+st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
+    st_shim_body_fn body, void *ctx)
+{
+    unsigned n = block.x * block.y * block.z, i, w, bx, by, bz;
+
+    if (st_shim_check_config(grid, block) != 0) {
+        return st_shim_last_error;
     }
     if (sched == NULL) {
         sched = (st_shim_sched *) calloc(1, sizeof(*sched));
         if (sched == NULL) {
-            last_error = cudaErrorMemoryAllocation;
-            return last_error;
+            st_shim_last_error = cudaErrorMemoryAllocation;
+            return st_shim_last_error;
         }
 #if defined(ST_SHIM_UCONTEXT)
         sched->main_uctx = calloc(1, sizeof(ucontext_t));
         if (sched->main_uctx == NULL) {
-            last_error = cudaErrorMemoryAllocation;
-            return last_error;
+            st_shim_last_error = cudaErrorMemoryAllocation;
+            return st_shim_last_error;
         }
 #endif
     }
     if (shmem_bytes > sched->smem_cap) {
         void *p = realloc(sched->smem, shmem_bytes);
         if (p == NULL) {
-            last_error = cudaErrorMemoryAllocation;
-            return last_error;
+            st_shim_last_error = cudaErrorMemoryAllocation;
+            return st_shim_last_error;
         }
         sched->smem = p;
         sched->smem_cap = shmem_bytes;
@@ -355,7 +413,7 @@ st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
     sched->body = body;
     sched->ctx = ctx;
     sched->n = n;
-    sched->stats.launches++;
+    counts.launches++;
     st_shim_grid_dim = grid;
     st_shim_block_dim = block;
 
@@ -367,8 +425,8 @@ st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
                     st_shim_fiber *f = &sched->fibers[i];
 
                     if (st_shim_fiber_init(f) != 0) {
-                        last_error = cudaErrorMemoryAllocation;
-                        return last_error;
+                        st_shim_last_error = cudaErrorMemoryAllocation;
+                        return st_shim_last_error;
                     }
                     f->linear = i;
                     f->tid = dim3(i % block.x, (i / block.x) % block.y,
@@ -384,13 +442,13 @@ st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
                 sched->n_live = n;
                 sched->bar_arrived = 0;
                 sched->bar_gen = 0;
-                sched->stats.threads += n;
+                counts.threads += n;
                 if (st_shim_run_block() != 0) {
                     fprintf(stderr, "cuda shim: deadlock in block (%u,%u,%u)"
                             " (a barrier not reached by every thread)\n",
                             bx, by, bz);
-                    last_error = cudaErrorLaunchFailure;
-                    return last_error;
+                    st_shim_last_error = cudaErrorLaunchFailure;
+                    return st_shim_last_error;
                 }
             }
         }
@@ -403,11 +461,8 @@ st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
 void
 st_shim_stats_get(st_shim_stats *out)
 {
-    if (sched == NULL) {
-        memset(out, 0, sizeof(*out));
-        return;
-    }
-    *out = sched->stats;
+    *out = counts;
+    st_shim_graph_counts(&out->graph_launches, &out->graph_nodes);
 }
 
 
@@ -512,6 +567,9 @@ cudaGetErrorString(cudaError_t e)
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     }
     return "unknown error";
 }
@@ -528,6 +586,9 @@ cudaGetErrorName(cudaError_t e)
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     }
     return "cudaErrorUnknown";
 }
@@ -536,14 +597,14 @@ cudaGetErrorName(cudaError_t e)
 cudaError_t
 cudaGetLastError(void)
 {
-    cudaError_t e = last_error;
+    cudaError_t e = st_shim_last_error;
 
-    last_error = cudaSuccess;
+    st_shim_last_error = cudaSuccess;
     return e;
 }
 
 
-cudaError_t cudaPeekAtLastError(void) { return last_error; }
+cudaError_t cudaPeekAtLastError(void) { return st_shim_last_error; }
 
 
 /* ST_SHIM_DEVICES=0 lets tests take the "no device" path. */
@@ -606,143 +667,4 @@ cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
     *free_bytes = total;
     *total_bytes = total;
     return cudaSuccess;
-}
-
-
-cudaError_t
-cudaMalloc(void **p, size_t bytes)
-{
-    /* 256-byte alignment, as cudaMalloc guarantees */
-    if (posix_memalign(p, 256, bytes ? bytes : 1) != 0) {
-        *p = NULL;
-        return cudaErrorMemoryAllocation;
-    }
-    return cudaSuccess;
-}
-
-
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
-
-
-cudaError_t
-cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
-{
-    (void) kind;
-    if (bytes) {
-        memmove(dst, src, bytes);
-    }
-    return cudaSuccess;
-}
-
-
-cudaError_t
-cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
-    cudaStream_t s)
-{
-    (void) s;
-    return cudaMemcpy(dst, src, bytes, kind);
-}
-
-
-cudaError_t cudaMemset(void *p, int v, size_t bytes) { memset(p, v, bytes); return cudaSuccess; }
-
-cudaError_t
-cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s)
-{
-    (void) s;
-    return cudaMemset(p, v, bytes);
-}
-
-
-cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = NULL; return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { (void) s; return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { (void) s; return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = NULL; return cudaSuccess; }
-cudaError_t cudaEventDestroy(cudaEvent_t e) { (void) e; return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { (void) e; (void) s; return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { (void) e; return cudaSuccess; }
-
-cudaError_t
-cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
-{
-    (void) a;
-    (void) b;
-    *ms = 0.0f;
-    return cudaSuccess;
-}
-
-
-/* ---- cuBLAS ----------------------------------------------------------- */
-
-struct st_shim_cublas { int unused; };
-
-
-cublasStatus_t
-cublasCreate(cublasHandle_t *h)
-{
-    *h = (cublasHandle_t) calloc(1, sizeof(st_shim_cublas));
-    return *h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
-}
-
-
-cublasStatus_t cublasDestroy(cublasHandle_t h) { free(h); return CUBLAS_STATUS_SUCCESS; }
-
-cublasStatus_t
-cublasSetStream(cublasHandle_t h, cudaStream_t s)
-{
-    (void) h;
-    (void) s;
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-
-static float
-st_shim_load(const void *p, cudaDataType t, size_t i)
-{
-    switch (t) {
-    case CUDA_R_32F: return ((const float *) p)[i];
-    case CUDA_R_16F: return st_shim_h2f(((const uint16_t *) p)[i]);
-    case CUDA_R_16BF: return st_shim_bf2f(((const uint16_t *) p)[i]);
-    }
-    return 0.0f;
-}
-
-
-cublasStatus_t
-cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
-    int m, int n, int k, const void *alpha, const void *A,
-    cudaDataType a_type, int lda, const void *B, cudaDataType b_type,
-    int ldb, const void *beta, void *C, cudaDataType c_type, int ldc,
-    cublasComputeType_t compute, cublasGemmAlgo_t algo)
-{
-    float al = *(const float *) alpha, be = *(const float *) beta;
-    int   i, j, l;
-
-    (void) algo;
-    if (h == NULL) {
-        return CUBLAS_STATUS_NOT_INITIALIZED;
-    }
-    if (compute != CUBLAS_COMPUTE_32F || c_type != CUDA_R_32F) {
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    }
-    if (m < 0 || n < 0 || k < 0) {
-        return CUBLAS_STATUS_INVALID_VALUE;
-    }
-    for (j = 0; j < n; j++) {
-        for (i = 0; i < m; i++) {
-            float acc = 0.0f;
-            for (l = 0; l < k; l++) {
-                /* op(A)(i, l), op(B)(l, j), column-major */
-                size_t ai = ta == CUBLAS_OP_N ? (size_t) l * lda + i
-                                              : (size_t) i * lda + l;
-                size_t bi = tb == CUBLAS_OP_N ? (size_t) j * ldb + l
-                                              : (size_t) l * ldb + j;
-                acc += st_shim_load(A, a_type, ai) * st_shim_load(B, b_type, bi);
-            }
-            float *c = (float *) C + (size_t) j * ldc + i;
-            *c = be == 0.0f ? al * acc : al * acc + be * *c;
-        }
-    }
-    return CUBLAS_STATUS_SUCCESS;
 }

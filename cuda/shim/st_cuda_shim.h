@@ -7,8 +7,10 @@
  * CUDA thread is a cooperative fiber with its own stack, switched only at
  * __syncthreads, __syncwarp and warp shuffles (which are a warp barrier
  * plus an exchange of values among the 32 lanes). Device memory is host
- * memory; streams and events are no-ops; cublasGemmEx is a plain loop
- * with float accumulation. Limits are listed in cuda/shim/README.md.
+ * memory; stream operations run synchronously, or are recorded into a
+ * graph while the stream captures (graph launch replays the records);
+ * events are no-ops; cublasGemmEx is a plain loop with float
+ * accumulation. Limits are listed in cuda/shim/README.md.
  *
  * Test-only: nothing here is used by the nvcc build.
  */
@@ -19,6 +21,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 /* ---- qualifiers ---------------------------------------------------- */
 
@@ -40,6 +46,11 @@ struct dim3 {
         : x(vx), y(vy), z(vz) {}
 };
 typedef dim3 uint3;
+
+/* 16-byte vector, 16-aligned as CUDA's (the one vector type provided). */
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 
 struct st_shim_fiber;
 
@@ -149,6 +160,18 @@ static inline float    __uint_as_float(unsigned v) { float f; memcpy(&f, &v, 4);
 static inline unsigned __float_as_uint(float f) { unsigned v; memcpy(&v, &f, 4); return v; }
 static inline float    __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 
+/* Four int8 products of a and b (bytes of the ints) added to c. */
+static inline int
+__dp4a(int a, int b, int c)
+{
+    int k;
+
+    for (k = 0; k < 4; k++) {
+        c += (int) (int8_t) (a >> (8 * k)) * (int) (int8_t) (b >> (8 * k));
+    }
+    return c;
+}
+
 /* ---- half / bfloat16 ----------------------------------------------- */
 
 struct __half { uint16_t x; };
@@ -172,27 +195,89 @@ static inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { __nv_bfloat
 
 /* ---- launch -------------------------------------------------------- */
 
+typedef struct st_shim_stream *cudaStream_t;
+
 typedef void (*st_shim_body_fn)(void *ctx);
 
 /* Runs body once per CUDA thread of the grid; returns 0 or a cudaError_t. */
 int st_shim_launch_raw(dim3 grid, dim3 block, size_t shmem_bytes,
     st_shim_body_fn body, void *ctx);
+/* 0 or cudaErrorInvalidConfiguration (checked at launch and at capture). */
+int st_shim_check_config(dim3 grid, dim3 block);
 /* Dynamic shared memory of the running launch. */
 void *st_shim_dyn_smem(void);
 
-template <typename F>
-static void
-st_shim_call(void *ctx)
-{
-    (*static_cast<F *>(ctx))();
-}
+/* One operation of a stream: a kernel launch with its copied arguments,
+ * a copy, a memset, a GEMM. Run now, or recorded into a graph while the
+ * stream captures. */
+struct st_shim_node {
+    virtual ~st_shim_node() {}
+    virtual int run() = 0;                    /* 0 or a cudaError_t */
+    virtual st_shim_node *clone() const = 0;  /* NULL: out of memory */
+};
 
-template <typename F>
+/* 1 while s captures into a graph. */
+int st_shim_capturing(cudaStream_t s);
+/* Records node (owned from here on; NULL = allocation failed) into the
+ * graph s captures; 0 or a cudaError_t. */
+int st_shim_record(cudaStream_t s, st_shim_node *node);
+/* Checks an operation on stream s against the captures in progress:
+ * 0 = run it now, 1 = record it, or a cudaError_t (an operation capture
+ * forbids; the capture is then invalidated). */
+int st_shim_route(cudaStream_t s);
+
+/* A kernel launch: the kernel, its arguments converted to the
+ * parameter types and copied (as CUDA copies them at launch), the
+ * geometry. */
+template <typename... P>
+struct st_shim_kernel_node : st_shim_node {
+    void (*fn)(P...);
+    std::tuple<typename std::decay<P>::type...> args;
+    dim3   grid, block;
+    size_t shmem;
+
+    template <typename... A>
+    st_shim_kernel_node(void (*f)(P...), dim3 g, dim3 b, size_t sh, A &&...a)
+        : fn(f), args(std::forward<A>(a)...), grid(g), block(b), shmem(sh) {}
+
+    static void body(void *ctx)
+    {
+        st_shim_kernel_node *n = static_cast<st_shim_kernel_node *>(ctx);
+        std::apply(n->fn, n->args);
+    }
+
+    int run() override
+    {
+        return st_shim_launch_raw(grid, block, shmem, body, this);
+    }
+
+    st_shim_node *clone() const override
+    {
+        return new (std::nothrow) st_shim_kernel_node(*this);
+    }
+};
+
+template <typename... P, typename... A>
 static inline int
-st_shim_launch(dim3 grid, dim3 block, size_t shmem_bytes, F body)
+st_shim_launch(dim3 grid, dim3 block, size_t shmem_bytes, cudaStream_t s,
+    void (*fn)(P...), A &&...a)
 {
-    return st_shim_launch_raw(grid, block, shmem_bytes, st_shim_call<F>,
-                              &body);
+    static_assert(sizeof...(P) == sizeof...(A),
+                  "kernel launched with a wrong number of arguments");
+    st_shim_kernel_node<P...> node(fn, grid, block, shmem_bytes,
+                                   std::forward<A>(a)...);
+    int                       route = st_shim_route(s), e;
+
+    if (route == 0) {
+        return node.run();
+    }
+    if (route != 1) {
+        return route;
+    }
+    if ((e = st_shim_check_config(grid, block)) != 0) {
+        return e;
+    }
+    return st_shim_record(s, node.clone());
 }
 
 /* ---- runtime API --------------------------------------------------- */
@@ -204,7 +289,10 @@ typedef enum {
     cudaErrorInsufficientDriver = 35,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidConfiguration = 9,
-    cudaErrorLaunchFailure = 719
+    cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906
 } cudaError_t;
 
 typedef enum {
@@ -215,8 +303,21 @@ typedef enum {
     cudaMemcpyDefault = 4
 } cudaMemcpyKind;
 
-typedef struct st_shim_stream *cudaStream_t;
 typedef struct st_shim_event  *cudaEvent_t;
+typedef struct st_shim_graph  *cudaGraph_t;
+typedef struct st_shim_graph_exec *cudaGraphExec_t;
+
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+};
+
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2
+};
 
 struct cudaDeviceProp {
     char    name[256];
@@ -250,6 +351,18 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaMallocHost(void **p, size_t bytes);
+cudaError_t cudaFreeHost(void *p);
+/* Graphs: stream capture records the stream's operations; instantiate
+ * copies them; launch runs the copy in order on the calling thread. */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g,
+    unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaEventCreate(cudaEvent_t *e);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
@@ -288,6 +401,8 @@ struct st_shim_stats {
     uint64_t launches;
     uint64_t threads;
     uint64_t switches;
+    uint64_t graph_launches;     /* cudaGraphLaunch calls */
+    uint64_t graph_nodes;        /* nodes recorded by captures */
 };
 void st_shim_stats_get(st_shim_stats *out);
 

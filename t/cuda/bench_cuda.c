@@ -7,6 +7,7 @@
  */
 #include "cuda_test.h"
 #include "backend.h"
+#include "st_cuda_backend.h"
 
 #include <time.h>
 
@@ -81,7 +82,12 @@ bench(const char *path)
     printf("prefill %u tokens: %.1f ms, %.0f tokens/s\n", n_pre, t * 1e3,
            n_pre / t);
 
-    /* decode, batch 1 */
+    /* decode, batch 1 (one untimed step first: it captures the graph) */
+    batch[0].token = 1;
+    batch[0].pos = n_pre;
+    batch[0].seq = &seq[0];
+    batch[0].want_logits = 1;
+    b->run(b, &kv, batch, 1, logits, &err);
     t0 = now_s();
     for (s = 0; s < steps; s++) {
         batch[0].token = 1 + s;
@@ -98,11 +104,31 @@ bench(const char *path)
            "streamed at %.0f GB/s\n", t * 1e3 / steps, steps / t,
            (double) m->weight_bytes * steps / t / 1e9);
 
-    /* decode, batch 16 (16 sequences at the same, shallow depth; seq 0
-     * rewrites its first positions: timing only) */
+    /* decode, batches of 8 (one weight pass, a graph) and 16 (cuBLAS):
+     * sequences at the same, shallow depth; seq 0 rewrites its first
+     * positions: timing only */
     for (i = 1; i < 16; i++) {
         st_kv_seq_reserve(&kv, &seq[i], (n_pre + steps) / 16);
     }
+    bs = 8;
+    for (s = 0; s <= steps / 16; s++) {
+        if (s == 1) {
+            t0 = now_s();          /* step 0 captured the graph */
+        }
+        for (i = 0; i < bs; i++) {
+            batch[i].token = 1 + s + i;
+            batch[i].pos = s;
+            batch[i].seq = &seq[i];
+            batch[i].want_logits = 1;
+        }
+        if (b->run(b, &kv, batch, bs, logits, &err) != ST_OK) {
+            printf("# decode8: %s\n", err.msg);
+            break;
+        }
+    }
+    t = now_s() - t0;
+    printf("decode batch 8: %.3f ms/step, %.0f tokens/s\n",
+           t * 1e3 / (steps / 16), bs * (steps / 16) / t);
     bs = 16;
     t0 = now_s();
     for (s = 0; s < steps / 16; s++) {
@@ -121,10 +147,33 @@ bench(const char *path)
     printf("decode batch 16: %.3f ms/step, %.0f tokens/s\n",
            t * 1e3 / (steps / 16), bs * (steps / 16) / t);
 
+    {
+        uint64_t cap = 0, rep = 0;
+        int      on = st_cuda_backend_graph_stats(b, &cap, &rep);
+        printf("graphs %s: %llu captures, %llu replays\n",
+               on == 1 ? "on" : "off (ST_CUDA_GRAPHS=0 or unsupported)",
+               (unsigned long long) cap, (unsigned long long) rep);
+    }
     free(logits);
     b->free(b);
     st_kv_cache_free(&kv);
     st_model_free(m);
+}
+
+
+/* With decode graphs (the default), then without, unless the caller
+ * chose with ST_CUDA_GRAPHS. */
+static void
+bench_both(const char *path)
+{
+    if (getenv("ST_CUDA_GRAPHS") != NULL) {
+        bench(path);
+        return;
+    }
+    bench(path);
+    setenv("ST_CUDA_GRAPHS", "0", 1);
+    bench(path);
+    unsetenv("ST_CUDA_GRAPHS");
 }
 
 
@@ -146,13 +195,13 @@ main(void)
     }
     snprintf(path, sizeof(path), "%s/models/TinyStories-656K-Q8_0.gguf",
              tap_root_dir());
-    bench(path);
+    bench_both(path);
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         FILE *fp;
         snprintf(path, sizeof(path), "%s/%s", tap_shared_dir(), names[i]);
         if ((fp = fopen(path, "rb")) != NULL) {
             fclose(fp);
-            bench(path);
+            bench_both(path);
         }
     }
     return 0;

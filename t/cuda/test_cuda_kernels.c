@@ -91,6 +91,25 @@ test_matvec_type(st_type type, uint32_t n_in, uint32_t n_out, uint32_t n)
            "reference (max rel %.3g)", tr->name, n_out, n_in, n, rel);
     }
 
+    /* batch rows share one weight pass; each row must be the bytes of
+     * that row run alone (same per-element order) */
+    if (n > 1) {
+        float   *one = malloc(sizeof(float) * n_out);
+        uint32_t diff = 0;
+
+        for (r = 0; r < n && e == 0; r++) {
+            e = st_cuda_matvec(dw, (int) type, wrow, n_in, n_out,
+                               (const uint8_t *) dact + r * arow, 1, dy,
+                               NULL);
+            ct_get(one, dy, sizeof(float) * n_out);
+            diff += memcmp(one, got + (size_t) r * n_out,
+                           sizeof(float) * n_out) != 0;
+        }
+        ok(e == 0 && diff == 0, "%s: each of %u batch rows equals its "
+           "single-row matvec (%u differ)", tr->name, n, diff);
+        free(one);
+    }
+
     /* dequantize to F32 (the cuBLAS prefill path) and embedding rows */
     {
         float    *h = malloc(sizeof(float) * n_in * 3);
@@ -488,6 +507,13 @@ main(void)
     test_matvec_type(ST_TYPE_Q4_K, 256 * 3, 13, 3);
     test_matvec_type(ST_TYPE_Q5_K, 256 * 3, 13, 2);
     test_matvec_type(ST_TYPE_Q6_K, 256 * 35, 7, 2);
+    /* more rows than one weight pass serves (16), rows not 4-aligned */
+    test_matvec_type(ST_TYPE_Q8_0, 32 * 9, 21, 19);
+    test_matvec_type(ST_TYPE_Q4_0, 32 * 65, 9, 17);
+    test_matvec_type(ST_TYPE_Q4_K, 256 * 2, 9, 16);
+    test_matvec_type(ST_TYPE_Q6_K, 256 * 1, 11, 18);
+    test_matvec_type(ST_TYPE_F16, 97, 11, 17);
+    test_matvec_type(ST_TYPE_F32, 33, 11, 15);
     test_rmsnorm();
     test_elementwise();
     test_argmax();
