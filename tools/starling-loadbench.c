@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -388,8 +389,9 @@ main(int argc, char **argv)
             for (j = 0; j < n_itl; j++) im += itl[j];
             tm = n_ttft ? tm / n_ttft : 0;
             im = n_itl ? im / n_itl : 0;
-            tp = n_ttft ? ttft[(size_t) ((n_ttft - 1) * 0.99)] : 0;
-            ip = n_itl ? itl[(size_t) ((n_itl - 1) * 0.99)] : 0;
+            /* nearest-rank percentile: with few samples p99 is the max */
+            tp = n_ttft ? ttft[(size_t) ceil(0.99 * n_ttft) - 1] : 0;
+            ip = n_itl ? itl[(size_t) ceil(0.99 * n_itl) - 1] : 0;
             if (json) {
                 printf("{\"concurrency\":%d,\"waves\":%d,\"tokens\":%ld,"
                        "\"tokens_per_s\":%.1f,\"ttft_ms_mean\":%.2f,"
