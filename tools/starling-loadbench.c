@@ -224,7 +224,7 @@ usage(void)
     fprintf(stderr,
         "usage: starling-loadbench [-h HOST] [-p PORT] [--path /v1/completions]\n"
         "         [-c 1,4,8,16] [-n MAX_TOKENS] [-w WAVES] [--prompt TEXT]\n"
-        "         [--model NAME] [--temp T] [--json]\n");
+        "         [--model NAME] [--temp T] [--ignore-eos] [--json]\n");
 }
 
 
@@ -236,12 +236,14 @@ main(int argc, char **argv)
                          "Lily. She loved to play outside in the park.";
     const char *model = "default", *conc_list = "1,4,8,16";
     int         port = 8080, max_tokens = 128, waves = 3, json = 0, i;
+    int         ignore_eos = 0;
     double      temp = 0.0;
     char        body[4096], *list, *tok;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) { json = 1; continue; }
+        if (strcmp(a, "--ignore-eos") == 0) { ignore_eos = 1; continue; }
         if (v == NULL) { usage(); return 2; }
         i++;
         if (strcmp(a, "-h") == 0) host = v;
@@ -261,9 +263,10 @@ main(int argc, char **argv)
     }
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":%d,"
-             "\"temperature\":%g,\"stream\":true,"
+             "\"temperature\":%g,\"stream\":true,%s"
              "\"stream_options\":{\"include_usage\":true}}",
-             model, prompt, max_tokens, temp);
+             model, prompt, max_tokens, temp,
+             ignore_eos ? "\"ignore_eos\":true," : "");
 
     if (!json) {
         printf("%-6s %10s %12s %12s %12s %12s %8s\n", "conc", "tok/s",
