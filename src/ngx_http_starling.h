@@ -5,7 +5,10 @@
  *   ngx_http_starling_module.c   module definition, process init/exit
  *   src/ngx_http_starling_conf.c   directives, create/merge conf
  *   src/ngx_http_starling_bridge.c thread pool: model load, step loop
- *   src/ngx_http_starling_handler.c content handler, routing, generation
+ *   src/ngx_http_starling_handler.c content handler, routing, body
+ *   src/ngx_http_starling_errors.c  error responses in the API's shapes
+ *   src/ngx_http_starling_generate.c generation requests -> engine
+ *   src/ngx_http_starling_lifecycle.c timers, disconnects, engine output
  *   src/ngx_http_starling_render.c  engine output -> JSON, chunks, events
  *   src/ngx_http_starling_tokenize.c /tokenize, /detokenize, /cancel
  *   src/ngx_http_starling_sse.c    response/SSE output plumbing
@@ -246,19 +249,35 @@ typedef struct {
 
 /* handler */
 ngx_int_t ngx_http_starling_handler(ngx_http_request_t *r);
-void ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
-    const st_seq_output *out);
+
+/* errors (responses in the surface's error shape) */
 ngx_int_t ngx_http_starling_error_status(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, ngx_uint_t status, const char *type,
     const char *param, const char *code, const char *message);
+ngx_int_t ngx_http_starling_not_allowed(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, const char *allow);
+ngx_int_t ngx_http_starling_validation_error(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
 ngx_int_t ngx_http_starling_reject(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, ngx_uint_t status, const char *field,
     const char *constraint, const char *message);
 ngx_int_t ngx_http_starling_unavailable(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, ngx_http_starling_model_t *m);
+
+/* generate (generation requests -> engine) */
 ngx_http_starling_model_t *ngx_http_starling_pick_model(
     ngx_http_request_t *r, ngx_http_starling_ctx_t *ctx,
     st_api_request *req);
+ngx_int_t ngx_http_starling_generate(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+
+/* lifecycle (a submitted request: timers, disconnects, engine output) */
+void ngx_http_starling_test_reading(ngx_http_request_t *r);
+ngx_msec_t ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,
+    ngx_http_starling_loc_conf_t *slcf, ngx_msec_t dflt);
+void ngx_http_starling_timer_handler(ngx_event_t *ev);
+void ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
 
 /* render (engine output -> OpenAI objects / worker events) */
 ngx_int_t ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,

@@ -16,8 +16,13 @@
  *   padding to general.alignment, data section.
  * A string is u64 length + bytes; an array is u32 element type, u64 count,
  * elements. v1 used 32-bit counts and is not supported.
+ *
+ * This file parses and validates; gguf_index.c holds the key and name
+ * lookups, gguf_get.c the accessors and typed getters, gguf_internal.h
+ * the handle they share.
  */
 #include "gguf.h"
+#include "gguf_internal.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -50,41 +55,6 @@
 #define ST_GGUF_SHOW_MAX           48
 
 
-/* Hash index over kv keys or tensor names: open addressing, slots hold
- * the item index + 1 (0 = empty). Grows as items are added so memory
- * follows what was parsed, not what the header claims. */
-typedef struct {
-    uint64_t  hash;
-    uint64_t  idx1;
-} st_gguf_slot;
-
-typedef struct {
-    st_gguf_slot  *slots;
-    uint64_t       cap;          /* power of two, or 0 */
-    uint64_t       n;
-} st_gguf_index;
-
-struct st_gguf {
-    const uint8_t   *base;
-    size_t           size_bytes;
-    void            *map;        /* mmap'd region, or NULL for memory */
-    size_t           map_bytes;
-
-    uint32_t         version;
-    uint32_t         alignment;
-    size_t           data_offset; /* start of the data section */
-
-    uint64_t         n_kv;
-    uint64_t         kv_cap;
-    st_gguf_kv      *kvs;
-    st_gguf_index    kv_index;
-
-    uint64_t         n_tensors;
-    uint64_t         tensor_cap;
-    st_gguf_tensor  *tensors;
-    st_gguf_index    tensor_index;
-};
-
 typedef struct {
     const uint8_t  *base;
     size_t          size;
@@ -105,7 +75,7 @@ static void st_gguf_value_free(st_gguf_value *v);
 
 /* ---- small helpers ---- */
 
-static uint32_t
+uint32_t
 st_gguf_le32(const uint8_t *p)
 {
     return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
@@ -113,7 +83,7 @@ st_gguf_le32(const uint8_t *p)
 }
 
 
-static uint64_t
+uint64_t
 st_gguf_le64(const uint8_t *p)
 {
     return (uint64_t) st_gguf_le32(p) | (uint64_t) st_gguf_le32(p + 4) << 32;
@@ -124,20 +94,6 @@ static size_t
 st_gguf_left(const st_gguf_rd *rd)
 {
     return rd->size - rd->pos;
-}
-
-
-static uint64_t
-st_gguf_hash(const char *s, size_t len)
-{
-    uint64_t  h = 0xcbf29ce484222325ULL;     /* FNV-1a */
-    size_t    i;
-
-    for (i = 0; i < len; i++) {
-        h ^= (uint8_t) s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 
@@ -181,7 +137,7 @@ st_gguf_vtype_name(uint32_t type)
 
 
 /* Encoded size of a scalar value type; 0 for string/array/unknown. */
-static size_t
+size_t
 st_gguf_scalar_bytes(uint32_t type)
 {
     switch (type) {
@@ -195,113 +151,6 @@ st_gguf_scalar_bytes(uint32_t type)
         return 8;
     default:
         return 0;
-    }
-}
-
-
-/* ---- hash index ---- */
-
-static int
-st_gguf_index_grow(st_gguf_index *ix)
-{
-    uint64_t       cap = ix->cap ? ix->cap * 2 : 16, i, j;
-    st_gguf_slot  *slots;
-
-    if (cap > SIZE_MAX / sizeof(st_gguf_slot)) {
-        return -1;
-    }
-    slots = calloc((size_t) cap, sizeof(st_gguf_slot));
-    if (slots == NULL) {
-        return -1;
-    }
-    for (i = 0; i < ix->cap; i++) {
-        if (ix->slots[i].idx1 == 0) {
-            continue;
-        }
-        j = ix->slots[i].hash & (cap - 1);
-        while (slots[j].idx1 != 0) {
-            j = (j + 1) & (cap - 1);
-        }
-        slots[j] = ix->slots[i];
-    }
-    free(ix->slots);
-    ix->slots = slots;
-    ix->cap = cap;
-    return 0;
-}
-
-
-static int
-st_gguf_index_add(st_gguf_index *ix, uint64_t hash, uint64_t idx)
-{
-    uint64_t  j;
-
-    /* keep the load factor <= 1/2 */
-    if ((ix->n + 1) * 2 > ix->cap && st_gguf_index_grow(ix) != 0) {
-        return -1;
-    }
-    j = hash & (ix->cap - 1);
-    while (ix->slots[j].idx1 != 0) {
-        j = (j + 1) & (ix->cap - 1);
-    }
-    ix->slots[j].hash = hash;
-    ix->slots[j].idx1 = idx + 1;
-    ix->n++;
-    return 0;
-}
-
-
-/* Index of the kv whose key is s[0..len), or UINT64_MAX. */
-static uint64_t
-st_gguf_kv_lookup(const st_gguf *g, const char *s, size_t len)
-{
-    uint64_t             h, j;
-    const st_gguf_slot  *sl;
-    const st_gguf_kv    *kv;
-
-    if (g->kv_index.cap == 0) {
-        return UINT64_MAX;
-    }
-    h = st_gguf_hash(s, len);
-    for (j = h & (g->kv_index.cap - 1); ; j = (j + 1) & (g->kv_index.cap - 1)) {
-        sl = &g->kv_index.slots[j];
-        if (sl->idx1 == 0) {
-            return UINT64_MAX;
-        }
-        kv = &g->kvs[sl->idx1 - 1];
-        if (sl->hash == h && kv->key.len == len
-            && memcmp(kv->key.ptr, s, len) == 0)
-        {
-            return sl->idx1 - 1;
-        }
-    }
-}
-
-
-static uint64_t
-st_gguf_tensor_lookup(const st_gguf *g, const char *name, size_t len)
-{
-    uint64_t             h, j;
-    const st_gguf_slot  *sl;
-    const st_gguf_tensor *t;
-
-    if (g->tensor_index.cap == 0) {
-        return UINT64_MAX;
-    }
-    h = st_gguf_hash(name, len);
-    for (j = h & (g->tensor_index.cap - 1); ;
-         j = (j + 1) & (g->tensor_index.cap - 1))
-    {
-        sl = &g->tensor_index.slots[j];
-        if (sl->idx1 == 0) {
-            return UINT64_MAX;
-        }
-        t = &g->tensors[sl->idx1 - 1];
-        if (sl->hash == h && strlen(t->name) == len
-            && memcmp(t->name, name, len) == 0)
-        {
-            return sl->idx1 - 1;
-        }
     }
 }
 
@@ -1061,304 +910,4 @@ st_gguf_close(st_gguf *g)
         munmap(g->map, g->map_bytes);
     }
     free(g);
-}
-
-
-/* ---- accessors ---- */
-
-uint32_t
-st_gguf_version(const st_gguf *g)
-{
-    return g->version;
-}
-
-
-size_t
-st_gguf_file_size(const st_gguf *g)
-{
-    return g->size_bytes;
-}
-
-
-uint32_t
-st_gguf_alignment(const st_gguf *g)
-{
-    return g->alignment;
-}
-
-
-size_t
-st_gguf_data_offset(const st_gguf *g)
-{
-    return g->data_offset;
-}
-
-
-uint64_t
-st_gguf_n_kv(const st_gguf *g)
-{
-    return g->n_kv;
-}
-
-
-const st_gguf_kv *
-st_gguf_kv_at(const st_gguf *g, uint64_t i)
-{
-    return i < g->n_kv ? &g->kvs[i] : NULL;
-}
-
-
-const st_gguf_value *
-st_gguf_find(const st_gguf *g, const char *key)
-{
-    uint64_t  i;
-
-    if (key == NULL) {
-        return NULL;
-    }
-    i = st_gguf_kv_lookup(g, key, strlen(key));
-    return i == UINT64_MAX ? NULL : &g->kvs[i].value;
-}
-
-
-uint64_t
-st_gguf_n_tensors(const st_gguf *g)
-{
-    return g->n_tensors;
-}
-
-
-const st_gguf_tensor *
-st_gguf_tensor_at(const st_gguf *g, uint64_t i)
-{
-    return i < g->n_tensors ? &g->tensors[i] : NULL;
-}
-
-
-const st_gguf_tensor *
-st_gguf_find_tensor(const st_gguf *g, const char *name)
-{
-    uint64_t  i;
-
-    if (name == NULL) {
-        return NULL;
-    }
-    i = st_gguf_tensor_lookup(g, name, strlen(name));
-    return i == UINT64_MAX ? NULL : &g->tensors[i];
-}
-
-
-/* ---- typed getters ---- */
-
-static st_status
-st_gguf_get_any(const st_gguf *g, const char *key, const st_gguf_value **out,
-    st_error *err)
-{
-    *out = st_gguf_find(g, key);
-    if (*out == NULL) {
-        return st_error_set(err, ST_ERR_FORMAT, "gguf: missing key '%s'",
-                            key != NULL ? key : "(null)");
-    }
-    return ST_OK;
-}
-
-
-static st_status
-st_gguf_wrong_type(const char *key, const st_gguf_value *v,
-    const char *expected, st_error *err)
-{
-    return st_error_set(err, ST_ERR_FORMAT, "gguf: key '%s' is a %s, "
-                        "expected %s", key, st_gguf_vtype_name(v->type),
-                        expected);
-}
-
-
-st_status
-st_gguf_get_u32(const st_gguf *g, const char *key, uint32_t *out,
-    st_error *err)
-{
-    const st_gguf_value  *v;
-    st_status             rc = st_gguf_get_any(g, key, &v, err);
-
-    if (rc != ST_OK) {
-        return rc;
-    }
-    switch (v->type) {
-    case ST_GGUF_UINT8: case ST_GGUF_UINT16: case ST_GGUF_UINT32:
-    case ST_GGUF_UINT64:
-        if (v->v.u64 > UINT32_MAX) {
-            break;
-        }
-        *out = (uint32_t) v->v.u64;
-        return ST_OK;
-    case ST_GGUF_INT8: case ST_GGUF_INT16: case ST_GGUF_INT32:
-    case ST_GGUF_INT64:
-        if (v->v.i64 < 0 || v->v.i64 > (int64_t) UINT32_MAX) {
-            break;
-        }
-        *out = (uint32_t) v->v.i64;
-        return ST_OK;
-    default:
-        return st_gguf_wrong_type(key, v, "an integer", err);
-    }
-    return st_error_set(err, ST_ERR_FORMAT,
-        "gguf: key '%s': value does not fit in u32", key);
-}
-
-
-st_status
-st_gguf_get_f32(const st_gguf *g, const char *key, float *out, st_error *err)
-{
-    const st_gguf_value  *v;
-    st_status             rc = st_gguf_get_any(g, key, &v, err);
-
-    if (rc != ST_OK) {
-        return rc;
-    }
-    if (v->type != ST_GGUF_FLOAT32 && v->type != ST_GGUF_FLOAT64) {
-        return st_gguf_wrong_type(key, v, "a float", err);
-    }
-    *out = (float) v->v.f64;
-    return ST_OK;
-}
-
-
-st_status
-st_gguf_get_bool(const st_gguf *g, const char *key, int *out, st_error *err)
-{
-    const st_gguf_value  *v;
-    st_status             rc = st_gguf_get_any(g, key, &v, err);
-
-    if (rc != ST_OK) {
-        return rc;
-    }
-    if (v->type != ST_GGUF_BOOL) {
-        return st_gguf_wrong_type(key, v, "a bool", err);
-    }
-    *out = v->v.u64 != 0;
-    return ST_OK;
-}
-
-
-st_status
-st_gguf_get_str(const st_gguf *g, const char *key, st_gguf_str *out,
-    st_error *err)
-{
-    const st_gguf_value  *v;
-    st_status             rc = st_gguf_get_any(g, key, &v, err);
-
-    if (rc != ST_OK) {
-        return rc;
-    }
-    if (v->type != ST_GGUF_STRING) {
-        return st_gguf_wrong_type(key, v, "a string", err);
-    }
-    *out = v->v.str;
-    return ST_OK;
-}
-
-
-st_status
-st_gguf_get_arr(const st_gguf *g, const char *key, st_gguf_vtype elem,
-    const st_gguf_value **out, st_error *err)
-{
-    const st_gguf_value  *v;
-    st_status             rc = st_gguf_get_any(g, key, &v, err);
-
-    if (rc != ST_OK) {
-        return rc;
-    }
-    if (v->type != ST_GGUF_ARRAY) {
-        return st_gguf_wrong_type(key, v, "an array", err);
-    }
-    if (v->arr_type != elem) {
-        return st_error_set(err, ST_ERR_FORMAT,
-            "gguf: key '%s' is an array of %s, expected an array of %s", key,
-            st_gguf_vtype_name(v->arr_type), st_gguf_vtype_name(elem));
-    }
-    *out = v;
-    return ST_OK;
-}
-
-
-st_gguf_str
-st_gguf_arr_str(const st_gguf_value *arr, uint64_t i)
-{
-    st_gguf_str  none = { NULL, 0 };
-
-    if (arr == NULL || arr->type != ST_GGUF_ARRAY
-        || arr->arr_type != ST_GGUF_STRING || i >= arr->arr_n
-        || arr->arr_items == NULL)
-    {
-        return none;
-    }
-    return arr->arr_items[i].v.str;
-}
-
-
-int
-st_gguf_arr_i64(const st_gguf_value *arr, uint64_t i, int64_t *out)
-{
-    const uint8_t  *p;
-    size_t          esz;
-    uint64_t        u;
-
-    if (arr == NULL || arr->type != ST_GGUF_ARRAY || i >= arr->arr_n) {
-        return -1;
-    }
-    esz = st_gguf_scalar_bytes(arr->arr_type);
-    if (esz == 0 || arr->arr_type == ST_GGUF_FLOAT32
-        || arr->arr_type == ST_GGUF_FLOAT64)
-    {
-        return -1;
-    }
-    p = (const uint8_t *) arr->arr_data + i * esz;
-    switch (arr->arr_type) {
-    case ST_GGUF_UINT8:  *out = p[0]; return 0;
-    case ST_GGUF_BOOL:   *out = p[0] != 0; return 0;
-    case ST_GGUF_INT8:   *out = (int8_t) p[0]; return 0;
-    case ST_GGUF_UINT16: *out = (uint16_t) (p[0] | p[1] << 8); return 0;
-    case ST_GGUF_INT16:  *out = (int16_t) (uint16_t) (p[0] | p[1] << 8);
-                         return 0;
-    case ST_GGUF_UINT32: *out = st_gguf_le32(p); return 0;
-    case ST_GGUF_INT32:  *out = (int32_t) st_gguf_le32(p); return 0;
-    case ST_GGUF_INT64:  *out = (int64_t) st_gguf_le64(p); return 0;
-    case ST_GGUF_UINT64:
-        u = st_gguf_le64(p);
-        if (u > (uint64_t) INT64_MAX) {
-            return -1;
-        }
-        *out = (int64_t) u;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
-
-int
-st_gguf_arr_f32(const st_gguf_value *arr, uint64_t i, float *out)
-{
-    const uint8_t  *p;
-    uint32_t        bits32;
-    uint64_t        bits64;
-    double          d;
-
-    if (arr == NULL || arr->type != ST_GGUF_ARRAY || i >= arr->arr_n) {
-        return -1;
-    }
-    if (arr->arr_type == ST_GGUF_FLOAT32) {
-        p = (const uint8_t *) arr->arr_data + i * 4;
-        bits32 = st_gguf_le32(p);
-        memcpy(out, &bits32, sizeof(float));
-        return 0;
-    }
-    if (arr->arr_type == ST_GGUF_FLOAT64) {
-        p = (const uint8_t *) arr->arr_data + i * 8;
-        bits64 = st_gguf_le64(p);
-        memcpy(&d, &bits64, sizeof(double));
-        *out = (float) d;
-        return 0;
-    }
-    return -1;
 }

@@ -1,0 +1,35 @@
+/*
+ * Request JSON field readers (st_api_field.c), shared by the request
+ * parsers (st_api_req.c). Internal to the API layer: not part of st_api.h.
+ */
+#ifndef ST_API_FIELD_H
+#define ST_API_FIELD_H
+
+#include <yajl/yajl_tree.h>
+
+#include "st_api.h"
+
+
+/* records one validation problem (up to ST_API_MAX_ERRORS) */
+void st_api_err(st_api_request *req, const char *field,
+    const char *constraint, const char *value, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+const char *st_api_val_json(yajl_val v, char *buf, size_t size);
+yajl_val st_api_get(yajl_val obj, const char *key);
+yajl_val st_api_opt(yajl_val obj, const char *key);
+void st_api_type_err(st_api_request *req, const char *field, yajl_val v,
+    const char *want);
+int st_api_bool(st_api_request *req, yajl_val obj, const char *key, int *out);
+int st_api_double(st_api_request *req, yajl_val obj, const char *key,
+    double min, double max, double *out);
+int st_api_int(st_api_request *req, yajl_val obj, const char *key,
+    long long min, long long max, long long *out);
+int st_api_seed(st_api_request *req, yajl_val obj, const char *key,
+    uint64_t *out);
+char *st_api_strdup(st_api_request *req, const char *s, size_t len,
+    int *nomem);
+
+#endif /* ST_API_FIELD_H */
