@@ -18,13 +18,27 @@ static const char *st_cpu_level_names[ST_CPU_LEVEL_COUNT] = {
 };
 
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+
+/* F16C from CPUID.1:ECX[29] (clang's __builtin_cpu_supports lacks it) */
+static int
+st_cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
+
 st_cpu_level
 st_cpu_level_detect(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-          && __builtin_cpu_supports("f16c")))
+          && st_cpu_has_f16c()))
     {
         return ST_CPU_SCALAR;
     }
