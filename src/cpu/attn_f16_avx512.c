@@ -62,6 +62,57 @@ st_attn_dot_d(uint32_t n, const st_f16 *k, const float *q)
 }
 
 
+/* Scores of 8 keys (hd a multiple of 16): per key the same vertical
+ * sums as st_attn_dot_d, then the same reduction tree (256-bit halves,
+ * 128-bit halves, the two lanes, each add with the same operands in the
+ * same order) run for 8 keys at once on transposed lanes, instead of
+ * one horizontal reduction per key. w[j] = (float) dot_j * scale. */
+ST_INLINE void
+st_attn_dot8(uint32_t hd, const st_f16 *k, size_t stride, const float *q,
+    float scale, float *w)
+{
+    __m512d  acc[8], x[4], y0, y1, z0, z1, s;
+    uint32_t i, j;
+
+#pragma GCC unroll 8
+    for (j = 0; j < 8; j++) {
+        const st_f16 *kr = k + (size_t) j * stride;
+
+        acc[j] = _mm512_setzero_pd();
+        for (i = 0; i < hd; i += 16) {
+            __m512 p = _mm512_mul_ps(
+                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (kr + i))),
+                _mm512_loadu_ps(q + i));
+            acc[j] = _mm512_add_pd(acc[j],
+                                   _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+            acc[j] = _mm512_add_pd(acc[j],
+                                   _mm512_cvtps_pd(_mm512_extractf32x8_ps(p, 1)));
+        }
+    }
+    /* low 256 + high 256: x[j/2] = [A(key 2m) | A(key 2m+1)], 4 each */
+#pragma GCC unroll 4
+    for (j = 0; j < 4; j++) {
+        x[j] = _mm512_add_pd(
+            _mm512_shuffle_f64x2(acc[2 * j], acc[2 * j + 1], 0x44),
+            _mm512_shuffle_f64x2(acc[2 * j], acc[2 * j + 1], 0xEE));
+    }
+    /* low 128 + high 128: z0 = [T(key 0) .. T(key 3)], 2 each */
+    y0 = _mm512_shuffle_f64x2(x[0], x[1], 0x88);
+    y1 = _mm512_shuffle_f64x2(x[0], x[1], 0xDD);
+    z0 = _mm512_add_pd(y0, y1);
+    y0 = _mm512_shuffle_f64x2(x[2], x[3], 0x88);
+    y1 = _mm512_shuffle_f64x2(x[2], x[3], 0xDD);
+    z1 = _mm512_add_pd(y0, y1);
+    /* lane 0 + lane 1: keys 0 4 1 5 2 6 3 7 */
+    s = _mm512_add_pd(_mm512_unpacklo_pd(z0, z1), _mm512_unpackhi_pd(z0, z1));
+    s = _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), s);
+    _mm256_storeu_ps(w, _mm256_mul_ps(_mm512_cvtpd_ps(s),
+                                      _mm256_set1_ps(scale)));
+}
+
+#define ST_ATTN_HAVE_DOT8 1
+
+
 #include "attn_f16_impl.h"
 
 

@@ -19,6 +19,9 @@
  *    on the running max), then scalar passes turn them into the rescale /
  *    weight factors (expf, the running max M and the sum S, in the same
  *    order as the reference);
+ *    A level may define ST_ATTN_HAVE_DOT8 and st_attn_dot8() to score 8
+ *    keys at once with the same arithmetic; the scalar passes run the
+ *    heads of a group interleaved;
  * 2. the V pass keeps the accumulators of a group of heads in registers
  *    for the usual head sizes; the heads' dependency chains (fma, round
  *    to F16, per key) are independent, so they overlap.
@@ -41,9 +44,17 @@ st_attn_scan(st_attn_f16_state *st, uint32_t hd, const st_f16 *k,
     size_t stride, uint32_t n, float *w, uint8_t *up)
 {
     float    M = st->M, S = st->S;
-    uint32_t j;
+    uint32_t j = 0;
 
-    for (j = 0; j < n; j++) {
+#ifdef ST_ATTN_HAVE_DOT8
+    if (hd % 16 == 0) {
+        for (; j + 8 <= n; j += 8) {
+            st_attn_dot8(hd, k + (size_t) j * stride, stride, st->qf,
+                         st->scale, w + j);
+        }
+    }
+#endif
+    for (; j < n; j++) {
         w[j] = (float) st_attn_dot_d(hd, k + (size_t) j * stride, st->qf)
                * st->scale;
     }
@@ -69,6 +80,79 @@ st_attn_scan(st_attn_f16_state *st, uint32_t hd, const st_f16 *k,
     }
     st->M = M;
     st->S = S;
+}
+
+
+/* st_attn_scan of G heads, pass by pass with the heads interleaved so
+ * that their serial chains (running max, S) overlap; per head the same
+ * operations in the same order. S * 1.0f is S exactly, so a key that is
+ * not a new max adds its weight without the multiply (half the latency
+ * of the S chain). */
+ST_INLINE void
+st_attn_scan_group(st_attn_f16_state *st, uint32_t G, uint32_t hd,
+    const size_t *off, const st_f16 *k, size_t stride, uint32_t n,
+    float (*w)[ST_ATTN_CHUNK], uint8_t (*up)[ST_ATTN_CHUNK])
+{
+    float    M[ST_ATTN_HEADS_MAX], S[ST_ATTN_HEADS_MAX];
+    uint32_t j, g;
+
+    for (g = 0; g < G; g++) {
+        const st_f16 *kg = k + off[g];
+
+        j = 0;
+#ifdef ST_ATTN_HAVE_DOT8
+        if (hd % 16 == 0) {
+            for (; j + 8 <= n; j += 8) {
+                st_attn_dot8(hd, kg + (size_t) j * stride, stride, st[g].qf,
+                             st[g].scale, w[g] + j);
+            }
+        }
+#endif
+        for (; j < n; j++) {
+            w[g][j] = (float) st_attn_dot_d(hd, kg + (size_t) j * stride,
+                                            st[g].qf) * st[g].scale;
+        }
+    }
+#pragma GCC unroll 8
+    for (g = 0; g < G; g++) {
+        M[g] = st[g].M;
+        S[g] = st[g].S;
+    }
+    for (j = 0; j < n; j++) {
+#pragma GCC unroll 8
+        for (g = 0; g < G; g++) {
+            float s = w[g][j];
+
+            if (s > M[g]) {
+                w[g][j] = M[g] - s;
+                M[g] = s;
+                up[g][j] = 1;
+            } else {
+                w[g][j] = s - M[g];
+                up[g][j] = 0;
+            }
+        }
+    }
+    for (g = 0; g < G; g++) {
+        for (j = 0; j < n; j++) {
+            w[g][j] = expf(w[g][j]);
+        }
+    }
+    for (j = 0; j < n; j++) {
+#pragma GCC unroll 8
+        for (g = 0; g < G; g++) {
+            if (up[g][j]) {
+                S[g] = S[g] * w[g][j] + 1.0f;
+            } else {
+                S[g] = S[g] + w[g][j];
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (g = 0; g < G; g++) {
+        st[g].M = M[g];
+        st[g].S = S[g];
+    }
 }
 
 
@@ -151,7 +235,7 @@ st_attn_run_group(st_attn_f16_state *st, uint32_t G, uint32_t hd,
 {
     float    w[ST_ATTN_HEADS_MAX][ST_ATTN_CHUNK];
     uint8_t  up[ST_ATTN_HEADS_MAX][ST_ATTN_CHUNK];
-    uint32_t c0, m, g;
+    uint32_t c0, m;
     size_t   kv0;
 
     for (c0 = 0; c0 < n_keys; c0 += m) {
@@ -163,10 +247,7 @@ st_attn_run_group(st_attn_f16_state *st, uint32_t G, uint32_t hd,
             st_attn_v_any(st, v + off[0] + kv0, stride, m, w[0], up[0]);
             continue;
         }
-        for (g = 0; g < G; g++) {
-            st_attn_scan(&st[g], hd, k + off[g] + kv0, stride, m, w[g],
-                         up[g]);
-        }
+        st_attn_scan_group(st, G, hd, off, k + kv0, stride, m, w, up);
         st_attn_v_fixed(st, G, hd, off, v + kv0, stride, m, w, up);
     }
 }

@@ -197,61 +197,114 @@ st_q_tail(int q4, const void *w, const st_block_q8_0 *y)
 }
 
 
+/* The tile's 8 element sums before the horizontal add, rows r0, r0 + 1:
+ * v[o * NA + r] = a0 + a1 as vec_dot forms them, over the even blocks. */
+ST_INLINE void
+st_gemm_q_pair(int q4, const st_gemm_args *g, const st_q_wprep *wp,
+    int64_t r0, int64_t nb, const st_block_q8_0 **a, __m512 *v)
+{
+    const float *as[ST_Q_NA];
+    __m512       a0[ST_Q_NW * ST_Q_NA], a1[ST_Q_NW * ST_Q_NA];
+    int64_t      i;
+    int          o, r;
+
+    for (r = 0; r < ST_Q_NA; r++) {
+        a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
+                                        + (size_t) (r0 + r) * g->a_stride);
+        as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
+    }
+#pragma GCC unroll 16
+    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
+        a0[o] = _mm512_setzero_ps();
+        a1[o] = _mm512_setzero_ps();
+    }
+    i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        st_q_step(q4, wp, a, as, i, a0);
+        st_q_step(q4, wp, a, as, i + 2, a1);
+    }
+    for (; i + 2 <= nb; i += 2) {
+        st_q_step(q4, wp, a, as, i, a0);
+    }
+#pragma GCC unroll 8
+    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
+        v[o] = _mm512_add_ps(a0[o], a1[o]);
+    }
+}
+
+
+/* y of the tile's elements from their sums, plus vec_dot's odd last
+ * block when nb is odd */
+ST_INLINE void
+st_gemm_q_store(int q4, const st_gemm_args *g, int64_t r0, int64_t nb,
+    const st_block_q8_0 *const *a, const float *sums)
+{
+    int64_t i = nb & ~(int64_t) 1;
+    int     o, r;
+
+    for (o = 0; o < ST_Q_NW; o++) {
+        for (r = 0; r < ST_Q_NA; r++) {
+            float sum = sums[o * ST_Q_NA + r];
+
+            if (i < nb) {
+                const uint8_t *wb = (const uint8_t *) g->w
+                    + (size_t) o * g->w_stride
+                    + (size_t) i * (q4 ? sizeof(st_block_q4_0)
+                                       : sizeof(st_block_q8_0));
+                sum += st_q_tail(q4, wb, a[r] + i);
+            }
+            g->out[(size_t) (r0 + r) * g->out_stride + o] = sum;
+        }
+    }
+}
+
+
 ST_INLINE void
 st_gemm_q(int q4, const st_gemm_args *g)
 {
     st_q_wprep           wp;
-    const st_block_q8_0 *a[ST_Q_NA];
-    const float         *as[ST_Q_NA];
-    __m512               a0[ST_Q_NW * ST_Q_NA], a1[ST_Q_NW * ST_Q_NA];
-    int64_t              nb = g->n / 32, i, r0;
-    int                  o, r;
+    const st_block_q8_0 *a[2][ST_Q_NA];
+    __m512               v[2 * ST_Q_NW * ST_Q_NA];
+    int64_t              nb = g->n / 32, r0;
 
     st_q_prepare(q4, g->w, g->w_stride, nb & ~(int64_t) 1, &wp);
 
-    for (r0 = 0; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
-        for (r = 0; r < ST_Q_NA; r++) {
-            a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
-                                            + (size_t) (r0 + r) * g->a_stride);
-            as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
-        }
-#pragma GCC unroll 16
-        for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
-            a0[o] = _mm512_setzero_ps();
-            a1[o] = _mm512_setzero_ps();
-        }
-        i = 0;
-        for (; i + 4 <= nb; i += 4) {
-            st_q_step(q4, &wp, a, as, i, a0);
-            st_q_step(q4, &wp, a, as, i + 2, a1);
-        }
-        for (; i + 2 <= nb; i += 2) {
-            st_q_step(q4, &wp, a, as, i, a0);
-        }
-        {
-            __m512 v[ST_Q_NW * ST_Q_NA];
-            float  sums[ST_Q_NW * ST_Q_NA];
+    /* two tiles (4 activation rows) share one 16-wide horizontal add;
+     * every element keeps its own sum tree */
+    for (r0 = 0; r0 + 2 * ST_Q_NA <= g->n_a; r0 += 2 * ST_Q_NA) {
+        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
+        st_gemm_q_pair(q4, g, &wp, r0 + ST_Q_NA, nb, a[1],
+                       v + ST_Q_NW * ST_Q_NA);
+        if ((nb & 1) == 0) {
+            /* lane 4k + m = element k + 4m (st_hsum512x16_ps); element
+             * e = 8 * tile + 2 * o + r -> output row 2 * tile + r,
+             * column o: lanes reordered to 4 rows x 4 columns */
+            const __m512i idx = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13,
+                                                  2, 10, 3, 11, 6, 14, 7, 15);
+            __m512 s = _mm512_permutexvar_ps(idx, st_hsum512x16_ps(v));
+            float *out = g->out + (size_t) r0 * g->out_stride;
 
-#pragma GCC unroll 8
-            for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
-                v[o] = _mm512_add_ps(a0[o], a1[o]);
-            }
+            _mm_storeu_ps(out, _mm512_castps512_ps128(s));
+            _mm_storeu_ps(out + g->out_stride, _mm512_extractf32x4_ps(s, 1));
+            _mm_storeu_ps(out + 2 * g->out_stride,
+                          _mm512_extractf32x4_ps(s, 2));
+            _mm_storeu_ps(out + 3 * g->out_stride,
+                          _mm512_extractf32x4_ps(s, 3));
+        } else {
+            float sums[ST_Q_NW * ST_Q_NA];
+
             st_hsum512x8_ps(v, sums);
-            for (o = 0; o < ST_Q_NW; o++) {
-                for (r = 0; r < ST_Q_NA; r++) {
-                    float sum = sums[o * ST_Q_NA + r];
-
-                    if (i < nb) {
-                        const uint8_t *wb = (const uint8_t *) g->w
-                            + (size_t) o * g->w_stride
-                            + (size_t) i * (q4 ? sizeof(st_block_q4_0)
-                                               : sizeof(st_block_q8_0));
-                        sum += st_q_tail(q4, wb, a[r] + i);
-                    }
-                    g->out[(size_t) (r0 + r) * g->out_stride + o] = sum;
-                }
-            }
+            st_gemm_q_store(q4, g, r0, nb, a[0], sums);
+            st_hsum512x8_ps(v + ST_Q_NW * ST_Q_NA, sums);
+            st_gemm_q_store(q4, g, r0 + ST_Q_NA, nb, a[1], sums);
         }
+    }
+    for (; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
+        float sums[ST_Q_NW * ST_Q_NA];
+
+        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
+        st_hsum512x8_ps(v, sums);
+        st_gemm_q_store(q4, g, r0, nb, a[0], sums);
     }
 }
 

@@ -72,4 +72,39 @@ st_hsum512x8_ps(const __m512 *v, float *out)
     }
 }
 
+/* The sums of 16 vectors, same pairs as st_hsum512_ps, in one vector:
+ * lane 4k + m holds the sum of v[k + 4m]. A wider transpose than
+ * st_hsum512x8_ps: one lane-wise add per tree level does 16 sums. */
+static inline __m512
+st_hsum512x16_ps(const __m512 *v)
+{
+    __m512 t[8], u[4], w0, w1;
+    int    e;
+
+    for (e = 0; e < 8; e++) {
+        __m512 a = v[2 * e], b = v[2 * e + 1];
+
+        t[e] = _mm512_add_ps(
+            _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)),
+            _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)));
+    }
+    for (e = 0; e < 4; e++) {
+        __m512 a = t[2 * e], b = t[2 * e + 1];
+
+        u[e] = _mm512_add_ps(
+            _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)),
+            _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    }
+    /* lane k: [s2 pair of k | s2 pair of 4 + k], and of 8 + k, 12 + k */
+    w0 = _mm512_add_ps(
+        _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+        _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    w1 = _mm512_add_ps(
+        _mm512_shuffle_ps(u[2], u[3], _MM_SHUFFLE(1, 0, 1, 0)),
+        _mm512_shuffle_ps(u[2], u[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(
+        _mm512_shuffle_ps(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+        _mm512_shuffle_ps(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 #endif /* ST_HSUM_AVX512_H */

@@ -225,6 +225,15 @@ st_attn_heads(const st_attn_job *job, uint32_t row, uint32_t h0, uint32_t nh,
         size_t r = st_kv_row(kv, e->seq, c);
 
         run = bt - c % bt;
+        /* blocks that follow each other in the cache go as one run: the
+         * kernel carries its state across calls exactly, so only the
+         * per-call overhead changes */
+        while (c + run <= e->pos
+               && st_kv_row(kv, e->seq, c + run)
+                  == r + (size_t) run * kv->kv_dim)
+        {
+            run += bt;
+        }
         if (run > e->pos + 1 - c) {
             run = e->pos + 1 - c;
         }
