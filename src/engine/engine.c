@@ -37,6 +37,7 @@ struct st_seq {
     uint32_t           n_cached;        /* prompt tokens reused from the
                                            prefix cache at first admission */
     int                started;         /* has been in a batch */
+    uint64_t           preempted_at;    /* step id of the last preemption */
     uint32_t           max_tokens;
     int                ignore_eos;
     int32_t            n_probs;
@@ -82,6 +83,7 @@ struct st_engine {
 
     st_seq_list        queued, active, done;
     uint64_t           next_id;
+    uint64_t           step_id;         /* current step, from 1 */
 
     st_batch_entry    *batch;           /* (step_tokens) */
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
@@ -710,19 +712,25 @@ st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
 }
 
 
-/* Preempt the most recently admitted active sequence: free its KV and
- * make it recompute prompt + generated tokens later. */
+/* Preempt the most recently admitted active sequence that holds KV
+ * blocks: release them (registered ones stay cached) and make it
+ * recompute prompt + generated tokens later. 0 if nobody holds any. */
 static int
 st_preempt_newest(st_engine *e)
 {
-    st_seq *s = e->active.tail;
+    st_seq *s;
 
-    if (s == NULL || s->kv.n_blocks == 0) {
-        return 0;
+    for (s = e->active.tail; s != NULL; s = s->prev) {
+        if (s->kv.n_blocks > 0) {
+            st_kv_seq_release(&e->kv, &s->kv);
+            s->n_past = 0;
+            /* sits out the rest of this step, so that it cannot take its
+             * (cached) blocks straight back: every retry makes progress */
+            s->preempted_at = e->step_id;
+            return 1;
+        }
     }
-    st_kv_seq_release(&e->kv, &s->kv);
-    s->n_past = 0;
-    return 1;
+    return 0;
 }
 
 
@@ -730,10 +738,12 @@ st_status
 st_engine_step(st_engine *e, st_error *err)
 {
     st_seq     *s, *next;
-    uint32_t    n = 0, n_logits = 0, budget, i, attempt;
+    uint32_t    n = 0, n_logits = 0, budget, i;
     st_status   rc;
     double      now = st_now_ms();
     st_token_logprob top[ST_MAX_TOP_LOGPROBS], chosen;
+
+    e->step_id++;
 
     /* retire cancelled sequences, wherever they are */
     for (s = e->queued.head; s; s = next) {
@@ -762,12 +772,34 @@ st_engine_step(st_engine *e, st_error *err)
         return ST_OK;
     }
 
-    for (attempt = 0; attempt < 2 && n == 0; attempt++) {
+    /* a sequence whose tokens need more blocks than the whole pool has
+     * can never run: fail it rather than preempt forever */
+    for (s = e->active.head; s; s = next) {
+        next = s->next;
+        if (((uint64_t) s->n_tokens + e->kv.block_tokens - 1)
+            / e->kv.block_tokens > e->kv.n_blocks)
+        {
+            snprintf(s->error, sizeof(s->error),
+                     "KV cache too small for this sequence (%u positions)",
+                     s->n_tokens);
+            st_seq_finish(e, s, ST_FINISH_ERROR);
+        }
+    }
+    if (e->active.n == 0) {
+        return ST_OK;
+    }
+
+    /* build the batch; when nothing fits, preempt the newest sequence
+     * holding KV memory and try again (each retry frees blocks, so this
+     * ends) */
+    for ( ;; ) {
         budget = e->step_tokens;
         n = 0;
         /* decode rows first: running streams never wait behind prefill */
         for (s = e->active.head; s && budget > 0; s = s->next) {
-            if (s->n_past + 1 != s->n_tokens || s->n_past < s->n_prompt) {
+            if (s->n_past + 1 != s->n_tokens || s->n_past < s->n_prompt
+                || s->preempted_at == e->step_id)
+            {
                 continue;
             }
             if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + 1) != ST_OK) {
@@ -785,7 +817,9 @@ st_engine_step(st_engine *e, st_error *err)
         for (s = e->active.head; s && budget > 0; s = s->next) {
             uint32_t todo, take, j;
 
-            if (s->n_past + 1 == s->n_tokens && s->n_past >= s->n_prompt) {
+            if ((s->n_past + 1 == s->n_tokens && s->n_past >= s->n_prompt)
+                || s->preempted_at == e->step_id)
+            {
                 continue;
             }
             if (s->n_past == 0 && s->kv.n_blocks == 0) {
@@ -813,15 +847,13 @@ st_engine_step(st_engine *e, st_error *err)
             }
             budget -= take;
         }
-        if (n == 0 && !st_preempt_newest(e)) {
+        if (n > 0 || !st_preempt_newest(e)) {
             break;
         }
     }
     if (n == 0) {
-        /* nothing fits even alone: fail the newest sequence */
-        s = e->active.tail;
-        snprintf(s->error, sizeof(s->error), "KV cache too small");
-        st_seq_finish(e, s, ST_FINISH_ERROR);
+        /* everyone who held blocks sat out this step after preemption:
+         * the next step starts from a free pool, oldest first */
         return ST_OK;
     }
 

@@ -457,6 +457,35 @@ prefix_reuse(const char *model)
 }
 
 
+/* A sequence longer than the whole KV pool fails with a clear error while
+ * one that fits completes; nothing hangs. */
+static void
+kv_too_small(const char *model)
+{
+    st_engine           *e;
+    const st_model_info *in;
+    uint64_t             per_block;
+    st_seq              *both[2];
+    run_out              outs[2];
+
+    e = make_engine(model, 4, 512, 0, 1);
+    in = st_engine_info(e);
+    per_block = in->kv_bytes / in->kv_blocks_total;
+    st_engine_free(e);
+    e = make_engine(model, 4, 512, per_block * 3, 1);   /* 48 positions */
+
+    both[0] = submit(e, 5, 0, 40, NULL, 0);  /* ~30-token prompt + 40 */
+    both[1] = submit(e, 4, 0, 8, NULL, 0);   /* "Lily" + 8 */
+    memset(outs, 0, sizeof(outs));
+    run_all(e, both, outs, 2);
+    ok(outs[0].finish == ST_FINISH_ERROR,
+       "a sequence that outgrows the whole KV pool fails (not a hang)");
+    ok(outs[1].finish == ST_FINISH_LENGTH && outs[1].n == 8,
+       "a sequence that fits completes next to it");
+    st_engine_free(e);
+}
+
+
 int
 main(void)
 {
@@ -473,5 +502,6 @@ main(void)
     limits_and_stops(m1);
     prefix_reuse(m1);
     prefix_reuse(m2);
+    kv_too_small(m1);
     return done_testing();
 }
