@@ -101,6 +101,7 @@ struct ngx_http_starling_model_s {
     ngx_uint_t                  n_ctx;
     ngx_uint_t                  n_threads;
     ngx_uint_t                  max_seqs;
+    off_t                       kv_bytes;      /* 0: engine default */
     u_char                     *file;            /* for messages */
     ngx_uint_t                  line;
 

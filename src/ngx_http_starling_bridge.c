@@ -160,6 +160,7 @@ ngx_http_starling_load_thread(void *data, ngx_log_t *log)
     p.n_ctx = (uint32_t) m->n_ctx;
     p.n_threads = (uint32_t) m->n_threads;
     p.max_seqs = (uint32_t) m->max_seqs;
+    p.kv_bytes = (uint64_t) m->kv_bytes;
 
     m->task_rc = st_engine_create(&m->engine, &p, &m->task_err);
 

@@ -3,7 +3,7 @@
  * Directives:
  *
  *   starling_model NAME path=FILE [backend=cpu|cuda|auto] [ctx=N]
- *                  [threads=N] [max_seqs=N] [sha256=HEX]
+ *                  [threads=N] [max_seqs=N] [kv=SIZE] [sha256=HEX]
  *                  [chat_template=auto|chatml|llama2|llama3|mistral-v1|
  *                   mistral-v3|mistral-v3-tekken|mistral-v7|zephyr|phi3|
  *                   phi4|gemma|plain];
@@ -342,6 +342,18 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                              &m->max_seqs)
                 != NGX_OK || m->max_seqs == 0)
             {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kv=", 3) == 0) {
+            /* KV cache budget, e.g. kv=512m; default: max_seqs full
+             * contexts */
+            s.data = value[i].data + 3;
+            s.len = value[i].len - 3;
+            m->kv_bytes = ngx_parse_offset(&s);
+            if (m->kv_bytes == NGX_ERROR || m->kv_bytes == 0) {
                 goto invalid;
             }
             continue;
