@@ -16,7 +16,7 @@ BUILD    := build
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 PCRE2_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 
-ST_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT) \
+ST_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fno-plt $(OPT) \
             -Isrc/engine -Isrc/cpu $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 ST_LIBS   = $(PCRE2_LIBS) -lm -lpthread
 
