@@ -5,9 +5,12 @@
 #   make test     run every test (unit, conformance, nginx integration)
 #   make run      build the module and run nginx on the shipped model
 #
-# The engine (src/engine, src/cpu) is plain C11 with no nginx headers; it
-# is built here as build/libstarling.a and linked into the module by
-# `config`/`config.make`.
+# Layout (README "Layout"): nginx/ is the glue, include/starling/ the
+# public engine API, src/ the nginx-free engine in layers (base, quant,
+# gguf, text, model, backend, engine) and the API layer (src/api). The
+# engine is built here as build/libstarling.a, the API layer as
+# build/libstarling_api.a, the backend table as build/backends_cpu.o /
+# build/backends_cuda.o; nginx/config links them into the module.
 
 CC       ?= cc
 OPT      ?= -O2 -g
@@ -16,33 +19,52 @@ BUILD    := build
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 PCRE2_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 
-ST_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fno-plt $(OPT) \
-            -Isrc/engine -Isrc/cpu $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
+# -fvisibility=hidden: nginx loads the module RTLD_GLOBAL; no engine
+# symbol may become visible to the rest of the process.
+ST_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fno-plt \
+            -fvisibility=hidden $(OPT) -Iinclude -Isrc $(PCRE2_CFLAGS) \
+            $(EXTRA_CFLAGS)
 ST_LIBS   = $(PCRE2_LIBS) -lm -lpthread
 
 # Per-ISA kernels: files named *_avx2.c / *_avx512.c get their ISA flags;
-# which one runs is decided at run time (src/cpu/cpu_features.c).
+# which one runs is decided at run time (src/backend/cpu/cpu_features.c).
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni \
                -mavx512bf16 -mfma -mf16c
 
-ENGINE_SRCS := $(sort $(wildcard src/engine/*.c) $(wildcard src/cpu/*.c))
+# Engine layers, lowest first; each includes only the layers before it
+# (tools/check-layers.pl checks that).
+ENGINE_DIRS := src/base src/quant src/gguf src/text src/model \
+               src/backend/cpu src/backend/cpu/x86 src/engine
+ENGINE_SRCS := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard $(d)/*.c)))
 ENGINE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRCS))
 LIB         := $(BUILD)/libstarling.a
+API_SRCS    := $(sort $(wildcard src/api/*.c))
+API_LIB     := $(BUILD)/libstarling_api.a
+# the backend table, one build per set of backends (src/backend/registry.h)
+BACKENDS_CPU  := $(BUILD)/backends_cpu.o
+BACKENDS_CUDA := $(BUILD)/backends_cuda.o
+# test/tool-only code (GGUF writer, weight quantizers): not in the module
+TOOLS_LIB_SRCS := $(sort $(wildcard tools/lib/*.c))
+TOOLS_LIB   := $(BUILD)/libstarling_tools.a
+ALL_HDRS    := $(wildcard include/starling/*.h src/*/*.h src/*/*/*.h \
+                          src/*/*/*/*.h tools/lib/*.h)
+# what a test or tool links: backend table, test helpers, engine
+ENGINE_LINK  = $(BACKENDS_CPU) $(TOOLS_LIB) $(LIB) $(ST_LIBS)
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRCS))
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS))
 
-.PHONY: all lib tools unit-bins test test-unit deps clean
+.PHONY: all lib tools unit-bins test test-unit test-layers deps clean
 all: lib tools unit-bins
 
-lib: $(LIB)
+lib: $(LIB) $(API_LIB) $(BACKENDS_CPU) $(BACKENDS_CUDA)
 tools: $(TOOL_BINS)
 unit-bins: $(UNIT_BINS)
 
-$(BUILD)/%.o: %.c $(wildcard src/engine/*.h src/cpu/*.h)
+$(BUILD)/%.o: %.c $(ALL_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ST_CFLAGS) $(if $(findstring _avx512,$<),$(AVX512_FLAGS),$(if $(findstring _avx2,$<),$(AVX2_FLAGS))) -c $< -o $@
 
@@ -50,13 +72,33 @@ $(LIB): $(ENGINE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(ST_CFLAGS) -It/unit $< $(LIB) $(ST_LIBS) -o $@
+$(API_LIB): $(patsubst %.c,$(BUILD)/%.o,$(API_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/%: tools/%.c $(LIB)
+$(BACKENDS_CPU): src/backend/registry.c $(ALL_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ST_CFLAGS) $< $(LIB) $(ST_LIBS) -o $@
+	$(CC) $(ST_CFLAGS) -c $< -o $@
+
+$(BACKENDS_CUDA): src/backend/registry.c $(ALL_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ST_CFLAGS) -DST_WITH_CUDA=1 -c $< -o $@
+
+$(BUILD)/tools/lib/%.o: tools/lib/%.c $(ALL_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ST_CFLAGS) -Itools/lib -c $< -o $@
+
+$(TOOLS_LIB): $(patsubst %.c,$(BUILD)/%.o,$(TOOLS_LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(LIB) $(TOOLS_LIB) $(BACKENDS_CPU)
+	@mkdir -p $(dir $@)
+	$(CC) $(ST_CFLAGS) -It/unit -Itools/lib $< $(ENGINE_LINK) -o $@
+
+$(BUILD)/%: tools/%.c $(LIB) $(TOOLS_LIB) $(BACKENDS_CPU)
+	@mkdir -p $(dir $@)
+	$(CC) $(ST_CFLAGS) -Itools/lib $< $(ENGINE_LINK) -o $@
 
 # Unit + conformance tests (C, TAP). They find data through ST_SHARED and
 # ST_ROOT; tests that need ../shared only report themselves skipped.
@@ -68,7 +110,12 @@ test-unit: lib unit-bins
 EXTRA_TESTS :=
 -include $(sort $(wildcard mk/*.mk))
 
-test: test-unit $(EXTRA_TESTS) test-valgrind
+# The include graph follows the layers, and the glue sees only the
+# public headers.
+test-layers:
+	./tools/check-layers.pl
+
+test: test-layers test-unit $(EXTRA_TESTS) test-valgrind
 
 deps:
 	./tools/install-deps.sh
@@ -96,13 +143,13 @@ comma := ,
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                -std=c11 -D_GNU_SOURCE -Isrc/engine -Isrc/cpu -Isrc/api $(PCRE2_CFLAGS)
+                -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itools/lib $(PCRE2_CFLAGS)
 FUZZ_ENGINE   = $(filter-out %_avx2.c %_avx512.c,$(ENGINE_SRCS))
 # the engine as an archive, so that a target links only what it uses
 fuzz:
 	@mkdir -p $(BUILD)/fuzz/obj
 	@rm -f $(BUILD)/fuzz/libengine.a
-	@for f in $(FUZZ_ENGINE) src/api/*.c; do \
+	@for f in $(FUZZ_ENGINE) src/api/*.c src/backend/registry.c; do \
 	  $(FUZZ_CC) $(subst fuzzer$(comma),fuzzer-no-link$(comma),$(FUZZ_FLAGS)) \
 	    -c $$f -o $(BUILD)/fuzz/obj/$$(basename $$f .c).o || exit 1; \
 	done; ar rcs $(BUILD)/fuzz/libengine.a $(BUILD)/fuzz/obj/*.o

@@ -3,16 +3,15 @@
 #   make cuda-lib        build/libstarling_cuda.a with nvcc (sm_80, sm_90 +
 #                        PTX); skipped with a message when nvcc is absent
 #   make cuda-shim-lib   build/libstarling_cuda_shim.a: the same .cu sources
-#                        compiled as host C++ against cuda/shim (no CUDA needed)
+#                        compiled as host C++ against src/backend/cuda/shim (no CUDA needed)
 #   make test-cuda-shim  kernel and whole-backend tests through the shim, and
 #                        (with nvcc) the no-device check of the real library
 #   make test-gpu        on a machine with an NVIDIA GPU: the same
 #                        comparisons with the nvcc build, plus a benchmark
 #
-# Linking the backend into a program: the engine references
-# st_backend_cuda_create weakly, and a weak reference does not pull a
-# member out of an archive, so link the archive whole:
-#   -Wl,--whole-archive build/libstarling_cuda.a -Wl,--no-whole-archive
+# Linking the backend into a program: the backend table that lists CUDA
+# first, then the CUDA archive, then the engine:
+#   build/backends_cuda.o build/libstarling_cuda.a build/libstarling.a
 #   $(CUDA_LIBS)
 
 NVCC        ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
@@ -24,22 +23,23 @@ CUDA_GENCODE = -gencode arch=compute_80,code=sm_80 \
 # -fmad=false: no fused multiply-adds the CPU reference does not do (the
 # kernels call fmaf where the CPU does)
 NVCC_FLAGS   = -std=c++17 -O2 -g -fmad=false $(CUDA_GENCODE) \
-               -Xcompiler -fPIC,-Wall,-Wextra -Icuda -Isrc/engine -Isrc/cpu
+               -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden -Iinclude -Isrc
 CUDA_LIBS    = -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ \
                -Wl,-rpath,$(CUDA_HOME)/lib64
 SHIM_CXXFLAGS = -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror \
-               -ffp-contract=off -Icuda -Isrc/engine -Isrc/cpu
+               -ffp-contract=off -fvisibility=hidden -Iinclude -Isrc
 
-CUDA_SRCS    := $(sort $(wildcard cuda/*.cu))
-CUDA_HDRS    := $(wildcard cuda/*.h cuda/shim/*.h src/engine/*.h src/cpu/*.h)
+CUDA_DIR     := src/backend/cuda
+CUDA_SRCS    := $(sort $(wildcard $(CUDA_DIR)/*.cu))
+CUDA_HDRS    := $(wildcard $(CUDA_DIR)/*.h $(CUDA_DIR)/shim/*.h) $(ALL_HDRS)
 CUDA_LIB     := $(BUILD)/libstarling_cuda.a
 CUDA_SHIM_LIB := $(BUILD)/libstarling_cuda_shim.a
-CUDA_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
-SHIM_SRCS    := $(sort $(wildcard cuda/shim/*.cc))
-SHIM_OBJS    := $(patsubst cuda/%.cu,$(BUILD)/cuda-shim/%.o,$(CUDA_SRCS)) \
-                $(patsubst cuda/shim/%.cc,$(BUILD)/cuda-shim/shim/%.o,$(SHIM_SRCS))
+CUDA_OBJS    := $(patsubst $(CUDA_DIR)/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+SHIM_SRCS    := $(sort $(wildcard $(CUDA_DIR)/shim/*.cc))
+SHIM_OBJS    := $(patsubst $(CUDA_DIR)/%.cu,$(BUILD)/cuda-shim/%.o,$(CUDA_SRCS)) \
+                $(patsubst $(CUDA_DIR)/shim/%.cc,$(BUILD)/cuda-shim/shim/%.o,$(SHIM_SRCS))
 
-CUDA_TEST_FLAGS = $(ST_CFLAGS) -It/unit -Icuda
+CUDA_TEST_FLAGS = $(ST_CFLAGS) -It/unit -Itools/lib
 SHIM_TESTS   := $(BUILD)/t/cuda/test_cuda_kernels $(BUILD)/t/cuda/test_cuda_backend \
                 $(BUILD)/t/cuda/test_cuda_graphs
 GPU_TESTS    := $(BUILD)/t/cuda-gpu/test_cuda_kernels \
@@ -50,11 +50,11 @@ GPU_TESTS    := $(BUILD)/t/cuda-gpu/test_cuda_kernels \
 
 # ---- shim build (always available) ----------------------------------------
 
-$(BUILD)/cuda-shim/%.o: cuda/%.cu $(CUDA_HDRS)
+$(BUILD)/cuda-shim/%.o: $(CUDA_DIR)/%.cu $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SHIM_CXXFLAGS) -x c++ -c $< -o $@
 
-$(BUILD)/cuda-shim/shim/%.o: cuda/shim/%.cc $(wildcard cuda/shim/*.h)
+$(BUILD)/cuda-shim/shim/%.o: $(CUDA_DIR)/shim/%.cc $(wildcard $(CUDA_DIR)/shim/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SHIM_CXXFLAGS) -c $< -o $@
 
@@ -64,14 +64,16 @@ $(CUDA_SHIM_LIB): $(SHIM_OBJS)
 
 cuda-shim-lib: $(CUDA_SHIM_LIB)
 
-$(BUILD)/t/cuda/%: t/cuda/%.c t/unit/tap.h t/cuda/cuda_test.h $(CUDA_SHIM_LIB) $(LIB)
+CUDA_TEST_DEPS = t/unit/tap.h t/cuda/cuda_test.h $(BACKENDS_CUDA) $(TOOLS_LIB) $(LIB)
+
+$(BUILD)/t/cuda/%: t/cuda/%.c $(CUDA_TEST_DEPS) $(CUDA_SHIM_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CUDA_TEST_FLAGS) $< -Wl,--whole-archive $(CUDA_SHIM_LIB) \
-	  -Wl,--no-whole-archive $(LIB) $(ST_LIBS) -lstdc++ -o $@
+	$(CC) $(CUDA_TEST_FLAGS) $< $(BACKENDS_CUDA) $(CUDA_SHIM_LIB) $(TOOLS_LIB) \
+	  $(LIB) $(ST_LIBS) -lstdc++ -o $@
 
 # ---- nvcc build -------------------------------------------------------------
 
-$(BUILD)/cuda/%.o: cuda/%.cu $(CUDA_HDRS)
+$(BUILD)/cuda/%.o: $(CUDA_DIR)/%.cu $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
@@ -88,15 +90,15 @@ cuda-lib: $(CUDA_LIB)
 CUDA_NODEV_TEST := $(BUILD)/t/cuda-gpu/test_cuda_nodev
 endif
 
-$(BUILD)/t/cuda-gpu/%: t/cuda/%.c t/unit/tap.h t/cuda/cuda_test.h $(CUDA_LIB) $(LIB)
+$(BUILD)/t/cuda-gpu/%: t/cuda/%.c $(CUDA_TEST_DEPS) $(CUDA_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< -Wl,--whole-archive \
-	  $(CUDA_LIB) -Wl,--no-whole-archive $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
+	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< $(BACKENDS_CUDA) \
+	  $(CUDA_LIB) $(TOOLS_LIB) $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
 
-$(BUILD)/cuda-bench: t/cuda/bench_cuda.c t/cuda/cuda_test.h $(CUDA_LIB) $(LIB)
+$(BUILD)/cuda-bench: t/cuda/bench_cuda.c $(CUDA_TEST_DEPS) $(CUDA_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< -Wl,--whole-archive \
-	  $(CUDA_LIB) -Wl,--no-whole-archive $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
+	$(CC) $(CUDA_TEST_FLAGS) -DST_CUDA_TEST_GPU=1 $< $(BACKENDS_CUDA) \
+	  $(CUDA_LIB) $(TOOLS_LIB) $(LIB) $(ST_LIBS) $(CUDA_LIBS) -o $@
 
 # ---- tests ----------------------------------------------------------------
 

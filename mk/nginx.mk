@@ -13,9 +13,9 @@ NGINX_SRC    ?= /usr/share/nginx/src
 NGINX_BIN    ?= /usr/sbin/nginx
 NGINX_BUILD  := $(BUILD)/nginx
 MODULE_SO    := $(NGINX_BUILD)/ngx_http_starling_module.so
-MODULE_SRCS  := config config.make ngx_http_starling_module.c \
-                $(wildcard src/ngx_http_starling_*.c src/ngx_http_starling*.h \
-                           src/api/*.c src/api/*.h)
+MODULE_SRCS  := config config.make nginx/config nginx/config.make \
+                nginx/starling.map $(wildcard nginx/*.c nginx/*.h \
+                include/starling/*.h)
 RUN_PREFIX   := $(BUILD)/run
 RUN_MODEL    ?= models/stories260K.gguf
 
@@ -24,11 +24,13 @@ RUN_MODEL    ?= models/stories260K.gguf
 STARLING_CUDA ?= 1
 MODULE_CUDA_LIB := $(if $(filter 1,$(STARLING_CUDA)),$(if $(NVCC),$(CUDA_LIB)))
 MODULE_CUDA_ENV := $(if $(MODULE_CUDA_LIB),STARLING_CUDA_LIB=$(CURDIR)/$(MODULE_CUDA_LIB))
+# what the module links besides its own objects (nginx/config)
+MODULE_LIBS  := $(LIB) $(API_LIB) $(BACKENDS_CPU) $(BACKENDS_CUDA) $(MODULE_CUDA_LIB)
 
 .PHONY: module module-check run test-nginx test-api module-asan \
         test-nginx-asan
 
-$(NGINX_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB) \
+$(NGINX_BUILD)/Makefile: config config.make nginx/config nginx/config.make $(MODULE_CUDA_LIB) \
                          $(NGINX_BUILD)/cuda.$(if $(MODULE_CUDA_LIB),on,off)
 	@test -x $(NGINX_SRC)/configure || { \
 	  echo "nginx sources not found in $(NGINX_SRC): apt-get install nginx-dev" \
@@ -42,7 +44,7 @@ $(NGINX_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB) \
 	  > $(CURDIR)/$(NGINX_BUILD)/configure.log 2>&1 \
 	  || { tail -30 $(CURDIR)/$(NGINX_BUILD)/configure.log; exit 1; }
 
-$(MODULE_SO): $(NGINX_BUILD)/Makefile $(MODULE_SRCS) $(LIB) $(MODULE_CUDA_LIB)
+$(MODULE_SO): $(NGINX_BUILD)/Makefile $(MODULE_SRCS) $(MODULE_LIBS)
 	$(MAKE) -f $(CURDIR)/$(NGINX_BUILD)/Makefile -C $(NGINX_SRC) modules
 
 # remembers whether the configured build has CUDA (reconfigure on change)
@@ -52,7 +54,7 @@ $(NGINX_BUILD)/cuda.on $(NGINX_BUILD)/cuda.off:
 	@touch $@
 
 module: SHELL := /bin/bash
-module: $(LIB) $(MODULE_SO)
+module: $(MODULE_LIBS) $(MODULE_SO)
 
 $(NGINX_BUILD)/Makefile: SHELL := /bin/bash
 
@@ -94,10 +96,10 @@ test-nginx: module $(GENERATE_BIN)
 # The API layer (src/api) is nginx-free: its unit test links yajl and the
 # engine library (for st_sampling_defaults) only.
 API_TEST := $(BUILD)/t/api_test_api
-$(API_TEST): t/api/test_api.c $(wildcard src/api/*.c src/api/*.h) t/unit/tap.h $(LIB)
+$(API_TEST): t/api/test_api.c t/unit/tap.h $(API_LIB) $(LIB) $(BACKENDS_CPU)
 	@mkdir -p $(dir $@)
-	$(CC) $(ST_CFLAGS) -Isrc/api -It/unit t/api/test_api.c src/api/*.c $(LIB) \
-	  -lyajl $(ST_LIBS) -o $@
+	$(CC) $(ST_CFLAGS) -It/unit t/api/test_api.c $(API_LIB) $(BACKENDS_CPU) \
+	  $(LIB) -lyajl $(ST_LIBS) -o $@
 
 test-api: $(API_TEST)
 	prove --exec '' $(API_TEST)
@@ -111,7 +113,7 @@ ASAN_BUILD := $(BUILD)/nginx-asan
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 $(ASAN_BUILD)/Makefile: SHELL := /bin/bash
-$(ASAN_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB)
+$(ASAN_BUILD)/Makefile: config config.make nginx/config nginx/config.make $(MODULE_CUDA_LIB)
 	@mkdir -p $(ASAN_BUILD)
 	cd $(NGINX_SRC) && . ./conf_flags && $(MODULE_CUDA_ENV) ./configure \
 	  --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(ASAN_FLAGS)" \
@@ -121,7 +123,7 @@ $(ASAN_BUILD)/Makefile: config config.make $(MODULE_CUDA_LIB)
 	  > $(CURDIR)/$(ASAN_BUILD)/configure.log 2>&1 \
 	  || { tail -30 $(CURDIR)/$(ASAN_BUILD)/configure.log; exit 1; }
 
-module-asan: $(LIB) $(MODULE_CUDA_LIB) $(ASAN_BUILD)/Makefile
+module-asan: $(MODULE_LIBS) $(ASAN_BUILD)/Makefile
 	$(MAKE) -f $(CURDIR)/$(ASAN_BUILD)/Makefile -C $(NGINX_SRC) modules
 
 test-nginx-asan: module-asan $(GENERATE_BIN)

@@ -25,10 +25,11 @@
  * per process for a clean figure. --json prints one JSON object per result
  * on stdout instead of the table.
  */
-#include "engine.h"
-#include "matmul.h"
-#include "model.h"
-#include "threadpool.h"
+#include "starling/st_engine.h"
+#include "backend/cpu/matmul.h"
+#include "model/model.h"
+#include "backend/cpu/forward.h"
+#include "base/threadpool.h"
 
 #include <errno.h>
 #include <math.h>

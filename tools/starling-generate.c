@@ -9,8 +9,9 @@
  * forward pass over the prompt) so people and tests can compare with
  * llama.cpp's references.
  */
-#include "engine.h"
-#include "model.h"
+#include "starling/st_engine.h"
+#include "model/model.h"
+#include "backend/cpu/forward.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,8 +12,9 @@
  * bandwidth for comparison. ST_CPU_KERNELS=scalar|avx2|avx512 picks the
  * kernel set.
  */
-#include "matmul.h"
-#include "threadpool.h"
+#include "backend/cpu/matmul.h"
+#include "base/threadpool.h"
+#include "quantize.h"
 
 #include <stdio.h>
 #include <stdlib.h>

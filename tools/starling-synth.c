@@ -27,9 +27,10 @@
  * 1 + N(0, std). Data is generated, quantized and written in chunks of
  * about 1M values: memory use stays small whatever the file size.
  */
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "gguf_writer.h"
-#include "quant.h"
+#include "quant/quant.h"
+#include "quantize.h"
 
 #include <errno.h>
 #include <math.h>

@@ -9,8 +9,8 @@
  * tokens (add_special and parse_special on). Without files it uses
  * the two models/ files and, when present, ../shared/reference/tokenizer/ vocabs.
  */
-#include "gguf.h"
-#include "tokenizer.h"
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

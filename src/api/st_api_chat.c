@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "st_api.h"
-#include "chat.h"
+#include "starling/st_api.h"
+#include "starling/st_chat.h"
 
 
 int

@@ -7,7 +7,7 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "st_api.h"
+#include "starling/st_api.h"
 
 
 /* records one validation problem (up to ST_API_MAX_ERRORS) */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "st_api.h"
+#include "starling/st_api.h"
 
 
 void

@@ -16,7 +16,7 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "st_api.h"
+#include "starling/st_api.h"
 #include "st_api_field.h"
 
 

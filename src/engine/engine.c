@@ -3,10 +3,12 @@
  * prefill chunking, sampling, retirement) and per-sequence output queues.
  * See engine.h for the threading rule.
  */
-#include "engine.h"
-#include "model.h"
-#include "backend.h"
-#include "textstream.h"
+#include "starling/st_engine.h"
+#include "model/model.h"
+#include "backend/registry.h"
+#include "engine/sampler.h"
+#include "text/textstream.h"
+#include "text/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -162,29 +164,34 @@ st_finish_reason_str(st_finish_reason r)
 static st_status
 st_engine_backend_create(st_engine *e, uint32_t n_blocks, st_error *err)
 {
-    const st_hparams *hp = &e->model->hp;
-    st_kv_geometry    geo;
-    char              why[160] = "";
-    int               n_dev = 0;
-    st_status         rc;
+    const st_hparams       *hp = &e->model->hp;
+    const st_backend_entry *cuda, *cpu;
+    st_kv_geometry          geo;
+    st_backend_args         args;
+    char                    why[160] = "";
+    int                     n_dev = 0;
+    st_status               rc;
+
+    geo.n_layer = hp->n_layer;
+    geo.kv_dim = hp->n_head_kv * hp->head_dim;
+    geo.block_tokens = ST_KV_BLOCK_TOKENS;
+    geo.n_blocks = n_blocks;
+    args.model = e->model;
+    args.max_tokens = e->step_tokens;
+    args.tp = e->tp;
+    args.kv = &geo;
+    args.device = -1;
 
     if (e->params.backend != ST_BACKEND_CPU) {
-        if (st_backend_cuda_create == NULL
-            || st_backend_cuda_device_count == NULL)
-        {
+        cuda = st_backend_find("cuda");
+        if (cuda == NULL) {
             snprintf(why, sizeof(why), "this build has no CUDA backend");
         } else {
-            n_dev = st_backend_cuda_device_count(why, sizeof(why));
+            n_dev = cuda->device_count(why, sizeof(why));
         }
         if (n_dev > 0) {
-            geo.n_layer = hp->n_layer;
-            geo.kv_dim = hp->n_head_kv * hp->head_dim;
-            geo.block_tokens = ST_KV_BLOCK_TOKENS;
-            geo.n_blocks = n_blocks;
-            rc = st_backend_cuda_create(&e->be, e->model, e->step_tokens, &geo,
-                                        e->params.device < 0
-                                            ? 0 : e->params.device % n_dev,
-                                        err);
+            args.device = e->params.device < 0 ? 0 : e->params.device % n_dev;
+            rc = cuda->create(&e->be, &args, err);
             if (rc == ST_OK || e->params.backend == ST_BACKEND_CUDA) {
                 return rc;
             }
@@ -197,7 +204,31 @@ st_engine_backend_create(st_engine *e, uint32_t n_blocks, st_error *err)
         snprintf(e->info.backend_note, sizeof(e->info.backend_note),
                  "backend auto: using the CPU (%s)", why);
     }
-    return st_backend_cpu_create(&e->be, e->model, e->step_tokens, e->tp, err);
+    cpu = st_backend_find("cpu");
+    if (cpu == NULL) {
+        return st_error_set(err, ST_ERR_INTERNAL, "engine: no CPU backend");
+    }
+    return cpu->create(&e->be, &args, err);
+}
+
+
+int
+st_engine_backend_built(const char *name)
+{
+    return st_backend_find(name) != NULL;
+}
+
+
+int
+st_engine_cuda_probe(char *why, size_t why_len)
+{
+    const st_backend_entry *cuda = st_backend_find("cuda");
+
+    if (cuda == NULL) {
+        snprintf(why, why_len, "this build of Starling has no CUDA backend");
+        return 0;
+    }
+    return cuda->device_count(why, why_len);
 }
 
 

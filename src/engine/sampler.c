@@ -9,8 +9,8 @@
  * the repeat window and among generated tokens), so applying penalties
  * costs O(distinct tokens seen), not O(n_vocab) memory per request.
  */
-#include "sampler.h"
-#include "rng.h"
+#include "engine/sampler.h"
+#include "base/rng.h"
 
 #include <math.h>
 #include <stdlib.h>

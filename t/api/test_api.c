@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "st_api.h"
+#include "starling/st_api.h"
 
 
 static const st_api_limits  lim = { 2048, 32768 };

@@ -6,8 +6,8 @@
  * the H100's 3.35 TB/s; tiny models are launch-bound, not bandwidth-bound).
  */
 #include "cuda_test.h"
-#include "backend.h"
-#include "st_cuda_backend.h"
+#include "backend/backend.h"
+#include "backend/cuda/st_cuda_backend.h"
 
 #include <time.h>
 

@@ -8,7 +8,7 @@
 #define ST_CUDA_TEST_H
 
 #include "tap.h"
-#include "st_cuda_kernels.h"
+#include "backend/cuda/st_cuda_kernels.h"
 
 #include <math.h>
 #include <stdint.h>

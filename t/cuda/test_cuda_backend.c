@@ -21,7 +21,7 @@
  * sequences in one batch), the out-of-memory message, /health fields.
  */
 #include "cuda_test.h"
-#include "backend.h"
+#include "backend/backend.h"
 #include "refjson.h"
 
 #include <dirent.h>

@@ -9,8 +9,8 @@
  * the next decode steps recapture (once per size) and still match.
  */
 #include "cuda_test.h"
-#include "backend.h"
-#include "st_cuda_backend.h"
+#include "backend/backend.h"
+#include "backend/cuda/st_cuda_backend.h"
 
 #define BLOCK_TOKENS 4
 #define N_SEQ        5

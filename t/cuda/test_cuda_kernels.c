@@ -5,8 +5,9 @@
  * an ulp, hence the small tolerances where those appear.
  */
 #include "cuda_test.h"
-#include "quant.h"
-#include "vec_f16.h"
+#include "quant/quant.h"
+#include "backend/cpu/vec_f16.h"
+#include "quantize.h"
 
 #if ST_CUDA_TEST_GPU
 #define CT_TRANSCENDENTAL_TOL 1e-5     /* device expf/sinf/cosf vs glibc */

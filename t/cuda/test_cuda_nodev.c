@@ -5,7 +5,7 @@
  * reported as skipped (test-gpu covers that case).
  */
 #include "cuda_test.h"
-#include "backend.h"
+#include "backend/backend.h"
 
 int
 main(void)

@@ -2,7 +2,7 @@
  * Chat template unit tests (TAP): detection and exact rendering.
  */
 #include "tap.h"
-#include "chat.h"
+#include "starling/st_chat.h"
 
 #define MSG(r, s) { (r), (s), sizeof(s) - 1 }
 

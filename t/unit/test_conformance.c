@@ -15,8 +15,9 @@
  */
 #include "tap.h"
 #include "refjson.h"
-#include "engine.h"
-#include "model.h"
+#include "starling/st_engine.h"
+#include "model/model.h"
+#include "backend/cpu/forward.h"
 
 #include <dirent.h>
 #include <math.h>

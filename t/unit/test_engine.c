@@ -5,7 +5,7 @@
  * strings, length limits and input validation.
  */
 #include "tap.h"
-#include "engine.h"
+#include "starling/st_engine.h"
 
 #include <math.h>
 

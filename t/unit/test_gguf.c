@@ -5,8 +5,8 @@
  */
 #include "tap.h"
 
-#include "gguf.h"
-#include "sha256.h"
+#include "gguf/gguf.h"
+#include "base/sha256.h"
 
 #include <ctype.h>
 #include <dirent.h>

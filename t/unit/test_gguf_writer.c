@@ -7,8 +7,9 @@
  */
 #include "tap.h"
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "gguf_writer.h"
+#include "quantize.h"
 
 #include <math.h>
 #include <stdint.h>

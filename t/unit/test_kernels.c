@@ -10,10 +10,10 @@
  *     there the result must equal the exact integer dot product.
  */
 #include "tap.h"
-#include "kernels.h"
-#include "matmul.h"
-#include "quant.h"
-#include "vec_f16.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul.h"
+#include "quant/quant.h"
+#include "backend/cpu/vec_f16.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * churn run checked against invariants.
  */
 #include "tap.h"
-#include "kv_cache.h"
+#include "model/kv_cache.h"
 
 static int
 check_invariants(const st_kv_cache *kv, st_kv_seq *seqs, int n_seqs)

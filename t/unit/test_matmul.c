@@ -15,9 +15,10 @@
  *   - argument errors; the team running 10000 tiny regions.
  */
 #include "tap.h"
-#include "matmul.h"
-#include "kernels.h"
-#include "threadpool.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/kernels.h"
+#include "base/threadpool.h"
+#include "quantize.h"
 
 #include <math.h>
 #include <stdatomic.h>

@@ -5,7 +5,8 @@
  * and (when ../shared is there) the synthetic Q4_K_M model.
  */
 #include "tap.h"
-#include "quant.h"
+#include "quant/quant.h"
+#include "quantize.h"
 
 #include <fcntl.h>
 #include <math.h>

@@ -2,8 +2,8 @@
  * Sampler and RNG unit tests (TAP).
  */
 #include "tap.h"
-#include "sampler.h"
-#include "rng.h"
+#include "engine/sampler.h"
+#include "base/rng.h"
 
 #include <math.h>
 #include <time.h>

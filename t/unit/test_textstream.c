@@ -2,7 +2,7 @@
  * Textstream unit tests (TAP): UTF-8 repair and stop strings.
  */
 #include "tap.h"
-#include "textstream.h"
+#include "text/textstream.h"
 
 #include <time.h>
 

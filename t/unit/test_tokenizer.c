@@ -6,9 +6,9 @@
 #include "tap.h"
 #include "refjson.h"
 
-#include "gguf.h"
-#include "tokenizer.h"
-#include "tok_internal.h"   /* to switch the SPM fast paths off */
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
+#include "text/tok_internal.h"   /* to switch the SPM fast paths off */
 
 #include <stdint.h>
 #include <sys/stat.h>

@@ -2,7 +2,7 @@
  * libFuzzer target: the API layer's request parser and error writers on
  * arbitrary bodies, for every surface (make fuzz).
  */
-#include "st_api.h"
+#include "starling/st_api.h"
 
 #include <stdint.h>
 #include <stdlib.h>

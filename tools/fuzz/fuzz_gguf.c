@@ -3,8 +3,8 @@
  * then the model hyper-parameter/tensor binding and the tokenizer loader
  * on whatever parses (make fuzz).
  */
-#include "gguf.h"
-#include "tokenizer.h"
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
 
 #include <stdint.h>
 

@@ -3,8 +3,8 @@
  * vocabularies (SPM with and without byte fallback), detokenize the ids
  * and check piece lengths (make fuzz).
  */
-#include "gguf.h"
-#include "tokenizer.h"
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,0 +1,148 @@
+/*
+ * Starling API layer: nginx-free JSON request parsing/validation (yajl)
+ * and JSON/SSE text building for the OpenAI-compatible and worker API
+ * surfaces. Built into the nginx module (not into libstarling.a) so that
+ * the engine library stays free of yajl; unit-testable without nginx.
+ *
+ * Memory: everything here is heap memory (malloc) owned by the returned
+ * object; the nginx glue copies what it sends into request pools.
+ */
+#ifndef ST_API_H
+#define ST_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "starling/st_engine.h"
+
+
+/* ---- growable byte buffer ------------------------------------------ */
+
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+    int      failed;        /* sticky: an allocation failed */
+} st_jbuf;
+
+void st_jbuf_init(st_jbuf *b);
+void st_jbuf_free(st_jbuf *b);
+void st_jbuf_reset(st_jbuf *b);
+void st_jbuf_add(st_jbuf *b, const char *s, size_t len);
+void st_jbuf_adds(st_jbuf *b, const char *s);
+void st_jbuf_addf(st_jbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* JSON string literal with quotes; invalid UTF-8 becomes U+FFFD. */
+void st_jbuf_add_jstr(st_jbuf *b, const char *s, size_t len);
+/* A float as JSON (non-finite values become null). */
+void st_jbuf_add_float(st_jbuf *b, double v);
+
+
+/* ---- validation errors ---------------------------------------------- */
+
+typedef struct {
+    char   field[64];       /* "temperature", "messages[1].content" */
+    char   constraint[32];  /* "range", "type", "required", ... */
+    char   message[192];
+    char   value[96];       /* JSON text of the bad value, "" = omit */
+} st_api_error;
+
+#define ST_API_MAX_ERRORS  16
+
+
+/* ---- parsed request -------------------------------------------------- */
+
+typedef enum {
+    ST_API_COMPLETIONS = 0,     /* POST /v1/completions */
+    ST_API_CHAT,                /* POST /v1/chat/completions */
+    ST_API_EXECUTE,             /* POST /execute (worker API) */
+    ST_API_TOKENIZE,            /* POST /tokenize */
+    ST_API_DETOKENIZE,          /* POST /detokenize */
+    ST_API_CANCEL               /* POST /cancel */
+} st_api_kind;
+
+typedef struct {
+    char    *role;              /* "system" | "user" | "assistant" | ... */
+    char    *content;           /* text parts joined */
+    size_t   content_len;
+} st_api_message;
+
+typedef struct {
+    uint32_t max_tokens_limit;  /* starling_max_tokens */
+    uint32_t max_prompt_chars;  /* worker API prompt limit (32768) */
+} st_api_limits;
+
+typedef struct {
+    st_api_kind         kind;
+
+    char               *model;          /* NULL: the location's model */
+    char               *job_id;         /* worker API / cancel */
+
+    char               *prompt;         /* text prompt (NUL-terminated) */
+    size_t              prompt_len;
+    int32_t            *prompt_ids;     /* or pre-tokenized prompt */
+    size_t              n_prompt_ids;
+
+    st_api_message     *messages;       /* chat */
+    size_t              n_messages;
+
+    uint32_t            max_tokens;     /* 0: not given */
+    st_sampling_params  sampling;
+    st_logit_bias      *logit_bias;
+    size_t              n_logit_bias;
+    char              **stop;
+    size_t              n_stop;
+    int                 ignore_eos;
+
+    int                 stream;
+    int                 include_usage;
+    int                 logprobs;       /* chat: bool; completions: n */
+    int                 top_logprobs;   /* 0..20 */
+    int                 add_special;    /* tokenize: add BOS */
+    int                 with_pieces;    /* tokenize: pieces + offsets */
+
+    st_api_error        errors[ST_API_MAX_ERRORS];
+    size_t              n_errors;
+    size_t              n_errors_dropped;
+} st_api_request;
+
+/*
+ * Parses and validates body[0..len) for the given surface. Returns NULL
+ * only when out of memory. All validation problems are collected in
+ * req->errors (n_errors > 0 means "reply 400"); unknown fields are
+ * ignored, as OpenAI's API does for forward compatibility.
+ */
+st_api_request *st_api_parse(st_api_kind kind, const char *body, size_t len,
+    const st_api_limits *limits);
+void st_api_request_free(st_api_request *req);
+
+/* Worker-API error body: {"errors":[{field,constraint,message,value}]} */
+void st_api_write_errors(st_jbuf *b, const st_api_request *req);
+/* OpenAI error object {"error":{"message","type","param","code"}} */
+void st_api_write_openai_error(st_jbuf *b, const char *message,
+    const char *type, const char *param, const char *code);
+
+/* UTF-8 helpers */
+int    st_api_utf8_valid(const char *s, size_t len);
+size_t st_api_utf8_chars(const char *s, size_t len);
+/* Length of the longest prefix of s[0..len) that ends on a UTF-8
+ * character boundary (so that JSON text never splits a character). */
+size_t st_api_utf8_complete(const char *s, size_t len);
+
+
+/*
+ * Chat prompt rendering (the engine's chat module does the formats).
+ * family: a name from chat.h ("chatml", "llama3", ...) or "auto"/NULL
+ * (detect from the model's template; a model without one gets "plain").
+ * out receives the prompt text (to be tokenized with add_special and
+ * parse_special); stop/n_stop the family's end-of-turn strings (static).
+ */
+int st_api_chat_family_valid(const char *family);
+st_status st_api_chat_render(const char *family, const char *model_template,
+    const st_api_message *msgs, size_t n_msgs, st_jbuf *out,
+    const char *const **stop, size_t *n_stop, st_error *err);
+
+#endif /* ST_API_H */

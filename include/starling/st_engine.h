@@ -1,0 +1,175 @@
+/*
+ * Starling engine: the public contract between the inference engine and
+ * its front ends (the nginx module, the CLI tools). Plain C11.
+ *
+ * Threading rule: the engine is owned by exactly one thread at a time.
+ * st_engine_step() runs on the engine thread (nginx thread pool); every
+ * other call is made by the owner between steps (the nginx event loop).
+ * No locks inside: the hand-off itself must be a memory barrier (nginx's
+ * thread-pool queue is).
+ */
+#ifndef ST_ENGINE_H
+#define ST_ENGINE_H
+
+#include "starling/st_common.h"
+#include "starling/st_sampling.h"
+#include "starling/st_tokenizer.h"
+
+typedef struct st_engine st_engine;
+typedef struct st_seq    st_seq;
+
+typedef enum {
+    ST_BACKEND_CPU = 0,
+    ST_BACKEND_CUDA,
+    ST_BACKEND_AUTO
+} st_backend_kind;
+
+typedef struct {
+    const char      *path;                 /* GGUF file */
+    const char      *sha256;               /* optional hex digest */
+    st_backend_kind  backend;
+    uint32_t         n_ctx;                /* per sequence; 0 = model's */
+    uint32_t         n_threads;            /* 0 = online cores */
+    uint32_t         max_seqs;             /* concurrently active; 0 = 16 */
+    uint32_t         step_tokens;          /* token budget per step (prefill
+                                              chunking); 0 = 512 */
+    uint64_t         kv_bytes;             /* KV cache budget; 0 = enough
+                                              for max_seqs full contexts */
+    int32_t          device;               /* CUDA: device index hint,
+                                              used modulo the device count
+                                              (nginx passes the worker
+                                              number) */
+} st_engine_params;
+
+void st_engine_params_default(st_engine_params *p);
+
+/* Whether the backend named name ("cpu", "cuda") is compiled into this
+ * program (touches no device). */
+int st_engine_backend_built(const char *name);
+
+/* Usable CUDA devices for backend=cuda: the count, or 0 with the reason in
+ * why (no CUDA backend in this build, driver missing, no device...).
+ * It initialises the CUDA runtime in the calling process: the nginx module
+ * calls it in a short-lived child so that workers fork CUDA-free. */
+int st_engine_cuda_probe(char *why, size_t why_len);
+
+typedef struct {
+    char        name[128];         /* general.name or file name */
+    char        arch[32];          /* "llama", "qwen2" */
+    char        quant_kind[32];    /* "F32", "Q8_0", "Q4_K_M", ... */
+    const char *tokenizer_kind;    /* "spm" | "bpe" */
+    const char *backend;           /* "cpu" | "cuda" */
+    char        device[128];       /* kernel set / GPU name */
+    uint64_t    device_bytes;      /* VRAM used by weights + KV (0 on CPU) */
+    char        backend_note[192]; /* why "auto" fell back to the CPU, or "" */
+    const char *chat_template;     /* tokenizer.chat_template or NULL */
+    uint32_t    n_vocab;
+    uint32_t    n_ctx_train;
+    uint32_t    n_ctx;             /* per sequence, as configured */
+    uint32_t    n_layer, n_embd, n_head, n_head_kv, n_ff;
+    uint64_t    n_params;
+    uint64_t    weight_bytes;      /* tensor data bytes */
+    uint64_t    kv_bytes;          /* KV cache allocated */
+    uint32_t    kv_block_tokens;
+    uint32_t    kv_blocks_total;
+} st_model_info;
+
+st_status st_engine_create(st_engine **out, const st_engine_params *p,
+    st_error *err);
+void st_engine_free(st_engine *e);
+
+const st_model_info *st_engine_info(const st_engine *e);
+const st_tokenizer  *st_engine_tokenizer(const st_engine *e);
+/* Backend-specific /health members (JSON object members, no braces), or
+ * NULL. */
+const char          *st_engine_backend_health(const st_engine *e);
+
+typedef enum {
+    ST_FINISH_NONE = 0,      /* still running */
+    ST_FINISH_STOP,          /* EOS/EOG token or stop string */
+    ST_FINISH_LENGTH,        /* max_tokens or context full */
+    ST_FINISH_CANCELLED,
+    ST_FINISH_ERROR
+} st_finish_reason;
+
+const char *st_finish_reason_str(st_finish_reason r); /* "stop", "length"... */
+
+typedef struct {
+    const int32_t      *prompt;       /* copied at submit */
+    size_t              n_prompt;
+    uint32_t            max_tokens;   /* >= 1 */
+    st_sampling_params  sampling;     /* logit_bias copied */
+    const char *const  *stop;         /* copied */
+    size_t              n_stop;
+    int                 ignore_eos;
+} st_request;
+
+/* Queue a request (validated: ids in vocab, prompt non-empty and
+ * n_prompt + 1 <= n_ctx). The sequence starts at a later step. */
+st_status st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
+    st_error *err);
+
+/* Between steps only. Cancel: the sequence finishes with
+ * ST_FINISH_CANCELLED at the next step and its KV memory is freed then,
+ * whatever state it was in (queued, prefilling, decoding). Idempotent. */
+void st_seq_cancel(st_seq *s);
+/* The owner is done with s (after or before it finished). The engine
+ * frees it once it is no longer in a step. s must not be used after. */
+void st_seq_release(st_engine *e, st_seq *s);
+
+/* One engine step (engine thread): admit queued sequences, one batched
+ * forward over every active sequence (prefill chunks and decode tokens
+ * mixed), sample, retire finished ones. A failure here is an engine
+ * failure (e.g. out of memory), reported to every active sequence as
+ * ST_FINISH_ERROR; the engine stays usable. */
+st_status st_engine_step(st_engine *e, st_error *err);
+
+/* Anything queued or running? (the owner posts another step if so) */
+int st_engine_has_work(const st_engine *e);
+
+typedef struct {
+    int32_t          token;        /* -1 for a text-only tail entry */
+    uint32_t         index;        /* 0-based position in the completion */
+    const char      *text;         /* text released with this token (may be
+                                      empty: held for UTF-8 or stop match) */
+    size_t           text_len;
+    float            logprob;      /* when n_probs > 0 */
+    uint32_t         n_top;
+    const st_token_logprob *top;   /* n_top alternatives, best first */
+} st_token_out;
+
+typedef struct {
+    const st_token_out *tokens;    /* new since the previous take */
+    size_t              n_tokens;
+    st_finish_reason    finish;    /* NONE while running */
+    int                 stop_index;/* matched stop string or -1 */
+    char                error[128];/* when finish == ST_FINISH_ERROR */
+    uint32_t            n_prompt_tokens;
+    uint32_t            n_cached_tokens;
+    uint32_t            n_generated;
+    double              queue_ms;    /* submit -> first step */
+    double              ttft_ms;     /* submit -> first token */
+    double              decode_ms;   /* first token -> last token */
+} st_seq_output;
+
+/* Between steps: new output of s since the previous take. Pointers are
+ * valid until the next st_engine_step() or st_seq_release(). */
+void st_seq_take(st_seq *s, st_seq_output *out);
+
+/* KV / scheduler accounting for /health and /metrics. */
+typedef struct {
+    uint32_t seqs_active;
+    uint32_t seqs_queued;
+    uint32_t kv_blocks_total;
+    uint32_t kv_blocks_free;      /* free or evictable (cached, unused) */
+    uint32_t kv_blocks_cached;    /* registered for prefix reuse */
+    uint64_t prefix_hit_tokens;   /* prompt tokens served from the cache */
+    uint64_t kv_evictions;
+    uint64_t steps;
+    uint64_t tokens_prefilled;
+    uint64_t tokens_generated;
+} st_engine_stats;
+
+void st_engine_get_stats(const st_engine *e, st_engine_stats *out);
+
+#endif /* ST_ENGINE_H */

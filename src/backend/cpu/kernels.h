@@ -1,0 +1,84 @@
+/*
+ * CPU kernel sets: per-ISA vec_dot and activation quantizers, chosen at
+ * run time (cpu_features.c). Internal to src/cpu (and its tests/tools).
+ *
+ * Every SIMD from_float here is bit-identical to the scalar reference in
+ * quant.c; every SIMD vec_dot computes the same exact integer per-block
+ * sums as the reference and differs only in float summation order; every
+ * GEMM tile kernel (gemm_avx2.c, gemm_avx512.c) is bit-identical to the
+ * vec_dot of its own level.
+ */
+#ifndef ST_KERNELS_H
+#define ST_KERNELS_H
+
+#include "quant/quant.h"
+
+typedef enum {
+    ST_CPU_SCALAR = 0,
+    ST_CPU_AVX2   = 1,           /* AVX2 + FMA + F16C */
+    ST_CPU_AVX512 = 2,           /* + AVX-512 F/BW/VL/VNNI/BF16 */
+    ST_CPU_LEVEL_COUNT
+} st_cpu_level;
+
+/* Highest level this CPU supports. */
+st_cpu_level st_cpu_level_detect(void);
+/* Level in use: detected, or forced by ST_CPU_KERNELS=scalar|avx2|avx512
+ * (read once; a level the CPU lacks falls back to the detected one). */
+st_cpu_level st_cpu_level_selected(void);
+const char *st_cpu_level_name(st_cpu_level level);
+int st_cpu_level_supported(st_cpu_level level);
+
+/* Kernels of one level; NULL when the type has none (callers use the
+ * level below, finally quant.c's scalar reference). wtype is the weight
+ * type; from_float is keyed by the vec_dot type it produces. */
+st_vec_dot_fn    st_cpu_vec_dot(st_cpu_level level, st_type wtype);
+st_from_float_fn st_cpu_from_float(st_cpu_level level, st_type vdtype);
+
+/* GEMM microkernel: nw weight rows (w_stride bytes apart) times n_a
+ * converted activation rows (a_stride bytes apart), n_a a multiple of
+ * na:
+ *   out[r * out_stride + o] = vec_dot(n, w row o, a row r)
+ * for o < nw, r < n_a, where every element is BIT-IDENTICAL to what
+ * st_cpu_vec_dot() of the same level gives (batch invariance: the tiling
+ * of a matmul must never change a result). Kernels with a_scales set
+ * also read every Q8_0 activation block's scale as f32 (a_scales row r,
+ * block b: a_scales[r * as_stride + b], equal to st_f16_to_f32(d)). */
+typedef struct {
+    int64_t       n;             /* values per row */
+    float        *out;
+    size_t        out_stride;    /* floats between output rows */
+    const void   *w;
+    size_t        w_stride;      /* bytes */
+    const void   *a;
+    size_t        a_stride;      /* bytes */
+    const float  *a_scales;
+    size_t        as_stride;     /* floats */
+    int64_t       n_a;
+} st_gemm_args;
+
+typedef void (*st_gemm_fn)(const st_gemm_args *g);
+
+/* the largest n the Q8_0/Q4_0 tile kernels take (their per-call weight
+ * staging lives on the stack) */
+#define ST_GEMM_N_MAX  16384
+
+typedef struct {
+    st_gemm_fn  fn;              /* NULL: none, use vec_dot per element */
+    int         nw;              /* weight rows per tile */
+    int         na;              /* activation rows per tile */
+    int64_t     max_n;           /* larger rows: vec_dot per element */
+    int         a_scales;        /* needs Q8_0 activation scales as f32 */
+} st_gemm_kernel;
+
+/* The tile kernel matching st_cpu_vec_dot(level, wtype), if any. */
+st_gemm_kernel st_cpu_gemm(st_cpu_level level, st_type wtype);
+
+/* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
+st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
+st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
+st_vec_dot_fn    st_cpu_avx2_vec_dot(st_type wtype);
+st_from_float_fn st_cpu_avx2_from_float(st_type vdtype);
+st_vec_dot_fn    st_cpu_avx512_vec_dot(st_type wtype);
+st_from_float_fn st_cpu_avx512_from_float(st_type vdtype);
+
+#endif /* ST_KERNELS_H */

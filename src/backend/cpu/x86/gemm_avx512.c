@@ -1,0 +1,901 @@
+/*
+ * AVX-512 GEMM microkernels: a tile of NW weight rows x NA activation
+ * rows per call, each output element BIT-IDENTICAL to the AVX-512
+ * vec_dot of the same type (kernels_avx512.c).
+ *
+ * How: every output element keeps its own accumulators, updated by the
+ * same operations on the same lane values in the same order as in
+ * vec_dot, and reduced the same way at the end; the tile only shares the
+ * loads and the per-block preparation (weight unpacking, scales) between
+ * elements. Integer partial sums may be formed differently as long as
+ * each int32 lane ends with the same exact value (no rounding happens in
+ * integer arithmetic):
+ *   vec_dot Q8_0: dpbusd(0, |w|, sign(w) * a)
+ *   here:         dpbusd(-128 * sum4(a), w ^ 0x80, a)    (w + 128 >= 0)
+ *   vec_dot Q4_0: dpbusd(0, q, a) - dpbusd(0, 8, a)
+ *   here:         dpbusd(-dpbusd(0, 8, a), q, a)
+ * which saves the per-pair sign fix-up: the 4-product lane sums are
+ * identical integers.
+ */
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/hsum_avx512.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ST_INLINE static inline __attribute__((always_inline))
+
+/* tile of the block-pair kernels (Q8_0, Q4_0): 16 + 16 accumulators
+ * would not fit the 32 zmm registers, so 4 x 2 */
+#define ST_Q_NW  4
+#define ST_Q_NA  2
+/* float kernels keep 4 accumulators per element: 2 x 2 */
+#define ST_F_NW  2
+#define ST_F_NA  2
+
+_Static_assert(ST_Q_NW * ST_Q_NA == 8, "st_hsum512x8_ps takes 8 elements");
+
+
+ST_INLINE float
+st_f16_load(st_f16 h)
+{
+    return _cvtsh_ss(h);
+}
+
+
+ST_INLINE __m512
+st_scales2(float lo, float hi)
+{
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+
+
+ST_INLINE __m512i
+st_load2x256(const void *lo, const void *hi)
+{
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) lo)),
+        _mm256_loadu_si256((const __m256i *) hi), 1);
+}
+
+
+/* vec_dot's signed x signed dot (kernels_avx512.c), for the odd tail */
+ST_INLINE __m512i
+st_dot_i8_64(__m512i x, __m512i y)
+{
+    __mmask64 neg = _mm512_movepi8_mask(x);
+    __m512i   ax = _mm512_abs_epi8(x);
+    __m512i   sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+}
+
+
+ST_INLINE __m512i
+st_q4_0_unpack2(const uint8_t *qa, const uint8_t *qb)
+{
+    __m128i ta = _mm_loadu_si128((const __m128i *) qa);
+    __m128i tb = _mm_loadu_si128((const __m128i *) qb);
+    __m256i a = _mm256_set_m128i(_mm_srli_epi16(ta, 4), ta);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
+    return _mm512_and_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1),
+        _mm512_set1_epi8(0x0f));
+}
+
+
+/* ------------------------------------------------------------ Q8_0 / Q4_0 */
+
+/* Weight rows prepared once per call, shared by all activation rows:
+ * every block's 32 values as u8 (Q8_0: w ^ 0x80 = w + 128; Q4_0: the
+ * nibbles 0..15 in value order), and its scale as f32. */
+typedef struct {
+    uint8_t  q[ST_Q_NW][ST_GEMM_N_MAX];
+    float    d[ST_Q_NW][ST_GEMM_N_MAX / 32];
+} st_q_wprep;
+
+
+ST_INLINE void
+st_q_prepare(int q4, const void *vw, size_t w_stride, int64_t nb,
+    st_q_wprep *wp)
+{
+    int64_t i;
+    int     o;
+
+    for (o = 0; o < ST_Q_NW; o++) {
+        const uint8_t *row = (const uint8_t *) vw + (size_t) o * w_stride;
+
+        for (i = 0; i < nb; i++) {
+            if (q4) {
+                const st_block_q4_0 *x = (const st_block_q4_0 *) row + i;
+                __m128i t = _mm_loadu_si128((const __m128i *) x->qs);
+
+                _mm256_storeu_si256((__m256i *) (wp->q[o] + 32 * i),
+                    _mm256_and_si256(
+                        _mm256_set_m128i(_mm_srli_epi16(t, 4), t),
+                        _mm256_set1_epi8(0x0f)));
+                wp->d[o][i] = st_f16_load(x->d);
+            } else {
+                const st_block_q8_0 *x = (const st_block_q8_0 *) row + i;
+
+                _mm256_storeu_si256((__m256i *) (wp->q[o] + 32 * i),
+                    _mm256_xor_si256(
+                        _mm256_loadu_si256((const __m256i *) x->qs),
+                        _mm256_set1_epi8((char) 0x80)));
+                wp->d[o][i] = st_f16_load(x->d);
+            }
+        }
+    }
+}
+
+
+/* Blocks i, i + 1 of every (weight, activation) pair of the tile into
+ * acc[o * NA + r]: acc = fma(dw * da, (float) lanesum, acc), the step of
+ * vec_dot, with the same lane sums (see the top of the file). */
+ST_INLINE void
+st_q_step(int q4, const st_q_wprep *wp, const st_block_q8_0 *const *a,
+    const float *const *as, int64_t i, __m512 *acc)
+{
+    __m512i ay[ST_Q_NA], corr[ST_Q_NA];
+    __m512  ad[ST_Q_NA];
+    int     o, r;
+
+#pragma GCC unroll 8
+    for (r = 0; r < ST_Q_NA; r++) {
+        const st_block_q8_0 *y = a[r] + i;
+
+        ay[r] = st_load2x256(y[0].qs, y[1].qs);
+        corr[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                      _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                          _mm512_set1_epi8(q4 ? 8 : (char) 0x80), ay[r]));
+        ad[r] = st_scales2(as[r][i], as[r][i + 1]);
+    }
+#pragma GCC unroll 8
+    for (o = 0; o < ST_Q_NW; o++) {
+        __m512i wq = _mm512_loadu_si512(wp->q[o] + 32 * i);
+        __m512  wd = st_scales2(wp->d[o][i], wp->d[o][i + 1]);
+
+#pragma GCC unroll 8
+        for (r = 0; r < ST_Q_NA; r++) {
+            __m512i p = _mm512_dpbusd_epi32(corr[r], wq, ay[r]);
+
+            acc[o * ST_Q_NA + r] = _mm512_fmadd_ps(
+                _mm512_mul_ps(wd, ad[r]), _mm512_cvtepi32_ps(p),
+                acc[o * ST_Q_NA + r]);
+        }
+    }
+}
+
+
+/* vec_dot's last odd block, as it computes it */
+ST_INLINE float
+st_q_tail(int q4, const void *w, const st_block_q8_0 *y)
+{
+    __m512i p;
+    float   dw;
+
+    if (q4) {
+        const st_block_q4_0 *x = w;
+        __m512i q = st_q4_0_unpack2(x->qs, x->qs);
+        __m512i ya = st_load2x256(y->qs, y->qs);
+
+        p = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, ya),
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8),
+                                ya));
+        dw = st_f16_load(x->d);
+    } else {
+        const st_block_q8_0 *x = w;
+
+        p = st_dot_i8_64(_mm512_castsi256_si512(
+                             _mm256_loadu_si256((const __m256i *) x->qs)),
+                         _mm512_castsi256_si512(
+                             _mm256_loadu_si256((const __m256i *) y->qs)));
+        dw = st_f16_load(x->d);
+    }
+    p = _mm512_maskz_mov_epi32(0x00ff, p);
+    return dw * st_f16_load(y->d) * (float) _mm512_reduce_add_epi32(p);
+}
+
+
+/* The tile's 8 element sums before the horizontal add, rows r0, r0 + 1:
+ * v[o * NA + r] = a0 + a1 as vec_dot forms them, over the even blocks. */
+ST_INLINE void
+st_gemm_q_pair(int q4, const st_gemm_args *g, const st_q_wprep *wp,
+    int64_t r0, int64_t nb, const st_block_q8_0 **a, __m512 *v)
+{
+    const float *as[ST_Q_NA];
+    __m512       a0[ST_Q_NW * ST_Q_NA], a1[ST_Q_NW * ST_Q_NA];
+    int64_t      i;
+    int          o, r;
+
+    for (r = 0; r < ST_Q_NA; r++) {
+        a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
+                                        + (size_t) (r0 + r) * g->a_stride);
+        as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
+    }
+#pragma GCC unroll 16
+    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
+        a0[o] = _mm512_setzero_ps();
+        a1[o] = _mm512_setzero_ps();
+    }
+    i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        st_q_step(q4, wp, a, as, i, a0);
+        st_q_step(q4, wp, a, as, i + 2, a1);
+    }
+    for (; i + 2 <= nb; i += 2) {
+        st_q_step(q4, wp, a, as, i, a0);
+    }
+#pragma GCC unroll 8
+    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
+        v[o] = _mm512_add_ps(a0[o], a1[o]);
+    }
+}
+
+
+/* y of the tile's elements from their sums, plus vec_dot's odd last
+ * block when nb is odd */
+ST_INLINE void
+st_gemm_q_store(int q4, const st_gemm_args *g, int64_t r0, int64_t nb,
+    const st_block_q8_0 *const *a, const float *sums)
+{
+    int64_t i = nb & ~(int64_t) 1;
+    int     o, r;
+
+    for (o = 0; o < ST_Q_NW; o++) {
+        for (r = 0; r < ST_Q_NA; r++) {
+            float sum = sums[o * ST_Q_NA + r];
+
+            if (i < nb) {
+                const uint8_t *wb = (const uint8_t *) g->w
+                    + (size_t) o * g->w_stride
+                    + (size_t) i * (q4 ? sizeof(st_block_q4_0)
+                                       : sizeof(st_block_q8_0));
+                sum += st_q_tail(q4, wb, a[r] + i);
+            }
+            g->out[(size_t) (r0 + r) * g->out_stride + o] = sum;
+        }
+    }
+}
+
+
+ST_INLINE void
+st_gemm_q(int q4, const st_gemm_args *g)
+{
+    st_q_wprep           wp;
+    const st_block_q8_0 *a[2][ST_Q_NA];
+    __m512               v[2 * ST_Q_NW * ST_Q_NA];
+    int64_t              nb = g->n / 32, r0;
+
+    st_q_prepare(q4, g->w, g->w_stride, nb & ~(int64_t) 1, &wp);
+
+    /* two tiles (4 activation rows) share one 16-wide horizontal add;
+     * every element keeps its own sum tree */
+    for (r0 = 0; r0 + 2 * ST_Q_NA <= g->n_a; r0 += 2 * ST_Q_NA) {
+        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
+        st_gemm_q_pair(q4, g, &wp, r0 + ST_Q_NA, nb, a[1],
+                       v + ST_Q_NW * ST_Q_NA);
+        if ((nb & 1) == 0) {
+            /* lane 4k + m = element k + 4m (st_hsum512x16_ps); element
+             * e = 8 * tile + 2 * o + r -> output row 2 * tile + r,
+             * column o: lanes reordered to 4 rows x 4 columns */
+            const __m512i idx = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13,
+                                                  2, 10, 3, 11, 6, 14, 7, 15);
+            __m512 s = _mm512_permutexvar_ps(idx, st_hsum512x16_ps(v));
+            float *out = g->out + (size_t) r0 * g->out_stride;
+
+            _mm_storeu_ps(out, _mm512_castps512_ps128(s));
+            _mm_storeu_ps(out + g->out_stride, _mm512_extractf32x4_ps(s, 1));
+            _mm_storeu_ps(out + 2 * g->out_stride,
+                          _mm512_extractf32x4_ps(s, 2));
+            _mm_storeu_ps(out + 3 * g->out_stride,
+                          _mm512_extractf32x4_ps(s, 3));
+        } else {
+            float sums[ST_Q_NW * ST_Q_NA];
+
+            st_hsum512x8_ps(v, sums);
+            st_gemm_q_store(q4, g, r0, nb, a[0], sums);
+            st_hsum512x8_ps(v + ST_Q_NW * ST_Q_NA, sums);
+            st_gemm_q_store(q4, g, r0 + ST_Q_NA, nb, a[1], sums);
+        }
+    }
+    for (; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
+        float sums[ST_Q_NW * ST_Q_NA];
+
+        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
+        st_hsum512x8_ps(v, sums);
+        st_gemm_q_store(q4, g, r0, nb, a[0], sums);
+    }
+}
+
+
+static void
+st_gemm_q8_0_avx512(const st_gemm_args *g)
+{
+    st_gemm_q(0, g);
+}
+
+
+static void
+st_gemm_q4_0_avx512(const st_gemm_args *g)
+{
+    st_gemm_q(1, g);
+}
+
+
+/* ------------------------------------------------------------ F32 */
+
+/* 16 values of a float row as f32: F32 (h = 0) or F16 (h = 1) */
+ST_INLINE __m512
+st_ld16(int h, const void *p, int64_t i)
+{
+    if (h) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(
+                   (const __m256i *) ((const st_f16 *) p + i)));
+    }
+    return _mm512_loadu_ps((const float *) p + i);
+}
+
+
+ST_INLINE __m512
+st_ld16_mask(int h, const void *p, int64_t i, __mmask16 m)
+{
+    if (h) {
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m,
+                   (const st_f16 *) p + i));
+    }
+    return _mm512_maskz_loadu_ps(m, (const float *) p + i);
+}
+
+
+/* vec_dot F32 / F16: 4 accumulators over 64-value steps, then 16-value
+ * steps into a0, a masked tail into a1, reduce((a0 + a1) + (a2 + a3)). */
+ST_INLINE void
+st_gemm_fh_tile(int h, int64_t n, float *out, size_t out_stride,
+    const void *vw, size_t w_stride, const void *va, size_t a_stride)
+{
+    const void *w[ST_F_NW], *a[ST_F_NA];
+    __m512      acc[ST_F_NW * ST_F_NA][4];
+    int64_t     i = 0;
+    int         o, r, k;
+
+    for (o = 0; o < ST_F_NW; o++) {
+        w[o] = (const uint8_t *) vw + (size_t) o * w_stride;
+    }
+    for (r = 0; r < ST_F_NA; r++) {
+        a[r] = (const uint8_t *) va + (size_t) r * a_stride;
+    }
+#pragma GCC unroll 16
+    for (o = 0; o < ST_F_NW * ST_F_NA; o++) {
+#pragma GCC unroll 4
+        for (k = 0; k < 4; k++) {
+            acc[o][k] = _mm512_setzero_ps();
+        }
+    }
+    for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 4
+        for (k = 0; k < 4; k++) {
+            __m512 wv[ST_F_NW], av[ST_F_NA];
+
+#pragma GCC unroll 4
+            for (o = 0; o < ST_F_NW; o++) {
+                wv[o] = st_ld16(h, w[o], i + 16 * k);
+            }
+#pragma GCC unroll 4
+            for (r = 0; r < ST_F_NA; r++) {
+                av[r] = st_ld16(h, a[r], i + 16 * k);
+            }
+#pragma GCC unroll 4
+            for (o = 0; o < ST_F_NW; o++) {
+#pragma GCC unroll 4
+                for (r = 0; r < ST_F_NA; r++) {
+                    acc[o * ST_F_NA + r][k] = _mm512_fmadd_ps(wv[o], av[r],
+                        acc[o * ST_F_NA + r][k]);
+                }
+            }
+        }
+    }
+    for (; i + 16 <= n; i += 16) {
+#pragma GCC unroll 4
+        for (o = 0; o < ST_F_NW; o++) {
+#pragma GCC unroll 4
+            for (r = 0; r < ST_F_NA; r++) {
+                acc[o * ST_F_NA + r][0] = _mm512_fmadd_ps(
+                    st_ld16(h, w[o], i), st_ld16(h, a[r], i),
+                    acc[o * ST_F_NA + r][0]);
+            }
+        }
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16) ((1u << (n - i)) - 1);
+
+        for (o = 0; o < ST_F_NW; o++) {
+            for (r = 0; r < ST_F_NA; r++) {
+                acc[o * ST_F_NA + r][1] = _mm512_fmadd_ps(
+                    st_ld16_mask(h, w[o], i, m), st_ld16_mask(h, a[r], i, m),
+                    acc[o * ST_F_NA + r][1]);
+            }
+        }
+    }
+    for (o = 0; o < ST_F_NW; o++) {
+        for (r = 0; r < ST_F_NA; r++) {
+            __m512 *c = acc[o * ST_F_NA + r];
+
+            out[(size_t) r * out_stride + o] = st_hsum512_ps(
+                _mm512_add_ps(_mm512_add_ps(c[0], c[1]),
+                              _mm512_add_ps(c[2], c[3])));
+        }
+    }
+}
+
+
+/* vec_dot BF16: dpbf16ps into a0 / a1 over 64-value steps, then up to 63
+ * values as two masked 32-value steps (a0, then a1 if any), reduce(a0 +
+ * a1). */
+ST_INLINE void
+st_gemm_bf16_tile(int64_t n, float *out, size_t out_stride, const void *vw,
+    size_t w_stride, const void *va, size_t a_stride)
+{
+    const st_bf16 *w[ST_F_NW], *a[ST_F_NA];
+    __m512         acc[ST_F_NW * ST_F_NA][2];
+    int64_t        i = 0;
+    int            o, r, k;
+
+    for (o = 0; o < ST_F_NW; o++) {
+        w[o] = (const st_bf16 *) ((const uint8_t *) vw + (size_t) o * w_stride);
+    }
+    for (r = 0; r < ST_F_NA; r++) {
+        a[r] = (const st_bf16 *) ((const uint8_t *) va + (size_t) r * a_stride);
+    }
+#pragma GCC unroll 16
+    for (o = 0; o < ST_F_NW * ST_F_NA; o++) {
+        acc[o][0] = _mm512_setzero_ps();
+        acc[o][1] = _mm512_setzero_ps();
+    }
+    for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 2
+        for (k = 0; k < 2; k++) {
+            __m512i wv[ST_F_NW], av[ST_F_NA];
+
+#pragma GCC unroll 4
+            for (o = 0; o < ST_F_NW; o++) {
+                wv[o] = _mm512_loadu_si512(w[o] + i + 32 * k);
+            }
+#pragma GCC unroll 4
+            for (r = 0; r < ST_F_NA; r++) {
+                av[r] = _mm512_loadu_si512(a[r] + i + 32 * k);
+            }
+#pragma GCC unroll 4
+            for (o = 0; o < ST_F_NW; o++) {
+#pragma GCC unroll 4
+                for (r = 0; r < ST_F_NA; r++) {
+                    acc[o * ST_F_NA + r][k] = _mm512_dpbf16_ps(
+                        acc[o * ST_F_NA + r][k], (__m512bh) wv[o],
+                        (__m512bh) av[r]);
+                }
+            }
+        }
+    }
+    if (i < n) {
+        int64_t   left = n - i;
+        __mmask32 m0 = left >= 32 ? 0xffffffffu
+                                  : (__mmask32) ((1u << left) - 1);
+        __mmask32 m1 = left > 32 ? (__mmask32) ((1u << (left - 32)) - 1) : 0;
+
+        for (o = 0; o < ST_F_NW; o++) {
+            for (r = 0; r < ST_F_NA; r++) {
+                __m512 *c = acc[o * ST_F_NA + r];
+
+                c[0] = _mm512_dpbf16_ps(c[0],
+                    (__m512bh) _mm512_maskz_loadu_epi16(m0, w[o] + i),
+                    (__m512bh) _mm512_maskz_loadu_epi16(m0, a[r] + i));
+                if (m1) {
+                    c[1] = _mm512_dpbf16_ps(c[1],
+                        (__m512bh) _mm512_maskz_loadu_epi16(m1, w[o] + i + 32),
+                        (__m512bh) _mm512_maskz_loadu_epi16(m1, a[r] + i + 32));
+                }
+            }
+        }
+    }
+    for (o = 0; o < ST_F_NW; o++) {
+        for (r = 0; r < ST_F_NA; r++) {
+            __m512 *c = acc[o * ST_F_NA + r];
+
+            out[(size_t) r * out_stride + o] = st_hsum512_ps(
+                _mm512_add_ps(c[0], c[1]));
+        }
+    }
+}
+
+
+/* kind: 0 F32, 1 F16, 2 BF16 */
+ST_INLINE void
+st_gemm_float(int kind, const st_gemm_args *g)
+{
+    int64_t r0;
+
+    for (r0 = 0; r0 + ST_F_NA <= g->n_a; r0 += ST_F_NA) {
+        float      *out = g->out + (size_t) r0 * g->out_stride;
+        const void *a = (const uint8_t *) g->a + (size_t) r0 * g->a_stride;
+
+        if (kind == 2) {
+            st_gemm_bf16_tile(g->n, out, g->out_stride, g->w, g->w_stride,
+                              a, g->a_stride);
+        } else {
+            st_gemm_fh_tile(kind, g->n, out, g->out_stride, g->w,
+                            g->w_stride, a, g->a_stride);
+        }
+    }
+}
+
+
+static void
+st_gemm_f32_avx512(const st_gemm_args *g)
+{
+    st_gemm_float(0, g);
+}
+
+
+static void
+st_gemm_f16_avx512(const st_gemm_args *g)
+{
+    st_gemm_float(1, g);
+}
+
+
+static void
+st_gemm_bf16_avx512(const st_gemm_args *g)
+{
+    st_gemm_float(2, g);
+}
+
+
+/* ------------------------------------------------------------ Q4_K / Q6_K */
+
+/* tile of the K-quant kernels: the integer sums of a super-block need a
+ * register per pair on top of the float accumulators */
+#define ST_K_NW  2
+#define ST_K_NA  4
+
+_Static_assert(ST_K_NW * ST_K_NA == 8, "st_hsum512x8_ps takes 8 elements");
+
+
+ST_INLINE float
+st_hsum256_ps(__m256 v)
+{
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+
+/* kernels_avx512.c's unpacking of the 6-bit scales and mins */
+ST_INLINE void
+st_q4_K_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+{
+    uint32_t u[3], s[2], m[2];
+
+    memcpy(u, q, 12);
+    s[0] = u[0] & 0x3f3f3f3fu;
+    m[0] = u[1] & 0x3f3f3f3fu;
+    s[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    m[1] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    memcpy(sc, s, 8);
+    memcpy(mn, m, 8);
+}
+
+
+/* vec_dot Q4_K per super-block: d = y.d * x.d, dmin = y.d * x.dmin;
+ * isum = sum over 64-value chunks of madd(maddubs(nibbles, y), scale);
+ * msum = madd(bsums, mins); acc = fma(d, isum, acc) (16 lanes), accm =
+ * fma(dmin, msum, accm) (8 lanes); result reduce(acc) - hsum(accm).
+ * Integer sums are exact, so their order is free; the float steps are
+ * the same per element. */
+static void
+st_gemm_q4_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
+    size_t w_stride, const void *va, size_t a_stride)
+{
+    const st_block_q4_K *w[ST_K_NW];
+    const st_block_q8_K *a[ST_K_NA];
+    __m512               acc[ST_K_NW * ST_K_NA];
+    __m256               accm[ST_K_NW * ST_K_NA];
+    const __m512i        m4 = _mm512_set1_epi8(0x0f);
+    int64_t              nb = n / ST_QK_K, i;
+    int                  o, r, c;
+
+    for (o = 0; o < ST_K_NW; o++) {
+        w[o] = (const st_block_q4_K *) ((const uint8_t *) vw
+                                        + (size_t) o * w_stride);
+    }
+    for (r = 0; r < ST_K_NA; r++) {
+        a[r] = (const st_block_q8_K *) ((const uint8_t *) va
+                                        + (size_t) r * a_stride);
+    }
+#pragma GCC unroll 8
+    for (o = 0; o < ST_K_NW * ST_K_NA; o++) {
+        acc[o] = _mm512_setzero_ps();
+        accm[o] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        uint8_t  sc[ST_K_NW][8], mn[ST_K_NW][8];
+        __m256i  mv[ST_K_NW];
+        __m512i  isum[ST_K_NW * ST_K_NA];
+        float    xd[ST_K_NW], xdm[ST_K_NW];
+
+#pragma GCC unroll 4
+        for (o = 0; o < ST_K_NW; o++) {
+            __m128i m16;
+
+            st_q4_K_scales(w[o][i].scales, sc[o], mn[o]);
+            m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *) mn[o]));
+            mv[o] = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16),
+                                     _mm_unpacklo_epi16(m16, m16));
+            xd[o] = st_f16_load(w[o][i].d);
+            xdm[o] = st_f16_load(w[o][i].dmin);
+        }
+#pragma GCC unroll 8
+        for (o = 0; o < ST_K_NW * ST_K_NA; o++) {
+            isum[o] = _mm512_setzero_si512();
+        }
+        for (c = 0; c < 4; c++) {
+            __m512i qq[ST_K_NW], scv[ST_K_NW];
+
+#pragma GCC unroll 4
+            for (o = 0; o < ST_K_NW; o++) {
+                __m256i q = _mm256_loadu_si256(
+                                (const __m256i *) (w[o][i].qs + 32 * c));
+
+                qq[o] = _mm512_and_si512(
+                    _mm512_inserti64x4(_mm512_castsi256_si512(q),
+                                       _mm256_srli_epi16(q, 4), 1), m4);
+                scv[o] = _mm512_inserti64x4(
+                    _mm512_set1_epi16(sc[o][2 * c]),
+                    _mm256_set1_epi16(sc[o][2 * c + 1]), 1);
+            }
+#pragma GCC unroll 4
+            for (r = 0; r < ST_K_NA; r++) {
+                __m512i y = _mm512_loadu_si512(a[r][i].qs + 64 * c);
+
+#pragma GCC unroll 4
+                for (o = 0; o < ST_K_NW; o++) {
+                    isum[o * ST_K_NA + r] = _mm512_add_epi32(
+                        isum[o * ST_K_NA + r],
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(qq[o], y),
+                                          scv[o]));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (o = 0; o < ST_K_NW; o++) {
+#pragma GCC unroll 4
+            for (r = 0; r < ST_K_NA; r++) {
+                float   d = a[r][i].d * xd[o];
+                float   dmin = a[r][i].d * xdm[o];
+                __m256i msum = _mm256_madd_epi16(
+                    _mm256_loadu_si256((const __m256i *) a[r][i].bsums),
+                    mv[o]);
+
+                acc[o * ST_K_NA + r] = _mm512_fmadd_ps(_mm512_set1_ps(d),
+                    _mm512_cvtepi32_ps(isum[o * ST_K_NA + r]),
+                    acc[o * ST_K_NA + r]);
+                accm[o * ST_K_NA + r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                    _mm256_cvtepi32_ps(msum), accm[o * ST_K_NA + r]);
+            }
+        }
+    }
+    {
+        float sums[ST_K_NW * ST_K_NA];
+
+        st_hsum512x8_ps(acc, sums);
+        for (o = 0; o < ST_K_NW; o++) {
+            for (r = 0; r < ST_K_NA; r++) {
+                out[(size_t) r * out_stride + o] = sums[o * ST_K_NA + r]
+                    - st_hsum256_ps(accm[o * ST_K_NA + r]);
+            }
+        }
+    }
+}
+
+
+/* vec_dot Q6_K per super-block: d = x.d * y.d; isum starts at
+ * -32 * madd(bsums, scales) (low 8 lanes), then adds madd(maddubs(q6,
+ * y), scale) for the four 64-value steps; acc = fma(d, isum, acc). */
+static void
+st_gemm_q6_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
+    size_t w_stride, const void *va, size_t a_stride)
+{
+    const st_block_q6_K *w[ST_K_NW];
+    const st_block_q8_K *a[ST_K_NA];
+    __m512               acc[ST_K_NW * ST_K_NA];
+    const __m512i        m4 = _mm512_set1_epi8(0x0f);
+    const __m512i        m30 = _mm512_set1_epi8(0x30);
+    __m512i              gidx[4];
+    int64_t              nb = n / ST_QK_K, i;
+    int                  o, r, h, k;
+
+    for (k = 0; k < 4; k++) {
+        int16_t idx[32];
+        int     l;
+
+        for (l = 0; l < 32; l++) {
+            idx[l] = (int16_t) (4 * k + l / 8);
+        }
+        gidx[k] = _mm512_loadu_si512(idx);
+    }
+    for (o = 0; o < ST_K_NW; o++) {
+        w[o] = (const st_block_q6_K *) ((const uint8_t *) vw
+                                        + (size_t) o * w_stride);
+    }
+    for (r = 0; r < ST_K_NA; r++) {
+        a[r] = (const st_block_q8_K *) ((const uint8_t *) va
+                                        + (size_t) r * a_stride);
+    }
+#pragma GCC unroll 8
+    for (o = 0; o < ST_K_NW * ST_K_NA; o++) {
+        acc[o] = _mm512_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        __m512i sc16[ST_K_NW], isum[ST_K_NW * ST_K_NA];
+
+#pragma GCC unroll 4
+        for (o = 0; o < ST_K_NW; o++) {
+            sc16[o] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
+                          _mm_loadu_si128((const __m128i *) w[o][i].scales)));
+#pragma GCC unroll 4
+            for (r = 0; r < ST_K_NA; r++) {
+                __m256i corr = _mm256_madd_epi16(
+                    _mm256_loadu_si256((const __m256i *) a[r][i].bsums),
+                    _mm512_castsi512_si256(sc16[o]));
+
+                isum[o * ST_K_NA + r] = _mm512_maskz_mov_epi32(0x00ff,
+                    _mm512_castsi256_si512(_mm256_sub_epi32(
+                        _mm256_setzero_si256(), _mm256_slli_epi32(corr, 5))));
+            }
+        }
+        for (h = 0; h < 2; h++) {
+            __m512i qA[ST_K_NW], qB[ST_K_NW], sA[ST_K_NW], sB[ST_K_NW];
+
+#pragma GCC unroll 4
+            for (o = 0; o < ST_K_NW; o++) {
+                __m512i l = _mm512_loadu_si512(w[o][i].ql + 64 * h);
+                __m256i vh = _mm256_loadu_si256(
+                                 (const __m256i *) (w[o][i].qh + 32 * h));
+                __m512i hA = _mm512_inserti64x4(
+                                 _mm512_castsi256_si512(
+                                     _mm256_slli_epi16(vh, 4)),
+                                 _mm256_slli_epi16(vh, 2), 1);
+                __m512i hB = _mm512_inserti64x4(
+                                 _mm512_castsi256_si512(vh),
+                                 _mm256_srli_epi16(vh, 2), 1);
+
+                qA[o] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                        _mm512_and_si512(hA, m30));
+                qB[o] = _mm512_or_si512(
+                            _mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                            _mm512_and_si512(hB, m30));
+                sA[o] = _mm512_permutexvar_epi16(gidx[2 * h], sc16[o]);
+                sB[o] = _mm512_permutexvar_epi16(gidx[2 * h + 1], sc16[o]);
+            }
+#pragma GCC unroll 4
+            for (r = 0; r < ST_K_NA; r++) {
+                __m512i yA = _mm512_loadu_si512(a[r][i].qs + 128 * h);
+                __m512i yB = _mm512_loadu_si512(a[r][i].qs + 128 * h + 64);
+
+#pragma GCC unroll 4
+                for (o = 0; o < ST_K_NW; o++) {
+                    __m512i t = _mm512_add_epi32(
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(qA[o], yA),
+                                          sA[o]),
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(qB[o], yB),
+                                          sB[o]));
+
+                    isum[o * ST_K_NA + r] = _mm512_add_epi32(
+                        isum[o * ST_K_NA + r], t);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (o = 0; o < ST_K_NW; o++) {
+            float xd = st_f16_load(w[o][i].d);
+
+#pragma GCC unroll 4
+            for (r = 0; r < ST_K_NA; r++) {
+                acc[o * ST_K_NA + r] = _mm512_fmadd_ps(
+                    _mm512_set1_ps(xd * a[r][i].d),
+                    _mm512_cvtepi32_ps(isum[o * ST_K_NA + r]),
+                    acc[o * ST_K_NA + r]);
+            }
+        }
+    }
+    {
+        float sums[ST_K_NW * ST_K_NA];
+
+        st_hsum512x8_ps(acc, sums);
+        for (o = 0; o < ST_K_NW; o++) {
+            for (r = 0; r < ST_K_NA; r++) {
+                out[(size_t) r * out_stride + o] = sums[o * ST_K_NA + r];
+            }
+        }
+    }
+}
+
+
+ST_INLINE void
+st_gemm_k(int q6, const st_gemm_args *g)
+{
+    int64_t r0;
+
+    for (r0 = 0; r0 + ST_K_NA <= g->n_a; r0 += ST_K_NA) {
+        float      *out = g->out + (size_t) r0 * g->out_stride;
+        const void *a = (const uint8_t *) g->a + (size_t) r0 * g->a_stride;
+
+        if (q6) {
+            st_gemm_q6_K_tile(g->n, out, g->out_stride, g->w, g->w_stride,
+                              a, g->a_stride);
+        } else {
+            st_gemm_q4_K_tile(g->n, out, g->out_stride, g->w, g->w_stride,
+                              a, g->a_stride);
+        }
+    }
+}
+
+
+static void
+st_gemm_q4_K_avx512(const st_gemm_args *g)
+{
+    st_gemm_k(0, g);
+}
+
+
+static void
+st_gemm_q6_K_avx512(const st_gemm_args *g)
+{
+    st_gemm_k(1, g);
+}
+
+
+st_gemm_kernel
+st_cpu_avx512_gemm(st_type wtype)
+{
+    st_gemm_kernel k = { NULL, 0, 0, 0, 0 };
+
+    switch (wtype) {
+    case ST_TYPE_Q8_0:
+        k.fn = st_gemm_q8_0_avx512;
+        k.nw = ST_Q_NW;
+        k.na = ST_Q_NA;
+        k.max_n = ST_GEMM_N_MAX;
+        k.a_scales = 1;
+        break;
+    case ST_TYPE_Q4_0:
+        k.fn = st_gemm_q4_0_avx512;
+        k.nw = ST_Q_NW;
+        k.na = ST_Q_NA;
+        k.max_n = ST_GEMM_N_MAX;
+        k.a_scales = 1;
+        break;
+    case ST_TYPE_F32:
+    case ST_TYPE_F16:
+    case ST_TYPE_BF16:
+        k.fn = wtype == ST_TYPE_F32 ? st_gemm_f32_avx512
+               : wtype == ST_TYPE_F16 ? st_gemm_f16_avx512
+               : st_gemm_bf16_avx512;
+        k.nw = ST_F_NW;
+        k.na = ST_F_NA;
+        k.max_n = INT64_MAX;
+        break;
+    case ST_TYPE_Q4_K:
+    case ST_TYPE_Q6_K:
+        k.fn = wtype == ST_TYPE_Q4_K ? st_gemm_q4_K_avx512
+                                     : st_gemm_q6_K_avx512;
+        k.nw = ST_K_NW;
+        k.na = ST_K_NA;
+        k.max_n = INT64_MAX;
+        break;
+    default:
+        break;
+    }
+    return k;
+}

@@ -1,0 +1,722 @@
+/*
+ * Scalar reference kernels of the tensor element types: dequantize,
+ * activation quantizers, dot products. (The type table that points at them
+ * is quant_types.c; the simple weight quantizers used by tests and the
+ * synthetic-model writer are tools/lib/quantize.c.)
+ *
+ * What "reference" means here, per kernel family:
+ *
+ *   to_float    exactly ggml's dequantize_row_* arithmetic, operation for
+ *               operation (so an embedding row equals llama.cpp's bit for
+ *               bit).
+ *   from_float  the activation quantizers, numerically equal to what
+ *               llama.cpp's x86 CPU backend runs: Q8_0 follows the AVX
+ *               quantize_row_q8_0 (d = amax / 127, multiplier 127 / amax,
+ *               round half to even), Q8_K follows quantize_row_q8_K_ref
+ *               (x86 has no SIMD version), F16/BF16 round to nearest even.
+ *   vec_dot     exact integer sums per block, combined with the block
+ *               scales the way ggml combines them; only the order of the
+ *               float additions may differ from a SIMD kernel (each
+ *               function says which order it uses).
+ *   quantize    st_quantize_row(): plain round-to-nearest weight
+ *               quantizers for tests and synthetic models; they are not
+ *               llama-quantize (no error-minimizing search).
+ *
+ * Float arithmetic relies on IEEE single precision without contraction
+ * (-std=c11 makes GCC use -ffp-contract=off; this file is built without
+ * -mfma) and on the default round-to-nearest-even mode.
+ */
+#include "quant/quant_ref.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* rounding                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Round half to even for |v| <= 4194303 (ggml's nearest_int): adding
+ * 1.5 * 2^23 leaves the rounded integer in the low mantissa bits.
+ */
+int32_t
+st_nearest_int(float v)
+{
+    float    t = v + 12582912.f;
+    uint32_t i = st_f32_bits(t);
+
+    return (int32_t) (i & 0x007fffff) - 0x00400000;
+}
+
+
+/*
+ * _mm256_round_ps(v, _MM_ROUND_NEAREST) then _mm256_cvtps_epi32: half to
+ * even; NaN and out-of-range give INT32_MIN ("integer indefinite").
+ */
+static int32_t
+st_cvt_round_i32(float v)
+{
+    float r, frac;
+
+    if (!(fabsf(v) < 2147483648.f)) {
+        return INT32_MIN;
+    }
+    r = floorf(v);
+    frac = v - r;               /* exact: r and v share the exponent range */
+    if (frac > 0.5f || (frac == 0.5f && fmodf(r, 2.0f) != 0.0f)) {
+        r += 1.0f;
+    }
+    return (int32_t) r;
+}
+
+
+/* packs_epi32 then packs_epi16: signed saturation to int8 */
+static int8_t
+st_sat_i8(int32_t v)
+{
+    return (int8_t) (v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+
+/* _mm_max_ps lane semantics: (a > b) ? a : b, so a NaN gives b */
+static float
+st_max_ps(float a, float b)
+{
+    return a > b ? a : b;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* K-quant scale packing                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * 8 sub-blocks, each a 6-bit scale and a 6-bit min, in 12 bytes:
+ *   j < 4:  scale = q[j] & 63,   min = q[j + 4] & 63
+ *   j >= 4: scale = (q[j + 4] & 15) | (q[j - 4] >> 6) << 4
+ *           min   = (q[j + 4] >> 4) | (q[j] >> 6) << 4
+ */
+static void
+st_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t) ((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t) ((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+
+
+/* ------------------------------------------------------------------ */
+/* to_float (dequantize)                                                */
+/* ------------------------------------------------------------------ */
+
+void
+st_to_float_f32(const void *vx, float *y, int64_t n)
+{
+    memcpy(y, vx, (size_t) n * sizeof(float));
+}
+
+
+void
+st_to_float_f16(const void *vx, float *y, int64_t n)
+{
+    const st_f16 *x = vx;
+    int64_t       i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = st_f16_to_f32(x[i]);
+    }
+}
+
+
+void
+st_to_float_bf16(const void *vx, float *y, int64_t n)
+{
+    const st_bf16 *x = vx;
+    int64_t        i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = st_bf16_to_f32(x[i]);
+    }
+}
+
+
+/* y = (q - 8) * d; low nibbles are elements 0..15, high ones 16..31 */
+void
+st_to_float_q4_0(const void *vx, float *y, int64_t n)
+{
+    const st_block_q4_0 *x = vx;
+    int64_t              i, nb = n / ST_QK4_0;
+    int                  j;
+    float                d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK4_0 / 2; j++) {
+            y[j] = (float) ((x[i].qs[j] & 0x0f) - 8) * d;
+            y[j + ST_QK4_0 / 2] = (float) ((x[i].qs[j] >> 4) - 8) * d;
+        }
+        y += ST_QK4_0;
+    }
+}
+
+
+void
+st_to_float_q8_0(const void *vx, float *y, int64_t n)
+{
+    const st_block_q8_0 *x = vx;
+    int64_t              i, nb = n / ST_QK8_0;
+    int                  j;
+    float                d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK8_0; j++) {
+            y[j] = (float) x[i].qs[j] * d;
+        }
+        y += ST_QK8_0;
+    }
+}
+
+
+/*
+ * Per 64 values (two sub-blocks sharing 32 bytes of qs):
+ *   y[l]      = d*sc(2p)   * (qs[l] & 15) - dmin*m(2p)
+ *   y[l + 32] = d*sc(2p+1) * (qs[l] >> 4) - dmin*m(2p+1)
+ * with d*sc and dmin*m rounded to f32 first, as ggml does.
+ */
+void
+st_to_float_q4_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q4_K *x = vx;
+    const uint8_t       *q;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  p, l;
+    uint8_t              sc, m;
+    float                d, dmin, d1, m1, d2, m2;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        dmin = st_f16_to_f32(x[i].dmin);
+        q = x[i].qs;
+        for (p = 0; p < 4; p++) {
+            st_get_scale_min_k4(2 * p, x[i].scales, &sc, &m);
+            d1 = d * sc;
+            m1 = dmin * m;
+            st_get_scale_min_k4(2 * p + 1, x[i].scales, &sc, &m);
+            d2 = d * sc;
+            m2 = dmin * m;
+            for (l = 0; l < 32; l++) {
+                y[l] = d1 * (q[l] & 0xf) - m1;
+            }
+            for (l = 0; l < 32; l++) {
+                y[l + 32] = d2 * (q[l] >> 4) - m2;
+            }
+            q += 32;
+            y += 64;
+        }
+    }
+}
+
+
+/* As q4_K with a 5th bit from qh: bit 2p (low half) / 2p+1 (high half). */
+void
+st_to_float_q5_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q5_K *x = vx;
+    const uint8_t       *ql, *qh;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  p, l;
+    uint8_t              sc, m, u1, u2;
+    float                d, dmin, d1, m1, d2, m2;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        dmin = st_f16_to_f32(x[i].dmin);
+        ql = x[i].qs;
+        qh = x[i].qh;
+        u1 = 1;
+        u2 = 2;
+        for (p = 0; p < 4; p++) {
+            st_get_scale_min_k4(2 * p, x[i].scales, &sc, &m);
+            d1 = d * sc;
+            m1 = dmin * m;
+            st_get_scale_min_k4(2 * p + 1, x[i].scales, &sc, &m);
+            d2 = d * sc;
+            m2 = dmin * m;
+            for (l = 0; l < 32; l++) {
+                y[l] = d1 * ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) - m1;
+            }
+            for (l = 0; l < 32; l++) {
+                y[l + 32] = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            }
+            ql += 32;
+            y += 64;
+            u1 <<= 2;
+            u2 <<= 2;
+        }
+    }
+}
+
+
+/*
+ * Per 128 values (64 bytes of ql, 32 of qh, 8 scales): for l < 32,
+ *   q(l)      = (ql[l]      & 15) | (qh[l] >> 0 & 3) << 4
+ *   q(l + 32) = (ql[l + 32] & 15) | (qh[l] >> 2 & 3) << 4
+ *   q(l + 64) = (ql[l]      >> 4) | (qh[l] >> 4 & 3) << 4
+ *   q(l + 96) = (ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4
+ * y = d * scales[v / 16] * (q - 32), evaluated (d * scale) * q as ggml.
+ */
+void
+st_to_float_q6_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q6_K *x = vx;
+    const uint8_t       *ql, *qh;
+    const int8_t        *sc;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  h, l, is;
+    int8_t               q1, q2, q3, q4;
+    float                d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        ql = x[i].ql;
+        qh = x[i].qh;
+        sc = x[i].scales;
+        for (h = 0; h < 2; h++) {
+            for (l = 0; l < 32; l++) {
+                is = l / 16;
+                q1 = (int8_t) (((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
+                q2 = (int8_t) (((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4))
+                               - 32);
+                q3 = (int8_t) (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                q4 = (int8_t) (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4))
+                               - 32);
+                y[l] = d * sc[is] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+
+void
+st_to_float_q8_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q8_K *x = vx;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  j;
+
+    for (i = 0; i < nb; i++) {
+        for (j = 0; j < ST_QK_K; j++) {
+            y[j] = x[i].d * x[i].qs[j];
+        }
+        y += ST_QK_K;
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* from_float (activation quantizers)                                   */
+/* ------------------------------------------------------------------ */
+
+void
+st_from_float_f32(const float *x, void *vy, int64_t n)
+{
+    memcpy(vy, x, (size_t) n * sizeof(float));
+}
+
+
+void
+st_from_float_f16(const float *x, void *vy, int64_t n)
+{
+    st_f16  *y = vy;
+    int64_t  i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = st_f32_to_f16(x[i]);
+    }
+}
+
+
+void
+st_from_float_bf16(const float *x, void *vy, int64_t n)
+{
+    st_bf16 *y = vy;
+    int64_t  i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = st_f32_to_bf16(x[i]);
+    }
+}
+
+
+/*
+ * llama.cpp's x86 (AVX/AVX2/AVX-512 builds) quantize_row_q8_0, in scalar
+ * form. Per block of 32:
+ *   amax = max |x| (reduced in the same lane order as the SIMD code, so
+ *          that even NaN inputs give the same answer)
+ *   d    = amax / 127.f, stored as f16 (round to nearest even)
+ *   id   = amax != 0 ? 127.f / amax : 0   -- not 1 / d: the quotient is
+ *          rounded once, which decides some ties
+ *   q    = round-half-to-even(x * id), saturated to int8
+ * The portable ggml reference (quantize_row_q8_0_ref) differs: it uses
+ * id = 1 / d and roundf (half away from zero), which gives different
+ * bytes for some inputs; llama.cpp never runs it on x86.
+ */
+void
+st_from_float_q8_0(const float *x, void *vy, int64_t n)
+{
+    st_block_q8_0 *y = vy;
+    int64_t        i, nb = n / ST_QK8_0;
+    int            j, k;
+    float          lane[8], amax, d, id;
+
+    for (i = 0; i < nb; i++) {
+        /* lane k of the 8-wide max over x[k], x[8+k], x[16+k], x[24+k] */
+        for (k = 0; k < 8; k++) {
+            lane[k] = fabsf(x[k]);
+            for (j = 1; j < 4; j++) {
+                lane[k] = st_max_ps(lane[k], fabsf(x[8 * j + k]));
+            }
+        }
+        /* high half against low half, then 2 -> 1 -> scalar */
+        for (k = 0; k < 4; k++) {
+            lane[k] = st_max_ps(lane[k + 4], lane[k]);
+        }
+        lane[0] = st_max_ps(lane[0], lane[2]);
+        lane[1] = st_max_ps(lane[1], lane[3]);
+        amax = st_max_ps(lane[0], lane[1]);
+
+        d = amax / 127.f;
+        y[i].d = st_f32_to_f16(d);
+        id = (amax != 0.0f) ? 127.f / amax : 0.0f;
+        for (j = 0; j < ST_QK8_0; j++) {
+            y[i].qs[j] = st_sat_i8(st_cvt_round_i32(x[j] * id));
+        }
+        x += ST_QK8_0;
+    }
+}
+
+
+/*
+ * ggml's quantize_row_q8_K_ref (llama.cpp's x86 quantize_row_q8_K calls
+ * it). Per block of 256:
+ *   max    = the first value with the largest |x| (signed)
+ *   iscale = -127.f / max;  q = min(127, nearest_int(iscale * x))
+ *   d      = 1 / iscale (f32);  bsums[g] = sum of q[16g .. 16g+15]
+ * An all-zero block gets d = 0 and zero quants; its bsums are zeroed here
+ * (ggml leaves them stale; with d = 0 they never contribute).
+ */
+void
+st_from_float_q8_K(const float *x, void *vy, int64_t n)
+{
+    st_block_q8_K *y = vy;
+    int64_t        i, nb = n / ST_QK_K;
+    int            j, g, sum;
+    int32_t        v;
+    float          max, amax, ax, iscale;
+
+    for (i = 0; i < nb; i++) {
+        max = 0.0f;
+        amax = 0.0f;
+        for (j = 0; j < ST_QK_K; j++) {
+            ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            x += ST_QK_K;
+            continue;
+        }
+        iscale = -127.f / max;
+        for (j = 0; j < ST_QK_K; j++) {
+            v = st_nearest_int(iscale * x[j]);
+            y[i].qs[j] = (int8_t) (v < 127 ? v : 127);
+        }
+        for (g = 0; g < ST_QK_K / 16; g++) {
+            sum = 0;
+            for (j = 0; j < 16; j++) {
+                sum += y[i].qs[16 * g + j];
+            }
+            y[i].bsums[g] = (int16_t) sum;
+        }
+        y[i].d = 1 / iscale;
+        x += ST_QK_K;
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* vec_dot (scalar reference)                                           */
+/* ------------------------------------------------------------------ */
+
+/* Float rows: one f32 accumulator, elements in order 0..n-1. */
+void
+st_vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const float *x = vx, *y = vy;
+    float        sum = 0.0f;
+    int64_t      i;
+
+    for (i = 0; i < n; i++) {
+        sum += x[i] * y[i];
+    }
+    *s = sum;
+}
+
+
+/* f16 x f16: each product is exact in f32 (11 x 11 mantissa bits); one
+ * f32 accumulator in element order. */
+void
+st_vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_f16 *x = vx, *y = vy;
+    float         sum = 0.0f;
+    int64_t       i;
+
+    for (i = 0; i < n; i++) {
+        sum += st_f16_to_f32(x[i]) * st_f16_to_f32(y[i]);
+    }
+    *s = sum;
+}
+
+
+/* bf16 x bf16: products exact in f32 (8 x 8 mantissa bits); one f32
+ * accumulator in element order. */
+void
+st_vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_bf16 *x = vx, *y = vy;
+    float          sum = 0.0f;
+    int64_t        i;
+
+    for (i = 0; i < n; i++) {
+        sum += st_bf16_to_f32(x[i]) * st_bf16_to_f32(y[i]);
+    }
+    *s = sum;
+}
+
+
+/*
+ * q4_0 x q8_0: per block the exact int sum  isum = sum (q4 - 8) * q8,
+ * then  sum += (float) isum * (d_x * d_y)  in block order (the combined
+ * scale is formed first, as in ggml's AVX2 kernel).
+ */
+void
+st_vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q4_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+    int64_t              i, nb = n / ST_QK4_0;
+    int                  j;
+    int32_t              isum;
+    float                sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK4_0 / 2; j++) {
+            isum += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
+            isum += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + ST_QK4_0 / 2];
+        }
+        sum += (float) isum
+               * (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d));
+    }
+    *s = sum;
+}
+
+
+/* q8_0 x q8_0: as q4_0, isum = sum q8_x * q8_y per block. */
+void
+st_vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q8_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+    int64_t              i, nb = n / ST_QK8_0;
+    int                  j;
+    int32_t              isum;
+    float                sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK8_0; j++) {
+            isum += x[i].qs[j] * y[i].qs[j];
+        }
+        sum += (float) isum
+               * (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d));
+    }
+    *s = sum;
+}
+
+
+/*
+ * q4_K x q8_K, per super-block of 256 (in order):
+ *   isum = sum over 8 sub-blocks of  scale(j) * sum q4 * q8    (exact)
+ *   msum = sum over 16 groups of     min(g / 2) * bsums[g]     (exact)
+ *   d    = y.d * f16(x.d),   dmin = y.d * f16(x.dmin)
+ *   sum -= dmin * msum;  sum += d * isum
+ * which is  sum (d*sc*q - dmin*m) * q8 * y.d  with the mins term taken
+ * from the activation's group sums, as every ggml kernel does.
+ */
+void
+st_vec_dot_q4_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q4_K *x = vx;
+    const st_block_q8_K *y = vy;
+    const uint8_t       *q4;
+    const int8_t        *q8;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  j, l, g;
+    int32_t              isum, msum, sub;
+    uint8_t              sc[8], m[8];
+    float                d, dmin, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        for (j = 0; j < 8; j++) {
+            st_get_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+        }
+        msum = 0;
+        for (g = 0; g < ST_QK_K / 16; g++) {
+            msum += y[i].bsums[g] * m[g / 2];
+        }
+        isum = 0;
+        q4 = x[i].qs;
+        q8 = y[i].qs;
+        for (j = 0; j < 8; j += 2) {
+            sub = 0;
+            for (l = 0; l < 32; l++) {
+                sub += (q4[l] & 0xf) * q8[l];
+            }
+            isum += sc[j] * sub;
+            sub = 0;
+            for (l = 0; l < 32; l++) {
+                sub += (q4[l] >> 4) * q8[l + 32];
+            }
+            isum += sc[j + 1] * sub;
+            q4 += 32;
+            q8 += 64;
+        }
+        d = y[i].d * st_f16_to_f32(x[i].d);
+        dmin = y[i].d * st_f16_to_f32(x[i].dmin);
+        sum -= dmin * (float) msum;
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/* q5_K x q8_K: as q4_K, with 5-bit quants (0..31). */
+void
+st_vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_K *x = vx;
+    const st_block_q8_K *y = vy;
+    const uint8_t       *ql, *qh;
+    const int8_t        *q8;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  j, l, g;
+    int32_t              isum, msum, sub;
+    uint8_t              sc[8], m[8], u1, u2;
+    float                d, dmin, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        for (j = 0; j < 8; j++) {
+            st_get_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+        }
+        msum = 0;
+        for (g = 0; g < ST_QK_K / 16; g++) {
+            msum += y[i].bsums[g] * m[g / 2];
+        }
+        isum = 0;
+        ql = x[i].qs;
+        qh = x[i].qh;
+        q8 = y[i].qs;
+        u1 = 1;
+        u2 = 2;
+        for (j = 0; j < 8; j += 2) {
+            sub = 0;
+            for (l = 0; l < 32; l++) {
+                sub += ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) * q8[l];
+            }
+            isum += sc[j] * sub;
+            sub = 0;
+            for (l = 0; l < 32; l++) {
+                sub += ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) * q8[l + 32];
+            }
+            isum += sc[j + 1] * sub;
+            ql += 32;
+            q8 += 64;
+            u1 <<= 2;
+            u2 <<= 2;
+        }
+        d = y[i].d * st_f16_to_f32(x[i].d);
+        dmin = y[i].d * st_f16_to_f32(x[i].dmin);
+        sum -= dmin * (float) msum;
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/*
+ * q6_K x q8_K, per super-block:
+ *   isum = sum over 16 groups of  scales[g] * sum (q6 - 32) * q8  (exact)
+ *   sum += (f16(x.d) * y.d) * isum
+ */
+void
+st_vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q6_K *x = vx;
+    const st_block_q8_K *y = vy;
+    const uint8_t       *ql, *qh;
+    const int8_t        *q8, *sc;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  h, l, g;
+    int32_t              isum, sub[8];
+    int                  q[4];
+    float                d, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        ql = x[i].ql;
+        qh = x[i].qh;
+        sc = x[i].scales;
+        q8 = y[i].qs;
+        isum = 0;
+        for (h = 0; h < 2; h++) {
+            /* sub[k]: group k of this 128-value half (16 values each) */
+            memset(sub, 0, sizeof(sub));
+            for (l = 0; l < 32; l++) {
+                q[0] = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32;
+                q[1] = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                q[2] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                q[3] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                for (g = 0; g < 4; g++) {
+                    sub[2 * g + l / 16] += q[g] * q8[l + 32 * g];
+                }
+            }
+            for (g = 0; g < 8; g++) {
+                isum += sc[g] * sub[g];
+            }
+            ql += 64;
+            qh += 32;
+            sc += 8;
+            q8 += 128;
+        }
+        d = st_f16_to_f32(x[i].d) * y[i].d;
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
