@@ -1,0 +1,155 @@
+/*
+ * Engine internals shared by its three parts:
+ *   engine.c         public API and lifecycle (create, submit, cancel,
+ *                    release, stats, backend choice)
+ *   engine_step.c    the scheduler: one step's phases (retire, admit,
+ *                    build the batch with prefill chunking and
+ *                    preemption, forward, sample)
+ *   engine_output.c  per-sequence output: accepted tokens, text released
+ *                    through the text stream, stop strings, takes
+ * See include/starling/st_engine.h for the threading rule.
+ */
+#ifndef ST_ENGINE_INTERNAL_H
+#define ST_ENGINE_INTERNAL_H
+
+#include "starling/st_engine.h"
+#include "model/model.h"
+#include "backend/registry.h"
+#include "engine/sampler.h"
+#include "text/textstream.h"
+#include "text/tokenizer.h"
+
+#include <time.h>
+
+#define ST_KV_BLOCK_TOKENS 16
+
+typedef enum {
+    ST_SEQ_QUEUED = 0,
+    ST_SEQ_ACTIVE,
+    ST_SEQ_DONE
+} st_seq_state;
+
+struct st_seq {
+    st_seq            *prev, *next;     /* in queued / active / done list */
+    st_seq_state       state;
+    uint64_t           id;              /* admission order */
+
+    int32_t           *tokens;          /* prompt + generated */
+    uint32_t           n_tokens;
+    uint32_t           cap_tokens;
+    uint32_t           n_prompt;
+    uint32_t           n_past;          /* tokens whose K/V are cached */
+    uint32_t           n_generated;
+    uint32_t           n_cached;        /* prompt tokens reused from the
+                                           prefix cache at first admission */
+    int                started;         /* has been in a batch */
+    uint64_t           preempted_at;    /* step id of the last preemption */
+    uint32_t           max_tokens;
+    int                ignore_eos;
+    int32_t            n_probs;
+    st_kv_seq          kv;
+    st_sampler        *sampler;
+    st_textstream     *ts;
+
+    int                cancelled;
+    int                released;
+    st_finish_reason   finish;
+    int                stop_index;
+    char               error[128];
+    int                finish_taken;
+
+    /* output since the previous take */
+    int                taken;
+    st_token_out      *out;
+    uint32_t           n_out, cap_out;
+    size_t            *out_text_off;
+    st_token_logprob  *tops;            /* cap_out * ST_MAX_TOP_LOGPROBS */
+    char              *text;
+    size_t             text_len, text_cap;
+
+    double             t_submit_ms, t_start_ms, t_first_ms, t_last_ms;
+};
+
+typedef struct {
+    st_seq *head, *tail;
+    uint32_t n;
+} st_seq_list;
+
+struct st_engine {
+    st_engine_params   params;
+    st_model          *model;
+    st_tokenizer      *tok;
+    st_threadpool     *tp;
+    st_backend        *be;
+    st_kv_cache        kv;
+    st_model_info      info;
+    uint32_t           n_ctx;
+    uint32_t           max_seqs;
+    uint32_t           step_tokens;
+
+    st_seq_list        queued, active, done;
+    uint64_t           next_id;
+    uint64_t           step_id;         /* current step, from 1 */
+
+    st_batch_entry    *batch;           /* (step_tokens) */
+    st_seq           **batch_seq;       /* (step_tokens) owner of each row */
+    float             *logits;          /* (max_seqs, n_vocab) */
+    st_engine_stats    stats;
+};
+
+
+
+static inline double
+st_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+
+static inline void
+st_list_push(st_seq_list *l, st_seq *s)
+{
+    s->prev = l->tail;
+    s->next = NULL;
+    if (l->tail) {
+        l->tail->next = s;
+    } else {
+        l->head = s;
+    }
+    l->tail = s;
+    l->n++;
+}
+
+
+static inline void
+st_list_remove(st_seq_list *l, st_seq *s)
+{
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        l->head = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    } else {
+        l->tail = s->prev;
+    }
+    s->prev = s->next = NULL;
+    l->n--;
+}
+
+
+/* engine.c: finishes s (KV released, moved to the done list or freed if
+ * the owner released it already). */
+void st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why);
+void st_seq_destroy(st_seq *s);
+
+/* engine_output.c: called with a freshly sampled token; decides whether
+ * s goes on. */
+void st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
+    const st_token_logprob *top);
+
+#endif /* ST_ENGINE_INTERNAL_H */

@@ -1,0 +1,203 @@
+/*
+ * The scheduler: st_engine_step() runs one step's phases (retire,
+ * admit, build the batch with prefill chunking, preempt the newest
+ * sequence when KV blocks run out, forward, sample).
+ */
+#include "engine/engine_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* Preempt the most recently admitted active sequence that holds KV
+ * blocks: release them (registered ones stay cached) and make it
+ * recompute prompt + generated tokens later. 0 if nobody holds any. */
+static int
+st_preempt_newest(st_engine *e)
+{
+    st_seq *s;
+
+    for (s = e->active.tail; s != NULL; s = s->prev) {
+        if (s->kv.n_blocks > 0) {
+            st_kv_seq_release(&e->kv, &s->kv);
+            s->n_past = 0;
+            /* sits out the rest of this step, so that it cannot take its
+             * (cached) blocks straight back: every retry makes progress */
+            s->preempted_at = e->step_id;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+st_status
+st_engine_step(st_engine *e, st_error *err)
+{
+    st_seq     *s, *next;
+    uint32_t    n = 0, n_logits = 0, budget, i;
+    st_status   rc;
+    double      now = st_now_ms();
+    st_token_logprob top[ST_MAX_TOP_LOGPROBS], chosen;
+
+    e->step_id++;
+
+    /* retire cancelled sequences, wherever they are */
+    for (s = e->queued.head; s; s = next) {
+        next = s->next;
+        if (s->cancelled) {
+            st_seq_finish(e, s, ST_FINISH_CANCELLED);
+        }
+    }
+    for (s = e->active.head; s; s = next) {
+        next = s->next;
+        if (s->cancelled) {
+            st_seq_finish(e, s, ST_FINISH_CANCELLED);
+        }
+    }
+
+    /* admit FIFO */
+    while (e->queued.head && e->active.n < e->max_seqs) {
+        s = e->queued.head;
+        st_list_remove(&e->queued, s);
+        s->state = ST_SEQ_ACTIVE;
+        s->id = e->next_id++;
+        s->t_start_ms = now;
+        st_list_push(&e->active, s);
+    }
+    if (e->active.n == 0) {
+        return ST_OK;
+    }
+
+    /* a sequence whose tokens need more blocks than the whole pool has
+     * can never run: fail it rather than preempt forever */
+    for (s = e->active.head; s; s = next) {
+        next = s->next;
+        if (((uint64_t) s->n_tokens + e->kv.block_tokens - 1)
+            / e->kv.block_tokens > e->kv.n_blocks)
+        {
+            snprintf(s->error, sizeof(s->error),
+                     "KV cache too small for this sequence (%u positions)",
+                     s->n_tokens);
+            st_seq_finish(e, s, ST_FINISH_ERROR);
+        }
+    }
+    if (e->active.n == 0) {
+        return ST_OK;
+    }
+
+    /* build the batch; when nothing fits, preempt the newest sequence
+     * holding KV memory and try again (each retry frees blocks, so this
+     * ends) */
+    for ( ;; ) {
+        budget = e->step_tokens;
+        n = 0;
+        /* decode rows first: running streams never wait behind prefill */
+        for (s = e->active.head; s && budget > 0; s = s->next) {
+            if (s->n_past + 1 != s->n_tokens || s->n_past < s->n_prompt
+                || s->preempted_at == e->step_id)
+            {
+                continue;
+            }
+            if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + 1) != ST_OK) {
+                continue;
+            }
+            e->batch[n].token = s->tokens[s->n_past];
+            e->batch[n].pos = s->n_past;
+            e->batch[n].seq = &s->kv;
+            e->batch[n].want_logits = 1;
+            e->batch_seq[n] = s;
+            n++;
+            budget--;
+        }
+        /* then prefill chunks (prompt, or everything after preemption) */
+        for (s = e->active.head; s && budget > 0; s = s->next) {
+            uint32_t todo, take, j;
+
+            if ((s->n_past + 1 == s->n_tokens && s->n_past >= s->n_prompt)
+                || s->preempted_at == e->step_id)
+            {
+                continue;
+            }
+            if (s->n_past == 0 && s->kv.n_blocks == 0) {
+                /* share cached blocks of an equal prefix; leave at least
+                 * one token to compute so the step yields logits */
+                s->n_past = st_kv_prefix_lookup(&e->kv, &s->kv, s->tokens,
+                                                s->n_tokens, s->n_tokens - 1);
+                if (!s->started) {
+                    s->n_cached = s->n_past;
+                }
+            }
+            s->started = 1;
+            todo = s->n_tokens - s->n_past;
+            take = todo < budget ? todo : budget;
+            if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + take) != ST_OK) {
+                continue;
+            }
+            for (j = 0; j < take; j++) {
+                e->batch[n].token = s->tokens[s->n_past + j];
+                e->batch[n].pos = s->n_past + j;
+                e->batch[n].seq = &s->kv;
+                e->batch[n].want_logits = (j == todo - 1);
+                e->batch_seq[n] = s;
+                n++;
+            }
+            budget -= take;
+        }
+        if (n > 0 || !st_preempt_newest(e)) {
+            break;
+        }
+    }
+    if (n == 0) {
+        /* everyone who held blocks sat out this step after preemption:
+         * the next step starts from a free pool, oldest first */
+        return ST_OK;
+    }
+
+    rc = e->be->run(e->be, &e->kv, e->batch, n, e->logits, err);
+    if (rc != ST_OK) {
+        for (s = e->active.head; s; s = next) {
+            next = s->next;
+            snprintf(s->error, sizeof(s->error), "%.127s",
+                     err ? err->msg : "forward failed");
+            st_seq_finish(e, s, ST_FINISH_ERROR);
+        }
+        return rc;
+    }
+    e->stats.steps++;
+
+    /* advance positions, register newly filled blocks for prefix reuse,
+     * then sample rows that produced logits */
+    for (i = 0; i < n; i++) {
+        e->batch_seq[i]->n_past++;
+        if (e->batch[i].pos < e->batch_seq[i]->n_prompt) {
+            e->stats.tokens_prefilled++;
+        }
+    }
+    for (s = e->active.head; s; s = s->next) {
+        st_kv_commit(&e->kv, &s->kv, s->tokens, s->n_past);
+    }
+    for (i = 0; i < n; i++) {
+        float   *row;
+        int32_t  tok;
+
+        if (!e->batch[i].want_logits) {
+            continue;
+        }
+        s = e->batch_seq[i];
+        row = e->logits + (size_t) n_logits * e->info.n_vocab;
+        n_logits++;
+        tok = st_sampler_sample(s->sampler, row, &chosen, top);
+        if (tok < 0) {
+            snprintf(s->error, sizeof(s->error),
+                     "every token is banned (logit_bias)");
+            st_seq_finish(e, s, ST_FINISH_ERROR);
+            continue;
+        }
+        e->stats.tokens_generated++;
+        st_seq_accept(e, s, tok, chosen.logprob, top);
+    }
+    return ST_OK;
+}
