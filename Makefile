@@ -47,8 +47,8 @@ BACKENDS_CUDA := $(BUILD)/backends_cuda.o
 # test/tool-only code (GGUF writer, weight quantizers): not in the module
 TOOLS_LIB_SRCS := $(sort $(wildcard tools/lib/*.c))
 TOOLS_LIB   := $(BUILD)/libstarling_tools.a
-ALL_HDRS    := $(wildcard include/starling/*.h src/*/*.h src/*/*/*.h \
-                          src/*/*/*/*.h tools/lib/*.h)
+ALL_HDRS    := $(filter-out src/backend/cuda/%,$(wildcard include/starling/*.h src/*/*.h src/*/*/*.h \
+                          src/*/*/*/*.h tools/lib/*.h))
 # what a test or tool links: backend table, test helpers, engine
 ENGINE_LINK  = $(BACKENDS_CPU) $(TOOLS_LIB) $(LIB) $(ST_LIBS)
 
