@@ -1,7 +1,7 @@
 /*
  * Chat prompt rendering for /v1/chat/completions: the one place the
  * module turns messages into prompt text. The formats themselves live in
- * the engine's chat module (src/engine/chat.h); this maps API roles and
+ * the engine's chat module (include/starling/st_chat.h); this maps API roles and
  * the configured family onto it.
  */
 #include <stdio.h>

@@ -630,7 +630,7 @@ st_gguf_parse_tensor_info(st_gguf *g, st_gguf_rd *rd, uint64_t i,
     t->offset = st_gguf_le64(rd->base + rd->pos);
     rd->pos += 8;
 
-    /* quant.c knows the block layout of every current ggml type, also
+    /* quant_types.c knows the block layout of every current ggml type, also
      * those the engine cannot compute with, so any valid file sizes */
     lay = st_type_traits_get(type);
     if (lay == NULL || lay->block_size == 0 || lay->type_size == 0) {

@@ -6,7 +6,7 @@
  * row to the weight type's "vec_dot type" first (F16 -> F16, BF16 -> BF16,
  * Q4_0/Q8_0 -> Q8_0, Q4_K/Q6_K -> Q8_K, F32 -> F32) and then takes
  * weight-row x activation-row dot products. The scalar functions here are
- * the reference; SIMD kernels in src/cpu/ must agree with them.
+ * the reference; SIMD kernels in src/backend/cpu/ must agree with them.
  */
 #ifndef ST_QUANT_H
 #define ST_QUANT_H

@@ -4,7 +4,7 @@
  * then for ST_CUDA_TEST_STEPS steps (32 by default) each takes its argmax;
  * while they agree the id is fed to both.
  *
- * Expectations (measured, see cuda/README.md):
+ * Expectations (measured, see src/backend/cuda/README.md):
  * - trained models (the two in models/): identical ids for every step; first
  *   logits within TOL_SHIPPED (max |d| / max(1, |cpu|)).
  * - synthetic random-weight models (../shared): their logits are chaotic

@@ -318,7 +318,7 @@ ref_rope(float *x, uint32_t n_heads, uint32_t hd, uint32_t n_rot, int neox,
 }
 
 
-/* The CPU's attention of one (row, head) (model_forward.c st_attn_one). */
+/* The CPU's attention of one (row, head) (backend/cpu/forward.c st_attn_one). */
 static void
 ref_attn(const float *q, const st_f16 *kc, const st_f16 *vc,
     const uint32_t *tab, uint32_t bt, uint32_t kvdim, uint32_t kh,

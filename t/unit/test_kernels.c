@@ -1,5 +1,5 @@
 /*
- * SIMD kernels against quant.c's scalar reference, at every kernel level
+ * SIMD kernels against quant_ref.c's scalar reference, at every kernel level
  * this CPU has (scalar / avx2 / avx512; missing levels are skipped).
  *
  *   from_float (Q8_0, Q8_K, F16, BF16, F32): output bytes identical.

@@ -1,5 +1,5 @@
 /*
- * Tensor formats (src/engine/quant.c): type table, f16/bf16 conversions,
+ * Tensor formats (src/quant/quant_ref.c): type table, f16/bf16 conversions,
  * dequantization, activation quantizers, reference dot products and the
  * simple weight quantizers; then real tensors from the shipped Q8_0 model
  * and (when ../shared is there) the synthetic Q4_K_M model.
@@ -611,7 +611,7 @@ test_q8_K_from_float(void)
 /* ------------------------------------------------------------------ */
 
 /* Pack 6-bit (scale, min) pairs the way the format describes it, written
- * out bit by bit (independent of quant.c's packer). */
+ * out bit by bit (independent of quant_ref.c's packer). */
 static void
 pack_k4_scales(const int sc[8], const int m[8], uint8_t out[12])
 {

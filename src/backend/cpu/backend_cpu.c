@@ -1,6 +1,6 @@
 /*
  * The CPU backend: weights used in place from the mapping, KV in host
- * arrays, kernels from src/cpu (chosen at run time by CPU features).
+ * arrays, kernels from src/backend/cpu (chosen at run time by CPU features).
  */
 #include "backend/backend.h"
 #include "backend/cpu/forward.h"

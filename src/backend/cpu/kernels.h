@@ -1,9 +1,9 @@
 /*
  * CPU kernel sets: per-ISA vec_dot and activation quantizers, chosen at
- * run time (cpu_features.c). Internal to src/cpu (and its tests/tools).
+ * run time (cpu_features.c). Internal to src/backend/cpu (and its tests/tools).
  *
  * Every SIMD from_float here is bit-identical to the scalar reference in
- * quant.c; every SIMD vec_dot computes the same exact integer per-block
+ * quant_ref.c; every SIMD vec_dot computes the same exact integer per-block
  * sums as the reference and differs only in float summation order; every
  * GEMM tile kernel (gemm_avx2.c, gemm_avx512.c) is bit-identical to the
  * vec_dot of its own level.
@@ -29,7 +29,7 @@ const char *st_cpu_level_name(st_cpu_level level);
 int st_cpu_level_supported(st_cpu_level level);
 
 /* Kernels of one level; NULL when the type has none (callers use the
- * level below, finally quant.c's scalar reference). wtype is the weight
+ * level below, finally quant_ref.c's scalar reference). wtype is the weight
  * type; from_float is keyed by the vec_dot type it produces. */
 st_vec_dot_fn    st_cpu_vec_dot(st_cpu_level level, st_type wtype);
 st_from_float_fn st_cpu_from_float(st_cpu_level level, st_type vdtype);

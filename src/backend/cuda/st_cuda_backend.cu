@@ -1,7 +1,7 @@
 /*
  * The CUDA backend (backend.h): weights uploaded once to device memory in
  * their GGUF formats (no host fallback), K/V in device memory with the
- * engine's block geometry (F16), and the forward pass of model_forward.c
+ * engine's block geometry (F16), and the forward pass of backend/cpu/forward.c
  * as kernels (st_cuda_kernels.cu) plus cuBLAS for prefill-sized
  * projections.
  *

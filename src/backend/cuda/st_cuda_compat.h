@@ -1,6 +1,6 @@
 /*
  * What the CUDA sources see: the real CUDA headers under nvcc, the CPU
- * shim (cuda/shim/) under a host C++ compiler. Kernels are written once
+ * shim (src/backend/cuda/shim/) under a host C++ compiler. Kernels are written once
  * against this header and launched with ST_LAUNCH so that both builds
  * compile the same text.
  */

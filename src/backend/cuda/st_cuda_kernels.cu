@@ -4,7 +4,7 @@
  * (g++ -x c++): kernels use only what the shim provides (README there):
  * static __shared__ arrays, __syncthreads, __syncwarp, xor shuffles.
  *
- * Block layouts are ggml's (src/engine/quant.h); comments give the byte
+ * Block layouts are ggml's (src/quant/quant.h); comments give the byte
  * offsets used here. The quantized matvec is in st_cuda_matvec.cu.
  */
 #include "backend/cuda/st_cuda_compat.h"
@@ -20,7 +20,7 @@
 /* ---------------------------------------------------------------------- */
 
 /* Element i of a weight row, dequantized with the CPU's arithmetic
- * (quant.c to_float). */
+ * (quant_ref.c to_float). */
 static __device__ float
 st_dq(int type, const uint8_t *row, uint32_t i)
 {
@@ -493,7 +493,7 @@ st_max_ps(float a, float b)
 
 
 /* One thread per 32-value block: llama.cpp's x86 quantize_row_q8_0 (the
- * CPU reference, quant.c), max taken in the same lane order. */
+ * CPU reference, quant_ref.c), max taken in the same lane order. */
 static __device__ void
 st_quantize_q8_0_block(const float *x, uint8_t *y)
 {

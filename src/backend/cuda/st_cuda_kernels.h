@@ -4,7 +4,7 @@
  * pointer; stream is a cudaStream_t (NULL = default stream). Each launcher
  * returns 0 or a cudaError_t from the launch.
  *
- * Numerics mirror the CPU backend (src/engine/model_forward.c, quant.c):
+ * Numerics mirror the CPU backend (src/backend/cpu/forward.c, quant_ref.c):
  * matmuls convert activations to the weight's vec_dot type first (Q8_0 for
  * Q4_0/Q8_0 weights, Q8_K for K-quants, F16/BF16 for F16/BF16) and add the
  * per-block products in block order, so quantized matmuls give the same
@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-/* Weight types (ggml ids, as in src/engine/quant.h). */
+/* Weight types (ggml ids, as in src/quant/quant.h). */
 #define ST_CUDA_F32   0
 #define ST_CUDA_F16   1
 #define ST_CUDA_Q4_0  2

@@ -3,7 +3,7 @@
  * called after cpu_features.c has seen those features).
  *
  * vec_dot: the integer sum of every block (or of every 16/32-value
- * sub-block, times its integer scale) is computed exactly, as in quant.c;
+ * sub-block, times its integer scale) is computed exactly, as in quant_ref.c;
  * only the float accumulation of the block results is in a different
  * order (8 lanes, several accumulators).
  *
@@ -28,7 +28,7 @@ st_hsum_ps(__m256 v)
 
 
 /* Max of 8 lanes in the exact operand order of llama.cpp's x86 q8_0
- * quantizer and quant.c (max_ps(a, b) = a > b ? a : b, which decides
+ * quantizer and quant_ref.c (max_ps(a, b) = a > b ? a : b, which decides
  * what a NaN lane gives). */
 static inline float
 st_hmax_ps(__m256 v)

@@ -10,7 +10,7 @@
  * memory; stream operations run synchronously, or are recorded into a
  * graph while the stream captures (graph launch replays the records);
  * events are no-ops; cublasGemmEx is a plain loop with float
- * accumulation. Limits are listed in cuda/shim/README.md.
+ * accumulation. Limits are listed in src/backend/cuda/shim/README.md.
  *
  * Test-only: nothing here is used by the nvcc build.
  */

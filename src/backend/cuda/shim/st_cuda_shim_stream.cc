@@ -1,7 +1,7 @@
 /*
  * The shim's streams, stream capture and graphs, "device" memory (host
  * memory) and the cuBLAS GEMM on the CPU. See st_cuda_shim.h and
- * cuda/shim/README.md.
+ * src/backend/cuda/shim/README.md.
  */
 #include "backend/cuda/shim/st_cuda_shim.h"
 #include "backend/cuda/shim/st_cuda_shim_internal.h"
