@@ -38,6 +38,7 @@ st_engine_step(st_engine *e, st_error *err)
 {
     st_seq     *s, *next;
     uint32_t    n = 0, n_logits = 0, budget, i;
+    int         reserved;
     st_status   rc;
     double      now = st_now_ms();
     st_token_logprob top[ST_MAX_TOP_LOGPROBS], chosen;
@@ -101,7 +102,20 @@ st_engine_step(st_engine *e, st_error *err)
             {
                 continue;
             }
-            if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + 1) != ST_OK) {
+            /* no block for the next token: preempt the newest sequence
+             * holding KV (which may be s itself, then it sits out) until
+             * it fits; an older stream never waits for a newer one */
+            reserved = 0;
+            while (s->preempted_at != e->step_id) {
+                if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + 1) == ST_OK) {
+                    reserved = 1;
+                    break;
+                }
+                if (!st_preempt_newest(e)) {
+                    break;
+                }
+            }
+            if (!reserved) {
                 continue;
             }
             e->batch[n].token = s->tokens[s->n_past];

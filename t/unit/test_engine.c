@@ -486,6 +486,68 @@ kv_too_small(const char *model)
 }
 
 
+/* Under KV pressure the oldest running stream gets one token every step
+ * (README "Scheduling": the newest sequence is preempted so that every
+ * running stream advances); a decode row whose block reservation fails
+ * must not just sit the step out. */
+static void
+decode_never_stalls(const char *model)
+{
+    st_engine           *e;
+    const st_model_info *in;
+    uint64_t             per_block;
+    st_seq              *s[3];
+    st_seq_output        out;
+    st_error             err;
+    uint32_t             got[3] = {0, 0, 0}, steps = 0, stalls = 0;
+    int                  i, first_seen = 0, finished = 0, guard = 0;
+    size_t               k;
+
+    e = make_engine(model, 4, 64, 0, 1);
+    in = st_engine_info(e);
+    per_block = in->kv_bytes / in->kv_blocks_total;
+    st_engine_free(e);
+    /* 6 blocks of 16 positions; three sequences of ~50 positions each */
+    e = make_engine(model, 4, 64, per_block * 6, 1);
+    s[0] = submit(e, 0, 0, 40, NULL, 0);
+    s[1] = submit(e, 2, 0, 40, NULL, 0);
+    s[2] = submit(e, 4, 0, 40, NULL, 0);
+
+    while (st_engine_has_work(e) && guard++ < 2000) {
+        if (st_engine_step(e, &err) != ST_OK) {
+            diag("step: %s", err.msg);
+            break;
+        }
+        steps++;
+        for (i = 0; i < 3; i++) {
+            uint32_t n_new = 0;
+
+            st_seq_take(s[i], &out);
+            for (k = 0; k < out.n_tokens; k++) {
+                n_new += out.tokens[k].token >= 0;
+            }
+            got[i] += n_new;
+            if (i == 0 && !finished) {
+                if (first_seen && n_new != 1) {
+                    stalls++;
+                }
+                first_seen |= n_new > 0;
+                finished = out.finish != ST_FINISH_NONE;
+            }
+        }
+    }
+    ok(got[0] == 40 && got[1] == 40 && got[2] == 40,
+       "KV pressure: all three streams complete (%u/%u/%u tokens, %u steps)",
+       got[0], got[1], got[2], steps);
+    ok(stalls == 0, "KV pressure: the oldest stream advanced every step "
+       "(%u steps without its token)", stalls);
+    for (i = 0; i < 3; i++) {
+        st_seq_release(e, s[i]);
+    }
+    st_engine_free(e);
+}
+
+
 int
 main(void)
 {
@@ -503,5 +565,6 @@ main(void)
     prefix_reuse(m1);
     prefix_reuse(m2);
     kv_too_small(m1);
+    decode_never_stalls(m1);
     return done_testing();
 }
