@@ -5,16 +5,19 @@
  * as kernels (st_cuda_kernels.cu) plus cuBLAS for prefill-sized
  * projections.
  *
- * Matmuls: batches of fewer than gemm_min_rows rows (decode) run the
- * quantized matvec kernel, which reads the weights in their own format and
- * mirrors the CPU numerics; larger batches (prefill) run cublasGemmEx with
+ * Matmuls: decode rows (the leading rows of a batch that are their
+ * sequence's only row) and the logits head always run the quantized matvec
+ * kernel, which reads the weights in their own format, mirrors the CPU
+ * numerics and gives each row the same bits whatever else is in the step;
+ * prefill rows, when there are at least gemm_min_rows of them, run
+ * cublasGemmEx with
  * FP32 accumulation: F16/BF16 weights as stored times activations rounded
  * to F16/BF16 (as the CPU rounds them), F32 as F32, and quantized weights
  * as F32 tiles dequantized on the fly times activations passed through the
  * CPU's Q8_0/Q8_K quantizer and back to F32 (so the GEMM computes the
- * CPU's dot products up to summation order). Results are deterministic
- * for a given batch shape; they are not bit-invariant across the
- * matvec/GEMM switch (ST_CUDA_GEMM_MIN_ROWS, default 16; 0 = never GEMM).
+ * CPU's dot products up to summation order). A prefill chunk's bits can
+ * depend on its size (cuBLAS picks algorithms by shape); a running
+ * stream's cannot (ST_CUDA_GEMM_MIN_ROWS, default 16; 0 = never GEMM).
  *
  * Memory layout (one device): [weights arena][K/V: per layer K then V,
  * each (n_blocks * block_tokens, kv_dim) F16][scratch activations].

@@ -182,9 +182,9 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         ST_CK(st_cuda_rmsnorm(c->x, NULL, L->attn_norm, n, E, hp->rms_eps,
                               c->xn, c->stream), "rmsnorm");
         c->act_src = NULL;
-        if ((rc = st_cuda_matmul(c, &L->wq, c->xn, n, c->q, err))
-            || (rc = st_cuda_matmul(c, &L->wk, c->xn, n, c->k, err))
-            || (rc = st_cuda_matmul(c, &L->wv, c->xn, n, c->v, err)))
+        if ((rc = st_cuda_matmul(c, &L->wq, c->xn, n, c->lead_rows, c->q, err))
+            || (rc = st_cuda_matmul(c, &L->wk, c->xn, n, c->lead_rows, c->k, err))
+            || (rc = st_cuda_matmul(c, &L->wv, c->xn, n, c->lead_rows, c->v, err)))
         {
             return rc;
         }
@@ -201,7 +201,7 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
                                 kv->block_tokens, c->attn, c->stream),
               "attention");
         c->act_src = NULL;
-        if ((rc = st_cuda_matmul(c, &L->wo, c->attn, n, c->proj, err))) {
+        if ((rc = st_cuda_matmul(c, &L->wo, c->attn, n, c->lead_rows, c->proj, err))) {
             return rc;
         }
         ST_CK(st_cuda_add(c->x, c->proj, (size_t) n * E, c->stream), "add");
@@ -210,15 +210,15 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         ST_CK(st_cuda_rmsnorm(c->x, NULL, L->ffn_norm, n, E, hp->rms_eps,
                               c->xn, c->stream), "rmsnorm");
         c->act_src = NULL;
-        if ((rc = st_cuda_matmul(c, &L->w_gate, c->xn, n, c->gate, err))
-            || (rc = st_cuda_matmul(c, &L->w_up, c->xn, n, c->up, err)))
+        if ((rc = st_cuda_matmul(c, &L->w_gate, c->xn, n, c->lead_rows, c->gate, err))
+            || (rc = st_cuda_matmul(c, &L->w_up, c->xn, n, c->lead_rows, c->up, err)))
         {
             return rc;
         }
         ST_CK(st_cuda_swiglu(c->gate, c->up, (size_t) n * hp->n_ff,
                              c->stream), "swiglu");
         c->act_src = NULL;
-        if ((rc = st_cuda_matmul(c, &L->w_down, c->gate, n, c->proj, err))) {
+        if ((rc = st_cuda_matmul(c, &L->w_down, c->gate, n, c->lead_rows, c->proj, err))) {
             return rc;
         }
         ST_CK(st_cuda_add(c->x, c->proj, (size_t) n * E, c->stream), "add");
@@ -234,7 +234,7 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         ST_CK(st_cuda_rmsnorm(c->x, d_out_rows + r0, c->output_norm, cnt, E,
                               hp->rms_eps, c->xn, c->stream), "rmsnorm");
         c->act_src = NULL;
-        if ((rc = st_cuda_matmul(c, &c->output, c->xn, cnt, c->logits, err))) {
+        if ((rc = st_cuda_matmul(c, &c->output, c->xn, cnt, cnt, c->logits, err))) {
             return rc;
         }
         if (logits == NULL) {
@@ -300,6 +300,25 @@ st_cuda_graph_capture(st_cuda_impl *c, st_kv_cache *kv, uint32_t n,
 }
 
 
+/* Leading rows that are the only row of their sequence in the batch: the
+ * engine puts decode rows first. (The logits head sees only rows that
+ * want logits, one per sequence, and is always matvec.) */
+static uint32_t
+st_cuda_lead_rows(const st_batch_entry *batch, uint32_t n)
+{
+    uint32_t i, j;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < n; j++) {
+            if (j != i && batch[j].seq == batch[i].seq) {
+                return i;
+            }
+        }
+    }
+    return n;
+}
+
+
 st_status
 st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
     uint32_t n, float *logits, st_error *err)
@@ -330,6 +349,7 @@ st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
     if (rc != ST_OK) {
         return rc;
     }
+    c->lead_rows = st_cuda_lead_rows(batch, n);
 
     /* a decode step: replay the graph of this batch size (captured on
      * first use, or again after the step-input buffer moved), then fetch

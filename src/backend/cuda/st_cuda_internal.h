@@ -81,7 +81,11 @@ typedef struct {
      * the normalised rows; gate and up another); reset by the caller
      * whenever the input's contents change */
     const float     *act_src;
+    uint32_t         act_n;          /* rows act holds */
     int              act_vdt;
+    uint32_t         lead_rows;      /* this step: leading rows that are
+                                        their sequence's only row (decode
+                                        rows); never sent to cuBLAS */
     int              actf_ok;
     size_t           tile_elems;
     uint64_t         scratch_bytes;
@@ -126,7 +130,11 @@ void st_cuda_put_model(st_cuda_impl *c, st_cuda_uploader *u);
 
 /* st_cuda_matmul.cu */
 int st_cuda_is_float_type(int type);
-st_status st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *x, uint32_t n, float *y, st_error *err);
+/* y (n, n_out) = x (n, n_in) . W^T; the first n_lead rows always by the
+ * matvec kernels (batch-invariant), the rest by cuBLAS when they are at
+ * least gemm_min_rows. */
+st_status st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *x,
+    uint32_t n, uint32_t n_lead, float *y, st_error *err);
 
 /* st_cuda_forward.cu */
 st_status st_cuda_in_alloc(st_cuda_impl *c, size_t bytes, st_error *err);

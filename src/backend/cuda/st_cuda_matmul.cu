@@ -20,29 +20,33 @@ st_cuda_act(st_cuda_impl *c, const float *x, uint32_t n, uint32_t n_in,
 {
     int e;
 
-    if (c->act_src == x && c->act_vdt == vdt) {
+    if (c->act_src == x && c->act_n == n && c->act_vdt == vdt) {
         return 0;
     }
     e = st_cuda_quantize_act(x, n, n_in, vdt, c->act, c->stream);
     c->act_src = e == 0 ? x : NULL;
+    c->act_n = n;
     c->act_vdt = vdt;
     c->actf_ok = 0;
     return e;
 }
 
 
-/* y (n, n_out) = x (n, n_in) . W^T. The caller resets c->act_src when x
- * has new contents. */
-st_status
-st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *x,
-    uint32_t n, float *y, st_error *err)
+/* y (n, n_out) = x (n, n_in) . W^T, by cuBLAS when allowed and n is at
+ * least gemm_min_rows, else by the matvec kernels. The caller resets
+ * c->act_src when x has new contents. */
+static st_status
+st_cuda_matmul_rows(st_cuda_impl *c, const st_cuda_weight *w, const float *x,
+    uint32_t n, int allow_gemm, float *y, st_error *err)
 {
     int vdt = st_cuda_vec_dot_type(w->type), e;
 
     if (n == 0) {
         return ST_OK;
     }
-    if (c->blas != NULL && c->gemm_min_rows > 0 && n >= c->gemm_min_rows) {
+    if (allow_gemm && c->blas != NULL && c->gemm_min_rows > 0
+        && n >= c->gemm_min_rows)
+    {
         const float    one = 1.0f, zero = 0.0f;
         cublasStatus_t s;
 
@@ -127,4 +131,34 @@ st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *x,
                        vdt == ST_CUDA_F32 ? (const void *) x : c->act, n, y,
                        c->stream);
     return e ? st_cuda_fail(err, "matvec", e) : ST_OK;
+}
+
+
+/*
+ * Decode rows must give the same bits whatever else is in the step, so
+ * they never go through cuBLAS (whose results depend on the batch shape):
+ * the leading n_lead rows run the matvec kernels, whose per-row result
+ * does not depend on the number of rows; the prefill rows after them use
+ * cuBLAS when there are enough of them.
+ */
+st_status
+st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *x,
+    uint32_t n, uint32_t n_lead, float *y, st_error *err)
+{
+    st_status rc;
+
+    if (n_lead > n) {
+        n_lead = n;
+    }
+    if (n_lead == 0 || n - n_lead < c->gemm_min_rows || c->gemm_min_rows == 0)
+    {
+        return st_cuda_matmul_rows(c, w, x, n, n_lead == 0, y, err);
+    }
+    rc = st_cuda_matmul_rows(c, w, x, n_lead, 0, y, err);
+    if (rc != ST_OK) {
+        return rc;
+    }
+    return st_cuda_matmul_rows(c, w, x + (size_t) n_lead * w->n_in,
+                               n - n_lead, 1, y + (size_t) n_lead * w->n_out,
+                               err);
 }
