@@ -68,6 +68,7 @@ struct st_textstream {
     int         stopped;
     int         stop_index;
     int         nomem;
+    uint64_t    work;      /* automaton steps + bytes copied (for tests) */
 };
 
 
@@ -209,15 +210,17 @@ st_stop_build(st_stop *s)
 
 /* Advances one stop automaton by byte c; returns 1 on a full match. */
 static int
-st_stop_step(st_stop *s, char c)
+st_stop_step(st_stop *s, char c, uint64_t *work)
 {
     size_t k = s->state;
 
+    (*work)++;
     if (k == s->len) {
         k = s->fail[k - 1];
     }
     while (k > 0 && s->text[k] != c) {
         k = s->fail[k - 1];
+        (*work)++;
     }
     if (s->text[k] == c) {
         k++;
@@ -230,6 +233,7 @@ st_stop_step(st_stop *s, char c)
 static int
 st_out_append(st_textstream *ts, const char *p, size_t len)
 {
+    ts->work += len;
     if (st_buf_append(&ts->out, p, len) != 0) {
         ts->nomem = 1;
         return -1;
@@ -253,6 +257,7 @@ st_emit_text(void *ctx, const uint8_t *bytes, size_t len)
         return st_out_append(ts, (const char *) bytes, len);
     }
     for (i = 0; i < len; i++) {
+        ts->work++;
         if (st_buf_append(&ts->held, &bytes[i], 1) != 0) {
             ts->nomem = 1;
             return -1;
@@ -263,7 +268,7 @@ st_emit_text(void *ctx, const uint8_t *bytes, size_t len)
             if (ts->stops[j].len == 0) {
                 continue;              /* ignored empty stop string */
             }
-            if (st_stop_step(&ts->stops[j], (char) bytes[i])
+            if (st_stop_step(&ts->stops[j], (char) bytes[i], &ts->work)
                 && ts->stops[j].len > best_len)
             {
                 best = (int) j;
@@ -306,6 +311,7 @@ st_release_held(st_textstream *ts)
         return -1;
     }
     memmove(ts->held.p, ts->held.p + n, keep);
+    ts->work += keep;
     ts->held.len = keep;
     return 0;
 }
@@ -469,6 +475,13 @@ st_textstream_take(st_textstream *ts, size_t *len)
     *len = ts->out.len;
     /* never NULL, even before the first append */
     return ts->out.p != NULL ? ts->out.p : "";
+}
+
+
+uint64_t
+st_textstream_work(const st_textstream *ts)
+{
+    return ts->work;
 }
 
 

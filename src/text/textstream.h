@@ -52,4 +52,8 @@ int st_textstream_stop_index(const st_textstream *ts);
 /* ST_OK, or ST_ERR_NOMEM once some text could not be buffered. */
 st_status st_textstream_status(const st_textstream *ts);
 
+/* Work done so far: stop-automaton steps plus bytes copied. For tests that
+ * check the cost per byte instead of timing it. */
+uint64_t st_textstream_work(const st_textstream *ts);
+
 #endif /* ST_TEXTSTREAM_H */

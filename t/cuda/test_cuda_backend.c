@@ -6,17 +6,18 @@
  *
  * Expectations (measured, see src/backend/cuda/README.md):
  * - trained models (the two in models/): identical ids for every step; first
- *   logits within TOL_SHIPPED (max |d| / max(1, |cpu|)).
+ *   logits within TOL_SHIPPED (max |d| / max(1, |cpu|)), every step's
+ *   within TOL_STEP_F32 / TOL_STEP_Q8_0 (max |d|).
  * - synthetic random-weight models (../shared): their logits are chaotic
  *   (std ~24; a 1e-7 change in a matmul sum flips an F16 rounding in
  *   attention and can move a logit by ~2; the CPU backend itself leaves
  *   llama.cpp's ids on some prompts). The CPU's AVX-512 dot products add
  *   blocks in another order than its scalar reference, which the kernels
- *   follow, so bit equality is not available. Required: ids equal, or the
- *   first differing step explained: the CPU's own gap between its pick
- *   and the CUDA pick is no larger than the largest logit difference
- *   measured at that step; and first-step logits within TOL_SYNTH_RMS (rms) or within twice the
- *   CPU backend's own rms distance from llama.cpp's logits.
+ *   follow, so bit equality is not available. Required, with the fixed
+ *   per-model tolerances of synth_tols: logits within them at every
+ *   step, ids equal, or a first differing step where the CPU's own gap
+ *   between its pick and the CUDA pick is below the fixed top-5
+ *   tolerance; first-step rms within its bound.
  * Also: the cuBLAS path (forced for every batch), batch invariance (two
  * sequences in one batch), the out-of-memory message, /health fields.
  */
@@ -29,10 +30,62 @@
 #define KV_BLOCK_TOKENS 16
 
 #define TOL_SHIPPED   1e-2      /* measured <= 3.8e-3 (F32), 1e-6 (Q8_0) */
-#define TOL_SYNTH_RMS 0.05      /* logit std ~24; measured 2e-6 .. 0.04,
-                                   and 0.41 on one chaotic prompt where the
-                                   CPU is 0.3 from llama.cpp */
 #define TOL_GEMM      1e-2      /* cuBLAS path, shipped models */
+
+/* Shipped models, every lockstep step: max |cuda - cpu| over the whole
+ * vocabulary (the same bounds as test_conformance's against llama.cpp).
+ * Measured: 4.4e-3 (F32); Q8_0 ~2e-6, except 0.135 at step 17 of prompt 2
+ * where one Q8_0 activation rounding flips (0.067 on the top-5 ids, and
+ * the CUDA logits are 0.067 from llama.cpp's there). */
+#define TOL_STEP_F32  0.03
+#define TOL_STEP_Q8_0 0.3
+
+/* Synthetic models: fixed tolerances on |cuda - cpu|, stated here and
+ * never scaled by a measured error (the old rule accepted a flip when the
+ * gap was below the logit difference measured at that very step, and a
+ * first-step rms up to 2x the CPU's own distance from llama.cpp).
+ *   all   max |cuda - cpu| over the whole vocabulary at every step while
+ *         the ids agree (and at the first step where they differ);
+ *   top5  max |cuda - cpu| over the CPU's top-5 ids at those steps, and
+ *         the largest CPU gap (its pick minus the CUDA pick) at which a
+ *         flip is accepted;
+ *   rms   first step, whole vocabulary.
+ * Measured through the shim (32 steps, AVX2 CPU kernels):
+ *   synth-llama-F32           all 0.031  top5 0.011  rms 1.3e-4
+ *   synth-llama-Q4_K_M        all 3.71   top5 2.59   rms 3.1e-5
+ *                             (flips at steps 21 / 24, CPU gaps 0.40 /
+ *                             0.27)
+ *   synth-llama-BF16-embQ4_0  all 0.79   top5 0.42   rms 0.11 (prompt 2:
+ *                             the CPU backend is 0.11 rms / 0.50 max from
+ *                             llama.cpp there, the CUDA kernels 2.2e-6;
+ *                             flip at step 14, CPU gap 0.21)
+ *   synth-qwen2-F16-embQ4_0   all 0.45   top5 0.19   rms 0.042
+ * Not measured on a device (no GPU in these sessions). */
+typedef struct {
+    const char *stem;
+    double      all, top5, rms;
+} synth_tol;
+
+static const synth_tol synth_tols[] = {
+    { "synth-llama-F32",          0.1, 0.05, 0.01 },
+    { "synth-llama-Q4_K_M",       6.0, 4.0,  0.05 },
+    { "synth-llama-BF16-embQ4_0", 1.5, 1.0,  0.2 },
+    { "synth-qwen2-F16-embQ4_0",  1.0, 0.5,  0.1 },
+};
+
+
+static const synth_tol *
+synth_tol_for(const char *stem)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(synth_tols) / sizeof(synth_tols[0]); i++) {
+        if (strcmp(synth_tols[i].stem, stem) == 0) {
+            return &synth_tols[i];
+        }
+    }
+    return NULL;
+}
 
 typedef struct {
     st_backend  *be;
@@ -109,28 +162,73 @@ rms_diff(const float *a, const float *b, uint32_t n)
 typedef struct {
     uint32_t same;          /* steps with equal ids */
     uint32_t steps;
-    int      explained;     /* first difference within the measured noise */
+    uint32_t compared;      /* steps whose logits were compared */
     double   gap_cpu;       /* at the first difference: cpu[id_cpu] - cpu[id_gpu] */
     double   max_abs;       /* ... and max |gpu - cpu| there */
+    double   step_abs;      /* max |gpu - cpu| over every compared step */
+    double   step_rel;      /* max |gpu - cpu| / max(1, |cpu|), same steps */
+    double   step_top5;     /* max |gpu - cpu| over the CPU's top-5 ids */
+    double   ref_cpu, ref_gpu;  /* max |x - llama.cpp| over its top-5 ids,
+                                   while the ids equal llama.cpp's */
+    const double *ref_top5; /* llama.cpp's top5_per_step (or NULL) */
+    const double *ref_ids;  /* and greedy_ids */
+    long     n_ref;
+    uint32_t worst_step;    /* where step_abs was reached */
     int32_t  id_cpu, id_gpu;
     int32_t  ids[64];
 } lockstep;
+
+
+/* max |a - b| over the 5 largest entries of b */
+static double
+top5_diff(const float *a, const float *b, uint32_t n)
+{
+    int32_t  top[5];
+    uint32_t k, i, j;
+    double   m = 0.0;
+
+    for (k = 0; k < 5 && k < n; k++) {
+        int32_t best = -1;
+        for (i = 0; i < n; i++) {
+            int taken = 0;
+            for (j = 0; j < k; j++) {
+                taken |= top[j] == (int32_t) i;
+            }
+            if (!taken && (best < 0 || b[i] > b[best])) {
+                best = (int32_t) i;
+            }
+        }
+        top[k] = best;
+        if (fabs((double) a[best] - b[best]) > m) {
+            m = fabs((double) a[best] - b[best]);
+        }
+    }
+    return m;
+}
 
 
 static st_status
 side_step(side *s, const int32_t *tok, uint32_t n_tok, uint32_t pos0,
     float *logits, st_error *err)
 {
-    st_batch_entry b[256];
-    uint32_t       i;
+    st_batch_entry *b = calloc(n_tok, sizeof(*b));
+    st_status       rc;
+    uint32_t        i;
 
+    if (b == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "no memory for %u entries",
+                 n_tok);
+        return ST_ERR_NOMEM;
+    }
     for (i = 0; i < n_tok; i++) {
         b[i].token = tok[i];
         b[i].pos = pos0 + i;
         b[i].seq = &s->seq[0];
         b[i].want_logits = i + 1 == n_tok;
     }
-    return s->be->run(s->be, &s->kv, b, n_tok, logits, err);
+    rc = s->be->run(s->be, &s->kv, b, n_tok, logits, err);
+    free(b);
+    return rc;
 }
 
 
@@ -144,9 +242,17 @@ run_lockstep(side *cpu, side *gpu, const st_model *m, const int32_t *prompt,
     float   *lc = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
     int      rc = -1;
 
-    memset(ls, 0, sizeof(*ls));
+    {
+        const double *rt = ls->ref_top5, *ri = ls->ref_ids;
+        long          nr = ls->n_ref;
+
+        memset(ls, 0, sizeof(*ls));
+        ls->ref_top5 = rt;
+        ls->ref_ids = ri;
+        ls->n_ref = nr;
+    }
     ls->steps = steps;
-    if (lc == NULL || lg == NULL || n_p > 256 || steps > 64
+    if (lc == NULL || lg == NULL || steps > 64
         || st_kv_seq_reserve(&cpu->kv, &cpu->seq[0], n_p + steps) != ST_OK
         || st_kv_seq_reserve(&gpu->kv, &gpu->seq[0], n_p + steps) != ST_OK
         || side_step(cpu, prompt, n_p, 0, lc, err) != ST_OK
@@ -158,13 +264,37 @@ run_lockstep(side *cpu, side *gpu, const st_model *m, const int32_t *prompt,
     memcpy(first_gpu, lg, sizeof(float) * V);
     for (k = 0; k < steps; k++) {
         int32_t a = argmax(lc, V), b = argmax(lg, V);
+        double  d_abs = ct_max_abs(lg, lc, V), d_rel = ct_max_rel(lg, lc, V);
 
+        ls->compared++;
+        if (d_abs > ls->step_abs) {
+            ls->step_abs = d_abs;
+            ls->worst_step = k;
+        }
+        ls->step_rel = d_rel > ls->step_rel ? d_rel : ls->step_rel;
+        d_abs = top5_diff(lg, lc, V);
+        ls->step_top5 = d_abs > ls->step_top5 ? d_abs : ls->step_top5;
+        if (ls->ref_top5 != NULL && (long) k < ls->n_ref) {
+            uint32_t j, prefix_ok = 1;
+            for (j = 0; j < k; j++) {
+                prefix_ok &= ls->ids[j] == (int32_t) ls->ref_ids[j];
+            }
+            for (j = 0; prefix_ok && j < 5; j++) {
+                int32_t id = (int32_t) ls->ref_top5[k * 10 + 2 * j];
+                double  r = ls->ref_top5[k * 10 + 2 * j + 1];
+                if (fabs(lc[id] - r) > ls->ref_cpu) {
+                    ls->ref_cpu = fabs(lc[id] - r);
+                }
+                if (fabs(lg[id] - r) > ls->ref_gpu) {
+                    ls->ref_gpu = fabs(lg[id] - r);
+                }
+            }
+        }
         if (a != b) {
             ls->id_cpu = a;
             ls->id_gpu = b;
             ls->gap_cpu = (double) lc[a] - lc[b];
-            ls->max_abs = ct_max_abs(lg, lc, V);
-            ls->explained = ls->gap_cpu <= ls->max_abs;
+            ls->max_abs = d_abs;
             break;
         }
         ls->ids[k] = a;
@@ -206,6 +336,7 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
     uint32_t       steps = env_u32("ST_CUDA_TEST_STEPS", 32), V;
     int            n_files = 0;
     char           prefix[256];
+    const synth_tol *tol = shipped ? NULL : synth_tol_for(stem);
 
     if (steps > 64) {
         steps = 64;
@@ -220,9 +351,9 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
     while (dir != NULL && (de = readdir(dir)) != NULL) {
         char      path[1024];
         char     *json;
-        double   *num = NULL, *ref = NULL;
+        double   *num = NULL, *ref = NULL, *rtop5 = NULL;
         long      n_p, n_ref, i;
-        int32_t   prompt[256];
+        int32_t  *prompt = NULL;
         float    *l_cpu, *l_gpu;
         side      cpu, gpu;
         uint32_t  n_blocks, m_ref = 0;
@@ -237,7 +368,10 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
         snprintf(path, sizeof(path), "%s/%s", ref_dir, de->d_name);
         json = ref_read_file(path, NULL);
         n_p = json ? ref_numbers(json, "prompt_ids", &num) : -1;
-        if (n_p <= 0 || n_p > 256) {
+        if (n_p > 0) {
+            prompt = malloc(sizeof(int32_t) * (size_t) n_p);
+        }
+        if (n_p <= 0 || prompt == NULL) {
             ok(0, "%s: reading prompt_ids", de->d_name);
             free(json);
             free(num);
@@ -251,6 +385,15 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
         l_gpu = malloc(sizeof(float) * V);
         n_blocks = 2 * (((uint32_t) n_p + steps) / KV_BLOCK_TOKENS + 2);
 
+        memset(&ls, 0, sizeof(ls));
+        n_ref = ref_numbers(json, "greedy_ids", &ref);
+        if (n_ref > 0 && ref_numbers(json, "top5_per_step", &rtop5)
+                         == n_ref * 10)
+        {
+            ls.ref_top5 = rtop5;
+            ls.ref_ids = ref;
+            ls.n_ref = n_ref;
+        }
         if (side_init(&cpu, m, 0, (uint32_t) n_p, n_blocks, tp, &err) != 0
             || side_init(&gpu, m, 1, (uint32_t) n_p, n_blocks, tp, &err) != 0)
         {
@@ -260,7 +403,6 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
         {
             ok(0, "%s: generate: %s", de->d_name, err.msg);
         } else {
-            n_ref = ref_numbers(json, "greedy_ids", &ref);
             for (i = 0; i < n_ref && i < (long) ls.same
                         && ref[i] == ls.ids[i]; i++) {
                 m_ref++;
@@ -274,38 +416,55 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
                 ok(rel <= TOL_SHIPPED, "%s: first-step logits within %.0e "
                    "(max rel %.3g, max abs %.3g, rms %.3g)", de->d_name,
                    TOL_SHIPPED, rel, ct_max_abs(l_gpu, l_cpu, V), rms);
+                double tol_step = strstr(stem, "Q8_0") ? TOL_STEP_Q8_0
+                                                       : TOL_STEP_F32;
+                ok(ls.step_abs <= tol_step, "%s: max |cuda - cpu| within "
+                   "%.3g at all %u steps (max %.3g at step %u; max rel %.3g)",
+                   de->d_name, tol_step, ls.compared, ls.step_abs,
+                   ls.worst_step, ls.step_rel);
+            } else if (tol == NULL) {
+                ok(0, "%s: a tolerance is stated for %s", de->d_name, stem);
             } else {
-                ok(ls.same == steps || ls.explained, "%s: greedy ids equal "
-                   "the CPU backend's for %u of %u steps%s", de->d_name,
-                   ls.same, steps, ls.same == steps ? "" : ", then a flip "
-                   "within the measured logit noise");
+                ok(ls.step_abs <= tol->all && ls.step_top5 <= tol->top5,
+                   "%s: max |cuda - cpu| within %.3g (top-5: %.3g) at all "
+                   "%u compared steps (max %.3g at step %u; top-5 %.3g)",
+                   de->d_name, tol->all, tol->top5, ls.compared,
+                   ls.step_abs, ls.worst_step, ls.step_top5);
+                ok(ls.same == steps || ls.gap_cpu < tol->top5,
+                   "%s: greedy ids equal the CPU backend's for %u of %u "
+                   "steps%s", de->d_name, ls.same, steps,
+                   ls.same == steps ? "" : ", then a flip where the CPU's "
+                   "own gap to the CUDA pick is below the fixed tolerance");
                 if (ls.same < steps) {
-                    diag("step %u: cpu %d, cuda %d; cpu gap %.4g, max "
-                         "|cuda - cpu| %.4g", ls.same, ls.id_cpu, ls.id_gpu,
-                         ls.gap_cpu, ls.max_abs);
+                    diag("step %u: cpu %d, cuda %d; cpu gap %.4g (tolerance "
+                         "%.3g), max |cuda - cpu| %.4g", ls.same, ls.id_cpu,
+                         ls.id_gpu, ls.gap_cpu, tol->top5, ls.max_abs);
                 }
-                /* llama.cpp's own logits, for scale: the CPU backend is
-                 * as far from them on the chaotic prompts */
+                /* llama.cpp's own logits, for scale only */
                 double  *lf = NULL;
                 long     n_lf = ref_numbers(json, "logits_first", &lf);
-                double   rms_ref = -1.0;
                 if (n_lf == (long) V) {
                     float *lff = malloc(sizeof(float) * V);
                     for (i = 0; i < (long) V; i++) {
                         lff[i] = (float) lf[i];
                     }
-                    rms_ref = rms_diff(l_cpu, lff, V);
+                    diag("%s: first-step rms |cpu - llama.cpp| %.3g, "
+                         "|cuda - llama.cpp| %.3g", de->d_name,
+                         rms_diff(l_cpu, lff, V), rms_diff(l_gpu, lff, V));
                     free(lff);
                 }
                 free(lf);
-                ok(rms <= TOL_SYNTH_RMS || rms <= 2 * rms_ref, "%s: "
-                   "first-step logits: rms |cuda - cpu| %.3g <= %.2g or <= "
-                   "2x rms |cpu - llama.cpp| (%.3g); max abs %.3g",
-                   de->d_name, rms, TOL_SYNTH_RMS, rms_ref,
-                   ct_max_abs(l_gpu, l_cpu, V));
+                ok(rms <= tol->rms, "%s: first-step logits: rms |cuda - "
+                   "cpu| %.3g <= %.3g; max abs %.3g", de->d_name, rms,
+                   tol->rms, ct_max_abs(l_gpu, l_cpu, V));
             }
-            free(ref);
+            diag("%s: max |x - llama.cpp| on its top-5 while the ids agree: "
+                 "cpu %.3g, cuda %.3g; max |cuda - cpu| on the CPU's top-5 "
+                 "%.3g", de->d_name, ls.ref_cpu, ls.ref_gpu, ls.step_top5);
         }
+        free(ref);
+        free(rtop5);
+        ref = rtop5 = NULL;
         side_free(&cpu);
         side_free(&gpu);
 
@@ -314,7 +473,7 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
             side      c2, g2;
             float    *l_c2 = malloc(sizeof(float) * V);
             float    *l_g2 = malloc(sizeof(float) * V);
-            lockstep  ls2;
+            lockstep  ls2 = { 0 };
 
             /* cuBLAS for every batch (prefill and decode) */
             setenv("ST_CUDA_GEMM_MIN_ROWS", "1", 1);
@@ -393,6 +552,7 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
         free(l_gpu);
         free(json);
         free(num);
+        free(prompt);
     }
     if (dir != NULL) {
         closedir(dir);

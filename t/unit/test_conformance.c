@@ -2,10 +2,12 @@
  * Conformance with llama.cpp: for every reference file (prompt, greedy
  * continuation, top-5 logits per step, full first-step logits), check
  *   - prompt ids equal llama.cpp's exactly;
- *   - first-step logits within the tolerance stated below;
+ *   - first-step logits within the fixed tolerance stated below;
+ *   - teacher-forced logits (fed llama.cpp's ids) within that tolerance at
+ *     every step, on the reference's top-5 ids;
  *   - teacher-forced argmax at every step equals llama.cpp's greedy id,
- *     except at a near-tie (reference top1-top2 margin below our measured
- *     logit error), which is reported;
+ *     except at a near-tie: our pick in the reference top-5, and the
+ *     reference's own gap between its pick and ours below the tolerance;
  *   - free-running greedy generation through the engine API equals the
  *     reference ids (same near-tie rule: ids must agree up to such a step).
  * The engine follows llama.cpp's normal numerics (activations converted to
@@ -23,20 +25,64 @@
 #include <math.h>
 #include <unistd.h>
 
-/* Tolerances on |our logit - llama.cpp's| over the whole first-step
- * vector. The two real models (F32, Q8_0) agree to ~1e-5: only summation
- * order differs. The synthetic random-weight files amplify summation-order
- * differences: a last-bit change before an activation quantizer (Q8_0/Q8_K)
- * or an F16/BF16 rounding flips a quantized value, and random weights
- * spread that through the network. Two llama.cpp builds on the same CPU
- * differ by up to 0.40 on synth-qwen2-F16 (../shared/reference README), and
- * our scalar/AVX2/AVX-512 kernel sets differ among themselves by the same
- * order, so the tolerance there is stated per file kind and the greedy-id
- * rule below uses the logit error measured at every step. */
-#define TOL_REAL_MAX_ABS   0.02
-#define TOL_REAL_RMS       0.002
-#define TOL_SYNTH_MAX_ABS  2.5
-#define TOL_SYNTH_RMS      0.6
+/* Fixed tolerances on |our logit - llama.cpp's|, per model and weight
+ * type family. They are stated, not measured at run time: a decode bug
+ * must not widen its own allowance.
+ *
+ *   tol     every step: max |diff| over the whole first-step vector, and
+ *           at every teacher-forced step max |diff| over the reference's
+ *           top-5 ids;
+ *   rms     first-step rms over the whole vocabulary.
+ *
+ * A greedy id may differ from llama.cpp's only at a step where the
+ * reference's own gap between its pick and ours (>= its top1-top2
+ * margin) is below tol, and our pick must be one of its top-5.
+ *
+ * Measured when these were set (AVX2 and scalar kernels, Zen 3; largest
+ * of the two, over every step of every prompt):
+ *   stories260K (F32)              0.015  (first step <= 4.2e-3)
+ *   TinyStories-656K (Q8_0)        0.086  (first step <= 1.9e-6; steps
+ *                                  are bimodal: ~1e-6, or 0.01-0.09 where
+ *                                  a last-bit change flips one Q8_0
+ *                                  activation rounding)
+ *   synth-llama-F32                0.023
+ *   synth-llama-BF16-embQ4_0       0.62
+ *   synth-qwen2-F16-embQ4_0        0.29
+ *   synth-llama-Q4_K_M             2.6    (random weights are chaotic:
+ *                                  one flipped Q8_K rounding moves logits
+ *                                  of std ~24 by ~1-2)
+ * For scale, llama.cpp's own noise floor (two builds, same CPU) is 2.9e-3
+ * on stories260K and up to 0.40 on synth-qwen2-F16 (../shared README).
+ * The AVX-512 kernels were not measured on this CPU; the tolerances leave
+ * roughly 1.5-2x headroom. Files not listed here fail. */
+typedef struct {
+    const char *stem;
+    double      tol, rms;
+} conf_tol;
+
+static const conf_tol conf_tols[] = {
+    { "stories260K",              0.03,  0.002 },
+    { "TinyStories-656K-Q8_0",    0.15,  0.002 },
+    { "synth-llama-F32",          0.05,  0.02 },
+    { "synth-llama-BF16-embQ4_0", 1.0,   0.3 },
+    { "synth-qwen2-F16-embQ4_0",  0.5,   0.15 },
+    { "synth-llama-Q4_K_M",       4.0,   0.6 },
+};
+
+
+static const conf_tol *
+tol_for(const char *stem)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(conf_tols) / sizeof(conf_tols[0]); i++) {
+        if (strcmp(conf_tols[i].stem, stem) == 0) {
+            return &conf_tols[i];
+        }
+    }
+    return NULL;
+}
+
 
 typedef struct {
     st_model    *m;
@@ -82,10 +128,15 @@ tf_free(tf_ctx *c)
 static int
 tf_run(tf_ctx *c, const int32_t *ids, uint32_t n, uint32_t pos0, float *logits)
 {
-    st_batch_entry b[256];
-    st_error       err;
-    uint32_t       i;
+    st_batch_entry *b = calloc(n, sizeof(*b));
+    st_error        err;
+    uint32_t        i;
+    int             rc = 1;
 
+    if (b == NULL) {
+        diag("forward: out of memory for %u batch entries", n);
+        return 0;
+    }
     for (i = 0; i < n; i++) {
         b[i].token = ids[i];
         b[i].pos = pos0 + i;
@@ -94,9 +145,10 @@ tf_run(tf_ctx *c, const int32_t *ids, uint32_t n, uint32_t pos0, float *logits)
     }
     if (st_forward_run(c->f, &c->kv, b, n, logits, &err) != ST_OK) {
         diag("forward: %s", err.msg);
-        return 0;
+        rc = 0;
     }
-    return 1;
+    free(b);
+    return rc;
 }
 
 
@@ -114,9 +166,37 @@ argmax(const float *v, uint32_t n)
 }
 
 
+/* Where does id sit in the reference top-5 of a step: its index, or -1. */
+static int
+ref_rank(const double *top5_step, int32_t id)
+{
+    int k;
+
+    for (k = 0; k < 5; k++) {
+        if ((int32_t) top5_step[2 * k] == id) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+
+/* A step where we picked got and llama.cpp want: acceptable only when got
+ * is in the reference top-5 and the reference's gap between the two is
+ * below the fixed tolerance. Returns the gap (or -1 when got is not in
+ * the top-5). */
+static double
+ref_gap(const double *top5_step, int32_t got)
+{
+    int r = ref_rank(top5_step, got);
+
+    return r < 0 ? -1.0 : top5_step[1] - top5_step[2 * r + 1];
+}
+
+
 static void
-check_case(const char *model_path, const char *json_path, int strict,
-    int synth)
+check_case(const char *model_path, const char *json_path, const char *stem,
+    int strict)
 {
     char          *json = ref_read_file(json_path, NULL);
     char          *prompt;
@@ -128,16 +208,21 @@ check_case(const char *model_path, const char *json_path, int strict,
     st_tokens      toks = {0};
     tf_ctx         tf;
     float         *logits = NULL;
-    uint32_t       n_vocab, i, step;
-    double         max_abs = 0, sq = 0, step_err = 0, err_all;
-    double         tol_max = synth ? TOL_SYNTH_MAX_ABS : TOL_REAL_MAX_ABS;
-    double         tol_rms = synth ? TOL_SYNTH_RMS : TOL_REAL_RMS;
+    uint32_t       n_vocab, i, step, worst_step = 0;
+    double         max_abs = 0, sq = 0, step_err = 0;
+    const conf_tol *tol = tol_for(stem);
     int            same, top5_same = 0, tf_mismatch = 0, tf_bad = 0;
+    int            n_over = 0, tf_done = 0;
     const char    *name = strrchr(json_path, '/') ? strrchr(json_path, '/') + 1
                                                   : json_path;
 
     if (json == NULL) {
         ok(0, "%s: readable", name);
+        return;
+    }
+    if (tol == NULL) {
+        ok(0, "%s: a tolerance is stated for model %s", name, stem);
+        free(json);
         return;
     }
     prompt = ref_string(json, "prompt");
@@ -157,6 +242,9 @@ check_case(const char *model_path, const char *json_path, int strict,
     ep.n_threads = 1;
     ep.max_seqs = 1;
     ep.n_ctx = 512;
+    if ((uint32_t) (n_pids + n_gids + 16) > ep.n_ctx) {
+        ep.n_ctx = (uint32_t) (n_pids + n_gids + 16);
+    }
     if (st_engine_create(&e, &ep, &err) != ST_OK) {
         ok(0, "%s: engine loads (%s)", name, err.msg);
         goto done;
@@ -198,9 +286,9 @@ check_case(const char *model_path, const char *json_path, int strict,
     }
     sq = sqrt(sq / n_vocab);
     if (strict) {
-        ok(max_abs <= tol_max && sq <= tol_rms,
+        ok(max_abs <= tol->tol && sq <= tol->rms,
            "%s: first-step logits max|diff| %.3g rms %.3g (tolerance %.3g / %.3g)",
-           name, max_abs, sq, tol_max, tol_rms);
+           name, max_abs, sq, tol->tol, tol->rms);
     } else {
         diag("%s: first-step logits vs f32math: max|diff| %.3g rms %.3g",
              name, max_abs, sq);
@@ -208,14 +296,9 @@ check_case(const char *model_path, const char *json_path, int strict,
 
     /* teacher forcing: our logits at every step, fed llama.cpp's ids;
      * the error of a step = max |ours - theirs| over its reference top-5 */
-    err_all = max_abs;
-    {
-        int32_t *got_ids = malloc(sizeof(int32_t) * (size_t) n_gids);
-        double  *errs = malloc(sizeof(double) * (size_t) n_gids);
-        int     *t5s = malloc(sizeof(int) * (size_t) n_gids);
-
     for (step = 0; step < (uint32_t) n_gids; step++) {
-        int32_t  tok;
+        const double *t5r = top5 + step * 10;
+        int32_t  tok, got, want = (int32_t) gids[step];
         uint32_t k;
         int      t5 = 1;
         double   e_step = 0;
@@ -228,58 +311,62 @@ check_case(const char *model_path, const char *json_path, int strict,
                 break;
             }
         }
-        got_ids[step] = argmax(logits, n_vocab);
+        got = argmax(logits, n_vocab);
         for (k = 0; k < 5; k++) {
-            double de = fabs(logits[(int32_t) top5[step * 10 + 2 * k]]
-                             - top5[step * 10 + 2 * k + 1]);
+            double de = fabs(logits[(int32_t) t5r[2 * k]] - t5r[2 * k + 1]);
             e_step = de > e_step ? de : e_step;
         }
-        errs[step] = e_step;
-        step_err = e_step > step_err ? e_step : step_err;
+        if (e_step > step_err) {
+            step_err = e_step;
+            worst_step = step;
+        }
+        if (e_step > tol->tol) {
+            n_over++;
+            if (strict) {
+                diag("%s: step %u: logit error %.3g over the tolerance %.3g",
+                     name, step, e_step, tol->tol);
+            }
+        }
         for (k = 0; k < 5; k++) {
             /* top-5 ids in order (ties aside) */
-            int32_t id = (int32_t) top5[step * 10 + 2 * k];
+            int32_t id = (int32_t) t5r[2 * k];
             uint32_t better = 0, j;
             for (j = 0; j < n_vocab; j++) {
                 better += logits[j] > logits[id];
             }
             t5 &= better == k;
         }
-        t5s[step] = t5;
-    }
-    err_all = step_err > err_all ? step_err : err_all;
-    for (step = 0; step < (uint32_t) n_gids; step++) {
-        int32_t  want = (int32_t) gids[step], got = got_ids[step];
-        double   margin = top5[step * 10 + 1] - top5[step * 10 + 3];
-
-        top5_same += t5s[step];
+        top5_same += t5;
         if (got != want) {
+            double gap = ref_gap(t5r, got);
+
             tf_mismatch++;
-            if (margin > 2 * err_all + 1e-4) {
+            if (gap < 0 || gap >= tol->tol) {
                 tf_bad++;
-                diag("%s: step %u: got %d want %d, reference margin %.4g",
-                     name, step, got, want, margin);
+                diag("%s: step %u: got %d want %d; reference gap %.4g "
+                     "(%s), tolerance %.3g", name, step, got, want, gap,
+                     gap < 0 ? "ours not in its top-5" : "not a near-tie",
+                     tol->tol);
             } else {
-                diag("%s: step %u: near-tie (margin %.4g <= 2 x measured "
-                     "logit error %.3g; error at this step %.3g): got %d "
-                     "want %d", name, step, margin, err_all, errs[step], got,
-                     want);
+                diag("%s: step %u: near-tie: got %d want %d, reference gap "
+                     "%.4g < tolerance %.3g (error at this step %.3g)",
+                     name, step, got, want, gap, tol->tol, e_step);
             }
         }
+        tf_done++;
     }
-        free(got_ids);
-        free(errs);
-        free(t5s);
-    }
-    diag("%s: max logit error over all steps (reference top-5): %.3g", name,
-         step_err);
     tf_free(&tf);
     if (strict) {
+        ok(tf_done == n_gids && n_over == 0, "%s: teacher-forced logit error "
+           "within %.3g at all %d/%ld steps (max %.3g at step %u)", name,
+           tol->tol, tf_done, n_gids, step_err, worst_step);
         ok(tf_bad == 0, "%s: teacher-forced argmax = llama.cpp greedy at "
-           "%ld/%ld steps (%d near-ties); top-5 order equal at %d steps",
-           name, n_gids - tf_mismatch, n_gids, tf_mismatch - tf_bad,
-           top5_same);
+           "%ld/%ld steps (%d near-ties below %.3g); top-5 order equal at "
+           "%d steps", name, n_gids - tf_mismatch, n_gids,
+           tf_mismatch - tf_bad, tol->tol, top5_same);
     } else {
+        diag("%s: max logit error over all steps vs f32math (reference "
+             "top-5): %.3g at step %u", name, step_err, worst_step);
         diag("%s: teacher-forced argmax = f32math greedy at %ld/%ld steps",
              name, n_gids - tf_mismatch, n_gids);
     }
@@ -289,7 +376,7 @@ check_case(const char *model_path, const char *json_path, int strict,
         st_request     req;
         st_seq        *s;
         st_seq_output  out;
-        int32_t        gen[512];
+        int32_t       *gen = calloc((size_t) n_gids + 1, sizeof(int32_t));
         uint32_t       n_gen = 0;
         size_t         k;
         long           first_diff = -1;
@@ -301,15 +388,18 @@ check_case(const char *model_path, const char *json_path, int strict,
         req.n_prompt = toks.n;
         req.max_tokens = (uint32_t) n_gids;
         req.ignore_eos = 1;
-        if (st_engine_submit(e, &req, &s, &err) != ST_OK) {
-            ok(0, "%s: submit (%s)", name, err.msg);
+        if (gen == NULL || st_engine_submit(e, &req, &s, &err) != ST_OK) {
+            ok(0, "%s: submit (%s)", name, gen ? err.msg : "no memory");
+            free(gen);
             goto done;
         }
         do {
-            st_engine_step(e, &err);
+            if (st_engine_step(e, &err) != ST_OK) {
+                diag("%s: step: %s", name, err.msg);
+            }
             st_seq_take(s, &out);
             for (k = 0; k < out.n_tokens; k++) {
-                if (out.tokens[k].token >= 0 && n_gen < 512) {
+                if (out.tokens[k].token >= 0 && n_gen <= (uint32_t) n_gids) {
                     gen[n_gen++] = out.tokens[k].token;
                 }
             }
@@ -322,17 +412,19 @@ check_case(const char *model_path, const char *json_path, int strict,
             }
         }
         if (first_diff < 0 && n_gen != (uint32_t) n_gids) {
-            first_diff = n_gen;
-        }
-        if (first_diff >= 0) {
-            double margin = top5[first_diff * 10 + 1] - top5[first_diff * 10 + 3];
-            ok(margin <= 2 * err_all + 1e-4,
-               "%s: greedy ids equal llama.cpp's up to step %ld, where the "
-               "reference margin %.4g is below 2 x our measured logit error "
-               "%.3g", name, first_diff, margin, err_all);
+            ok(0, "%s: greedy generation gave %u ids, llama.cpp %ld", name,
+               n_gen, n_gids);
+        } else if (first_diff >= 0) {
+            double gap = ref_gap(top5 + first_diff * 10, gen[first_diff]);
+            ok(gap >= 0 && gap < tol->tol,
+               "%s: greedy ids equal llama.cpp's up to step %ld, where we "
+               "pick %d and it %d with a reference gap of %.4g (near-tie "
+               "only below the tolerance %.3g)", name, first_diff,
+               gen[first_diff], (int32_t) gids[first_diff], gap, tol->tol);
         } else {
             ok(1, "%s: greedy ids equal llama.cpp's (%u ids)", name, n_gen);
         }
+        free(gen);
     }
 
 done:
@@ -348,8 +440,15 @@ done:
 }
 
 
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
 static void
-run_dir(const char *dir, const char *models_dir, int want_synth)
+run_dir(const char *dir, const char *models_dir)
 {
     DIR           *d = opendir(dir);
     struct dirent *de;
@@ -368,8 +467,7 @@ run_dir(const char *dir, const char *models_dir, int want_synth)
         }
     }
     closedir(d);
-    qsort(names, n, sizeof(char *),
-          (int (*)(const void *, const void *)) strcmp);
+    qsort(names, n, sizeof(char *), cmp_str);
     for (i = 0; i < n; i++) {
         char  jpath[1024], mpath[1024], model[256];
         char *dot;
@@ -387,7 +485,7 @@ run_dir(const char *dir, const char *models_dir, int want_synth)
         if (access(mpath, R_OK) != 0) {
             skip("%s: model %s not present", names[i], mpath);
         } else {
-            check_case(mpath, jpath, !f32math, want_synth);
+            check_case(mpath, jpath, model, !f32math);
         }
         free(names[i]);
     }
@@ -404,13 +502,13 @@ main(void)
     /* the real models, from the repository's copies */
     snprintf(dir, sizeof(dir), "%s/t/data/reference/generation", tap_root_dir());
     snprintf(models, sizeof(models), "%s/models", tap_root_dir());
-    run_dir(dir, models, 0);
+    run_dir(dir, models);
 
     /* the held-back-free full set and the synthetic files, from ../shared */
     snprintf(sdir, sizeof(sdir), "%s/reference/generation/synthetic",
              tap_shared_dir());
     snprintf(models, sizeof(models), "%s/models/synthetic", tap_shared_dir());
-    run_dir(sdir, models, 1);
+    run_dir(sdir, models);
 
     return done_testing();
 }

@@ -10,10 +10,13 @@
 #include <math.h>
 
 #define N_SEQ 6
+#define N_TOP 5         /* top alternatives kept per token */
 
 typedef struct {
     int32_t  ids[256];
     float    logprobs[256];
+    uint32_t n_top[256];
+    st_token_logprob top[256][N_TOP];
     uint32_t n;
     st_finish_reason finish;
     char     text[4096];
@@ -86,6 +89,26 @@ submit(st_engine *e, int i, float temp, uint32_t max_tokens,
 }
 
 
+/* Records one generated token: id, logprob and top alternatives. */
+static void
+append_token(run_out *o, const st_token_out *t)
+{
+    uint32_t j;
+
+    if (t->token < 0 || o->n >= 256) {
+        return;
+    }
+    o->ids[o->n] = t->token;
+    o->logprobs[o->n] = t->logprob;
+    o->n_top[o->n] = t->n_top < N_TOP ? t->n_top : N_TOP;
+    memset(o->top[o->n], 0, sizeof(o->top[o->n]));
+    for (j = 0; j < o->n_top[o->n]; j++) {
+        o->top[o->n][j] = t->top[j];
+    }
+    o->n++;
+}
+
+
 static void
 collect(st_seq *s, run_out *o)
 {
@@ -95,11 +118,7 @@ collect(st_seq *s, run_out *o)
     st_seq_take(s, &out);
     for (k = 0; k < out.n_tokens; k++) {
         const st_token_out *t = &out.tokens[k];
-        if (t->token >= 0 && o->n < 256) {
-            o->ids[o->n] = t->token;
-            o->logprobs[o->n] = t->logprob;
-            o->n++;
-        }
+        append_token(o, t);
         if (o->text_len + t->text_len < sizeof(o->text)) {
             memcpy(o->text + o->text_len, t->text, t->text_len);
             o->text_len += t->text_len;
@@ -139,6 +158,8 @@ same_run(const run_out *a, const run_out *b)
 {
     return a->n == b->n && memcmp(a->ids, b->ids, a->n * sizeof(int32_t)) == 0
            && memcmp(a->logprobs, b->logprobs, a->n * sizeof(float)) == 0
+           && memcmp(a->n_top, b->n_top, a->n * sizeof(uint32_t)) == 0
+           && memcmp(a->top, b->top, a->n * sizeof(a->top[0])) == 0
            && a->text_len == b->text_len
            && memcmp(a->text, b->text, a->text_len) == 0;
 }
@@ -344,6 +365,64 @@ limits_and_stops(const char *model)
 }
 
 
+/* ids, logprobs and alternatives bit-identical (text not compared) */
+static int
+same_tokens(const run_out *a, const run_out *b)
+{
+    uint32_t i;
+
+    if (a->n != b->n || memcmp(a->ids, b->ids, a->n * sizeof(int32_t)) != 0
+        || memcmp(a->logprobs, b->logprobs, a->n * sizeof(float)) != 0
+        || memcmp(a->n_top, b->n_top, a->n * sizeof(uint32_t)) != 0)
+    {
+        return 0;
+    }
+    for (i = 0; i < a->n; i++) {
+        if (memcmp(a->top[i], b->top[i], sizeof(a->top[i])) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* The logprobs are real: every one <= 0, not all 0, N_TOP alternatives
+ * per token in descending order, and the sampled token's logprob equals
+ * its entry when it is among them (else is no higher than the last). */
+static int
+real_logprobs(const run_out *o)
+{
+    uint32_t i, j;
+    int      some_negative = 0;
+
+    for (i = 0; i < o->n; i++) {
+        int found = 0;
+
+        if (!(o->logprobs[i] <= 0.0f) || o->n_top[i] != N_TOP) {
+            return 0;
+        }
+        some_negative |= o->logprobs[i] < 0.0f;
+        for (j = 0; j < N_TOP; j++) {
+            if (!(o->top[i][j].logprob <= 0.0f)
+                || (j > 0 && o->top[i][j].logprob > o->top[i][j - 1].logprob))
+            {
+                return 0;
+            }
+            if (o->top[i][j].token == o->ids[i]) {
+                found = 1;
+                if (o->top[i][j].logprob != o->logprobs[i]) {
+                    return 0;
+                }
+            }
+        }
+        if (!found && o->logprobs[i] > o->top[i][N_TOP - 1].logprob) {
+            return 0;
+        }
+    }
+    return o->n > 0 && some_negative;
+}
+
+
 /* Prefix reuse: a second request with the same long prompt (or the same
  * "system prompt" and another question) reuses cached blocks, reports
  * them, and produces exactly the output of a cold run. */
@@ -373,6 +452,7 @@ prefix_reuse(const char *model)
     st_sampling_defaults(&req.sampling);
     req.sampling.temperature = 0.7f;
     req.sampling.seed = 99;
+    req.sampling.n_probs = N_TOP;   /* real logprobs and alternatives */
     req.max_tokens = 24;
     req.ignore_eos = 1;
 
@@ -417,14 +497,18 @@ prefix_reuse(const char *model)
     {
         size_t k;
         for (k = 0; k < out.n_tokens; k++) {   /* first step's tokens */
-            warm.ids[warm.n] = out.tokens[k].token;
-            warm.logprobs[warm.n++] = out.tokens[k].logprob;
+            append_token(&warm, &out.tokens[k]);
         }
     }
     warm.finish = out.finish;
     run_all(e, &s, &warm, 1);
-    ok(warm.n == cold.n && memcmp(warm.ids, cold.ids, cold.n * 4) == 0,
-       "cached run generates exactly the cold run's tokens");
+    ok(cold.n == 24 && real_logprobs(&cold) && real_logprobs(&cold2),
+       "cold runs: %u tokens, each with a logprob < 0 somewhere and %d "
+       "alternatives, best first, the sampled one among them or below",
+       cold.n, N_TOP);
+    ok(same_tokens(&warm, &cold),
+       "cached run: exactly the cold run's tokens, logprobs and top-%d "
+       "alternatives", N_TOP);
 
     memset(&warm2, 0, sizeof(warm2));
     req.prompt = t2.ids;
@@ -438,15 +522,14 @@ prefix_reuse(const char *model)
     {
         size_t k;
         for (k = 0; k < out.n_tokens; k++) {
-            warm2.ids[warm2.n] = out.tokens[k].token;
-            warm2.logprobs[warm2.n++] = out.tokens[k].logprob;
+            append_token(&warm2, &out.tokens[k]);
         }
     }
     warm2.finish = out.finish;
     run_all(e, &s, &warm2, 1);
-    ok(warm2.n == cold2.n && memcmp(warm2.ids, cold2.ids, cold2.n * 4) == 0
-       && memcmp(warm2.logprobs, cold2.logprobs, cold2.n * 4) == 0,
-       "with a cached system prompt: same tokens and logprobs as cold");
+    ok(same_tokens(&warm2, &cold2),
+       "with a cached system prompt: same tokens, logprobs and top-%d "
+       "alternatives as cold", N_TOP);
     st_engine_get_stats(e, &st);
     ok(st.kv_blocks_free == st.kv_blocks_total && st.kv_blocks_cached > 0,
        "idle engine: every block available (%u cached for reuse)",
