@@ -271,6 +271,7 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
     yajl_val     p, first;
     long long    ll;
     int          echo = 0;
+    size_t       n_err;
     const char  *s;
 
     p = st_api_opt(obj, "prompt");
@@ -319,7 +320,11 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
                    "echo is not supported");
     }
 
-    if (st_api_int(req, obj, "best_of", 1, 1, &ll) < 0) {
+    n_err = req->n_errors;
+    if (st_api_int(req, obj, "best_of", 1, 1, &ll) < 0
+        && req->n_errors > n_err)
+    {
+        /* reword our own entry only: a full list dropped it */
         snprintf(req->errors[req->n_errors - 1].message,
                  sizeof(req->errors[0].message),
                  "only best_of=1 is supported");

@@ -39,6 +39,7 @@ struct st_sampler {
 
     st_logit_bias     *bias;         /* (n_bias) copy, sorted by token */
     size_t             n_bias;
+    size_t             n_force;      /* entries at ST_BIAS_MAX */
 
     st_hist_entry     *hist;         /* (hist_cap) open addressing */
     size_t             hist_cap;     /* power of two */
@@ -330,6 +331,7 @@ st_sampler_create(st_sampler **out, const st_sampling_params *p,
 {
     st_sampler    *s;
     st_logit_bias *sorted = NULL;
+    size_t         i;
     st_status      rc;
 
     *out = NULL;
@@ -351,6 +353,9 @@ st_sampler_create(st_sampler **out, const st_sampling_params *p,
     s->n_vocab = n_vocab;
     s->bias = sorted;
     s->n_bias = p->n_logit_bias;
+    for (i = 0; i < s->n_bias; i++) {
+        s->n_force += s->bias[i].bias >= ST_BIAS_MAX;
+    }
     s->params.logit_bias = sorted;
     st_rng_seed(&s->rng, p->seed);
 
@@ -450,6 +455,23 @@ st_apply_bias(st_sampler *s, float *logits)
         } else {
             logits[t] += s->bias[i].bias;
         }
+    }
+    if (s->n_force == 0) {
+        return;
+    }
+    /* +100 is exclusive selection: every token without it is banned (no
+     * raw value to save: a banned token is never the chosen one) */
+    i = 0;
+    for (t = 0; t < (int32_t) s->n_vocab; t++) {
+        while (i < s->n_bias && s->bias[i].token < t) {
+            i++;
+        }
+        if (i < s->n_bias && s->bias[i].token == t
+            && s->bias[i].bias >= ST_BIAS_MAX)
+        {
+            continue;
+        }
+        logits[t] = -INFINITY;
     }
 }
 

@@ -2,8 +2,10 @@
  * Token sampler: turns one row of logits into a token id.
  *
  * Processing order (documented, stable):
- *   1. logit bias (token -> additive bias; -inf or <= -100 bans, like
- *      OpenAI's "-100 should result in a ban")
+ *   1. logit bias (token -> additive bias; -inf or <= -100 bans, and
+ *      +100 is exclusive selection: when any token has +100, only the
+ *      tokens at +100 stay candidates — OpenAI: "-100 or 100 should
+ *      result in a ban or exclusive selection of the relevant token")
  *   2. repetition penalty (llama.cpp style: divide positive / multiply
  *      negative logits of tokens seen in the last repeat_last_n tokens,
  *      prompt + generated, each distinct token once),

@@ -309,6 +309,65 @@ test_misc(void)
 }
 
 
+/* A full error list drops further errors; it must never reword an entry
+ * that belongs to another field (best_of used to do that). */
+static void
+test_error_list_full(void)
+{
+    st_api_request *r;
+    size_t          i;
+    int             clean = 1;
+
+    r = parse(ST_API_COMPLETIONS,
+              "{\"model\":\"tiny\",\"prompt\":\"x\",\"temperature\":\"a\","
+              "\"top_p\":\"a\",\"top_k\":\"a\",\"min_p\":\"a\","
+              "\"repeat_penalty\":\"a\",\"repeat_last_n\":\"a\","
+              "\"presence_penalty\":\"a\",\"frequency_penalty\":\"a\","
+              "\"seed\":\"a\",\"max_tokens\":\"a\",\"n\":\"a\","
+              "\"stream\":\"a\",\"logit_bias\":\"a\",\"stop\":7,"
+              "\"ignore_eos\":\"a\",\"logprobs\":\"a\",\"echo\":\"a\","
+              "\"best_of\":2}");
+    ok(r != NULL && r->n_errors == ST_API_MAX_ERRORS
+       && r->n_errors_dropped > 0,
+       "error list full: %zu kept, %zu dropped", r ? r->n_errors : 0,
+       r ? r->n_errors_dropped : 0);
+    for (i = 0; r != NULL && i < r->n_errors; i++) {
+        if (strstr(r->errors[i].message, "best_of") != NULL
+            && strcmp(r->errors[i].field, "best_of") != 0)
+        {
+            diag("error %zu (%s) reads: %s", i, r->errors[i].field,
+                 r->errors[i].message);
+            clean = 0;
+        }
+    }
+    ok(clean, "no other field's error is reworded by best_of");
+    st_api_request_free(r);
+}
+
+
+/* README: suffix "" or null is accepted, anything else is unsupported. */
+static void
+test_suffix(void)
+{
+    static const char *ok_bodies[] = {
+        "{\"prompt\":\"x\",\"suffix\":\"\"}",
+        "{\"prompt\":\"x\",\"suffix\":null}",
+    };
+    st_api_request *r;
+    size_t          i;
+
+    for (i = 0; i < 2; i++) {
+        r = parse(ST_API_COMPLETIONS, ok_bodies[i]);
+        ok(r != NULL && r->n_errors == 0, "accepted: %s", ok_bodies[i]);
+        st_api_request_free(r);
+    }
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"x\",\"suffix\":\"end\"}");
+    ok(r != NULL && has_error(r, "suffix", "unsupported"),
+       "a non-empty suffix is refused as unsupported");
+    st_api_request_free(r);
+}
+
+
 int
 main(void)
 {
@@ -318,5 +377,7 @@ main(void)
     test_execute();
     test_chat();
     test_misc();
+    test_error_list_full();
+    test_suffix();
     return done_testing();
 }

@@ -710,6 +710,88 @@ test_speed(void)
 }
 
 
+/* logit_bias +100 is exclusive selection (OpenAI: "-100 or 100 should
+ * result in a ban or exclusive selection of the relevant token"): only
+ * forced tokens remain candidates, whatever the other logits are. */
+static void
+test_force(void)
+{
+    st_sampling_params p;
+    st_sampler        *s;
+    st_logit_bias      b[2];
+    st_token_logprob   chosen, top[2];
+    float              row[8];
+    int                i, k, only_forced = 1, both_seen[2] = { 0, 0 };
+    int32_t            id;
+
+    st_sampling_defaults(&p);
+    p.temperature = 1.0f;
+    p.seed = 9;
+    b[0].token = 6; b[0].bias = 100.0f;
+    p.logit_bias = b; p.n_logit_bias = 1;
+    p.n_probs = 2;
+    s = mk(&p, 8);
+    for (k = 0; k < 50; k++) {
+        for (i = 0; i < 8; i++) {
+            row[i] = 1000.0f + (float) i;       /* far above 0 + 100 */
+        }
+        row[6] = 0.0f;
+        id = st_sampler_sample(s, row, &chosen, top);
+        only_forced &= id == 6;
+    }
+    ok(only_forced, "logit_bias 100 forces its token against logits 1000 "
+       "higher (temperature 1, 50 draws)");
+    ok(chosen.token == 6 && chosen.logprob < -900.0f,
+       "the forced token's logprob is of the raw logits (%g)",
+       chosen.logprob);
+    st_sampler_free(s);
+
+    p.temperature = 0.0f;
+    s = mk(&p, 8);
+    for (i = 0; i < 8; i++) {
+        row[i] = 50.0f;
+    }
+    row[6] = -50.0f;
+    ok(st_sampler_sample(s, row, NULL, NULL) == 6,
+       "logit_bias 100 forces its token under greedy decoding");
+    st_sampler_free(s);
+
+    /* two forced tokens: the draw is between those two only */
+    p.temperature = 1.0f;
+    p.n_probs = 0;
+    b[1].token = 2; b[1].bias = 100.0f;
+    p.n_logit_bias = 2;
+    s = mk(&p, 8);
+    only_forced = 1;
+    for (k = 0; k < 200; k++) {
+        for (i = 0; i < 8; i++) {
+            row[i] = 500.0f;
+        }
+        row[2] = row[6] = 0.0f;
+        id = st_sampler_sample(s, row, NULL, NULL);
+        only_forced &= id == 2 || id == 6;
+        both_seen[0] |= id == 2;
+        both_seen[1] |= id == 6;
+    }
+    ok(only_forced && both_seen[0] && both_seen[1],
+       "two tokens at +100: every draw is one of them, both drawn");
+    st_sampler_free(s);
+
+    /* 99 stays additive */
+    p.n_logit_bias = 1;
+    b[0].bias = 99.0f;
+    p.temperature = 0.0f;
+    s = mk(&p, 8);
+    for (i = 0; i < 8; i++) {
+        row[i] = 1000.0f;
+    }
+    row[6] = 0.0f;
+    ok(st_sampler_sample(s, row, NULL, NULL) != 6,
+       "logit_bias 99 is an ordinary additive bias");
+    st_sampler_free(s);
+}
+
+
 int
 main(void)
 {
@@ -721,6 +803,7 @@ main(void)
     test_rng();
     test_validate();
     test_greedy();
+    test_force();
     test_penalties();
     test_distribution();
     test_large();
