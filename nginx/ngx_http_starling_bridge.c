@@ -11,7 +11,9 @@
  * queue (a mutex) is the memory barrier of the hand-off.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_handlers.h"
 
 
 static void ngx_http_starling_load_thread(void *data, ngx_log_t *log);

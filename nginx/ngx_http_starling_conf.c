@@ -17,7 +17,8 @@
  *   starling_request_timeout TIME;         (0: off)        http/server/loc
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_handlers.h"
 
 #include <sys/wait.h>
 

@@ -6,7 +6,11 @@
  * request's timer (ngx_http_starling_lifecycle.c).
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 ngx_http_starling_model_t *

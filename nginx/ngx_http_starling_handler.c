@@ -6,7 +6,11 @@
  * (ngx_http_starling_generate.c) or a worker utility endpoint.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 static ngx_http_starling_surface_e ngx_http_starling_route(

@@ -5,7 +5,10 @@
  * rendered as OpenAI chunks, worker-API events or a final JSON body.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 /* nginx's check for a client that went away; such a request is logged
