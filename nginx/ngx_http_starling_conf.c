@@ -38,12 +38,43 @@ static ngx_int_t ngx_http_starling_declare_pool(ngx_conf_t *cf,
     ngx_str_t *name);
 
 
+static ngx_int_t ngx_http_starling_conf_enum(ngx_conf_enum_t *e,
+    u_char *data, size_t len, ngx_uint_t *value);
+
+
 static ngx_conf_num_bounds_t  ngx_http_starling_max_tokens_bounds = {
     ngx_conf_check_num_bounds, 1, 1048576
 };
 
 static ngx_conf_num_bounds_t  ngx_http_starling_prompt_chars_bounds = {
     ngx_conf_check_num_bounds, 1, 16777216
+};
+
+
+/* "starling SURFACE" */
+static ngx_conf_enum_t  ngx_http_starling_surfaces[] = {
+    { ngx_string("openai"), NGX_HTTP_STARLING_OPENAI },
+    { ngx_string("worker"), NGX_HTTP_STARLING_WORKER },
+    { ngx_string("openai_completions"), NGX_HTTP_STARLING_COMPLETIONS },
+    { ngx_string("openai_chat"), NGX_HTTP_STARLING_CHAT },
+    { ngx_string("openai_models"), NGX_HTTP_STARLING_MODELS },
+    { ngx_string("execute"), NGX_HTTP_STARLING_EXECUTE },
+    { ngx_string("cancel"), NGX_HTTP_STARLING_CANCEL },
+    { ngx_string("health"), NGX_HTTP_STARLING_HEALTH },
+    { ngx_string("ready"), NGX_HTTP_STARLING_READY },
+    { ngx_string("tokenize"), NGX_HTTP_STARLING_TOKENIZE },
+    { ngx_string("detokenize"), NGX_HTTP_STARLING_DETOKENIZE },
+    { ngx_string("metrics"), NGX_HTTP_STARLING_METRICS },
+    { ngx_null_string, 0 }
+};
+
+
+/* starling_model ... backend=VALUE */
+static ngx_conf_enum_t  ngx_http_starling_backends[] = {
+    { ngx_string("cpu"), ST_BACKEND_CPU },
+    { ngx_string("cuda"), ST_BACKEND_CUDA },
+    { ngx_string("auto"), ST_BACKEND_AUTO },
+    { ngx_null_string, 0 }
 };
 
 
@@ -261,6 +292,7 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     size_t                      i, k;
     ngx_str_t                  *value, s;
+    ngx_uint_t                  n;
     ngx_file_info_t             fi;
     ngx_http_starling_model_t  *m;
 
@@ -303,17 +335,14 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "backend=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            if (s.len == 3 && ngx_strncmp(s.data, "cpu", 3) == 0) {
-                m->backend = ST_BACKEND_CPU;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "cuda", 4) == 0) {
-                m->backend = ST_BACKEND_CUDA;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "auto", 4) == 0) {
-                m->backend = ST_BACKEND_AUTO;
-            } else {
+            if (ngx_http_starling_conf_enum(ngx_http_starling_backends,
+                                            value[i].data + 8,
+                                            value[i].len - 8, &n)
+                != NGX_OK)
+            {
                 goto invalid;
             }
+            m->backend = (st_backend_kind) n;
             continue;
         }
 
@@ -526,24 +555,25 @@ ngx_http_starling_find_model(ngx_http_starling_main_conf_t *smcf,
 }
 
 
-static const struct {
-    ngx_str_t                    name;
-    ngx_http_starling_surface_e  surface;
-} ngx_http_starling_surfaces[] = {
-    { ngx_string("openai"), NGX_HTTP_STARLING_OPENAI },
-    { ngx_string("worker"), NGX_HTTP_STARLING_WORKER },
-    { ngx_string("openai_completions"), NGX_HTTP_STARLING_COMPLETIONS },
-    { ngx_string("openai_chat"), NGX_HTTP_STARLING_CHAT },
-    { ngx_string("openai_models"), NGX_HTTP_STARLING_MODELS },
-    { ngx_string("execute"), NGX_HTTP_STARLING_EXECUTE },
-    { ngx_string("cancel"), NGX_HTTP_STARLING_CANCEL },
-    { ngx_string("health"), NGX_HTTP_STARLING_HEALTH },
-    { ngx_string("ready"), NGX_HTTP_STARLING_READY },
-    { ngx_string("tokenize"), NGX_HTTP_STARLING_TOKENIZE },
-    { ngx_string("detokenize"), NGX_HTTP_STARLING_DETOKENIZE },
-    { ngx_string("metrics"), NGX_HTTP_STARLING_METRICS },
-    { ngx_null_string, NGX_HTTP_STARLING_OFF }
-};
+/*
+ * A keyword from an ngx_conf_enum_t table, compared exactly (like the
+ * strncmp chains these tables replaced; ngx_conf_set_enum_slot() would
+ * also accept other cases, and works for one-argument directives only).
+ */
+static ngx_int_t
+ngx_http_starling_conf_enum(ngx_conf_enum_t *e, u_char *data, size_t len,
+    ngx_uint_t *value)
+{
+    for ( /* void */ ; e->name.len; e++) {
+        if (e->name.len == len && ngx_strncmp(e->name.data, data, len) == 0)
+        {
+            *value = e->value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
 
 
 static char *
@@ -551,7 +581,7 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_starling_loc_conf_t *slcf = conf;
 
-    ngx_uint_t                 i;
+    ngx_uint_t                 surface;
     ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -561,17 +591,10 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    for (i = 0; ngx_http_starling_surfaces[i].name.len; i++) {
-        if (ngx_http_starling_surfaces[i].name.len == value[1].len
-            && ngx_strncmp(ngx_http_starling_surfaces[i].name.data,
-                           value[1].data, value[1].len) == 0)
-        {
-            slcf->surface = ngx_http_starling_surfaces[i].surface;
-            break;
-        }
-    }
-
-    if (slcf->surface == NGX_HTTP_STARLING_OFF) {
+    if (ngx_http_starling_conf_enum(ngx_http_starling_surfaces, value[1].data,
+                                    value[1].len, &surface)
+        != NGX_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown starling surface \"%V\" (use openai, "
                            "worker, openai_completions, openai_chat, "
@@ -579,6 +602,8 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "tokenize, detokenize or metrics)", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    slcf->surface = (ngx_http_starling_surface_e) surface;
 
     if (cf->args->nelts == 3) {
         if (value[2].len <= 6
