@@ -11,9 +11,13 @@
  *   starling SURFACE [model=NAME];                         location
  *   starling_thread_pool NAME;             (starling)      http
  *   starling_max_tokens N;                 (2048)          http/server/loc
+ *                                          1..1048576
  *   starling_max_prompt_tokens N;          (0: context)    http/server/loc
+ *                                          0..16777216
  *   starling_max_prompt_chars N;           (32768)         http/server/loc
+ *                                          1..16777216
  *   starling_queue N [timeout=TIME];       (64 30s)        http/server/loc
+ *                                          0..65536, 1ms..1h
  *   starling_request_timeout TIME;         (0: off)        http/server/loc
  */
 
@@ -42,13 +46,32 @@ static ngx_int_t ngx_http_starling_conf_enum(ngx_conf_enum_t *e,
     u_char *data, size_t len, ngx_uint_t *value);
 
 
+static char *ngx_http_starling_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+/*
+ * Bounds of the numeric directives. ngx_conf_check_num_bounds() would do,
+ * but its message does not name the directive: this one's answer goes
+ * through ngx_conf_handler(), which prints '"NAME" directive value must
+ * be between LOW and HIGH in FILE:LINE'.
+ */
 static ngx_conf_num_bounds_t  ngx_http_starling_max_tokens_bounds = {
-    ngx_conf_check_num_bounds, 1, 1048576
+    ngx_http_starling_check_bounds, 1, 1048576
 };
 
 static ngx_conf_num_bounds_t  ngx_http_starling_prompt_chars_bounds = {
-    ngx_conf_check_num_bounds, 1, 16777216
+    ngx_http_starling_check_bounds, 1, 16777216
 };
+
+/* 0: the model's context minus one (the default); ctx= goes to 2^24 */
+static ngx_conf_num_bounds_t  ngx_http_starling_prompt_tokens_bounds = {
+    ngx_http_starling_check_bounds, 0, 16777216
+};
+
+/* starling_queue N [timeout=TIME]: N may be 0 (no waiting at all) */
+#define NGX_HTTP_STARLING_QUEUE_MAX          65536
+#define NGX_HTTP_STARLING_QUEUE_TIMEOUT_MAX  3600000   /* ms: 1h */
 
 
 /* "starling SURFACE" */
@@ -113,7 +136,7 @@ ngx_command_t  ngx_http_starling_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_starling_loc_conf_t, max_prompt_tokens),
-      NULL },
+      &ngx_http_starling_prompt_tokens_bounds },
 
     { ngx_string("starling_max_prompt_chars"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -266,6 +289,31 @@ ngx_http_starling_declare_pool(ngx_conf_t *cf, ngx_str_t *name)
     }
 
     return NGX_OK;
+}
+
+
+static char *
+ngx_http_starling_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    u_char  *msg;
+
+    if (*np >= bounds->low && *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    msg = ngx_pnalloc(cf->pool, sizeof("value must be between  and ")
+                                + 2 * NGX_INT_T_LEN);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_sprintf(msg, "value must be between %i and %i%Z",
+                       bounds->low, bounds->high);
+
+    return (char *) msg;
 }
 
 
@@ -644,6 +692,15 @@ ngx_http_starling_queue(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "invalid queue size \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    if (n > NGX_HTTP_STARLING_QUEUE_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"starling_queue\" size %i is out of range: "
+                           "it must be between 0 and %d", n,
+                           NGX_HTTP_STARLING_QUEUE_MAX);
+        return NGX_CONF_ERROR;
+    }
+
     slcf->queue_size = (ngx_uint_t) n;
 
     if (cf->args->nelts == 3) {
@@ -662,6 +719,14 @@ ngx_http_starling_queue(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid queue timeout \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (slcf->queue_timeout > NGX_HTTP_STARLING_QUEUE_TIMEOUT_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"starling_queue\" timeout \"%V\" is out "
+                               "of range: it must be between 1ms and 1h",
+                               &s);
             return NGX_CONF_ERROR;
         }
     }
