@@ -758,7 +758,6 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
     slcf->max_prompt_chars = NGX_CONF_UNSET_UINT;
     slcf->queue_size = NGX_CONF_UNSET_UINT;
     slcf->queue_timeout = NGX_CONF_UNSET_MSEC;
-    slcf->stream_timeout = NGX_CONF_UNSET_MSEC;
     slcf->request_timeout = NGX_CONF_UNSET_MSEC;
 
     return slcf;
@@ -781,8 +780,6 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 64);
     ngx_conf_merge_msec_value(conf->queue_timeout, prev->queue_timeout,
                               30000);
-    ngx_conf_merge_msec_value(conf->stream_timeout, prev->stream_timeout,
-                              60000);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               0);
 

@@ -102,7 +102,6 @@ typedef struct {
     ngx_uint_t                  max_prompt_chars;
     ngx_uint_t                  queue_size;
     ngx_msec_t                  queue_timeout;
-    ngx_msec_t                  stream_timeout;
     ngx_msec_t                  request_timeout;  /* wall clock; 0: off */
 } ngx_http_starling_loc_conf_t;
 

@@ -11,6 +11,14 @@
 #include "ngx_http_starling_handlers.h"
 
 
+/*
+ * Period of a stream's timer once its first output is out. It limits
+ * nothing (request_timeout and send_timeout do): the timer only keeps the
+ * stream known to nginx, so that a shutting-down worker drains it.
+ */
+#define NGX_HTTP_STARLING_DRAIN_MSEC  60000
+
+
 /* nginx's check for a client that went away; such a request is logged
  * 499 even when the stream had started (its status was 200) */
 void
@@ -77,14 +85,14 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
                       slcf->request_timeout);
         ctx->timed_out = 1;
         ngx_http_starling_cancel(ctx);
-        ngx_add_timer(&ctx->timer, slcf->stream_timeout);
+        ngx_add_timer(&ctx->timer, NGX_HTTP_STARLING_DRAIN_MSEC);
         return;
     }
 
     if (ctx->header_sent || ctx->done) {
         ngx_add_timer(&ctx->timer,
                       ngx_http_starling_timer_delay(ctx, slcf,
-                                                    slcf->stream_timeout));
+                                        NGX_HTTP_STARLING_DRAIN_MSEC));
         return;
     }
 
