@@ -13,6 +13,9 @@
 #include "starling/st_api.h"
 
 
+typedef struct ngx_http_starling_job_s  ngx_http_starling_job_t;
+
+
 /* non-stream logprobs, one per generated token */
 typedef struct {
     int32_t           token;
@@ -34,7 +37,7 @@ struct ngx_http_starling_ctx_s {
     ngx_queue_t                 queue;           /* live or waiting */
     ngx_uint_t                  queued_in;       /* 0, 1 live, 2 waiting */
     st_seq                     *seq;
-    ngx_int_t                   job_slot;        /* shm jobs[], -1: none */
+    ngx_http_starling_job_t    *job;             /* registry entry (shm) */
 
     /* copied from the API request */
     ngx_str_t                   job_id;

@@ -269,7 +269,6 @@ ngx_http_starling_ctx_create(ngx_http_request_t *r,
 
     ctx->request = r;
     ctx->model = slcf->model;
-    ctx->job_slot = -1;
     ctx->finish = ST_FINISH_NONE;
     ctx->created = ngx_time();
     ctx->start_msec = ngx_current_msec;

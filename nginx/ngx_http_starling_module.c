@@ -32,6 +32,7 @@
 
 #include "ngx_http_starling_bridge.h"
 #include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_jobs.h"
 
 
 static ngx_int_t ngx_http_starling_preconfiguration(ngx_conf_t *cf);
@@ -93,6 +94,10 @@ ngx_http_starling_init_process(ngx_cycle_t *cycle)
     if (smcf == NULL || smcf->models.nelts == 0) {
         return NGX_OK;
     }
+
+    /* a worker that crashed left its registry entries; this may be its
+     * replacement */
+    ngx_http_starling_jobs_sweep(smcf->shm_zone, cycle->log);
 
     return ngx_http_starling_bridge_init(cycle, smcf);
 }

@@ -7,6 +7,7 @@
  */
 
 #include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_jobs.h"
 #include "ngx_http_starling_output.h"
 #include "ngx_http_starling_handlers.h"
 
@@ -203,6 +204,11 @@ ngx_http_starling_variable(ngx_http_request_t *r,
 
 /* ---- shared-memory counters --------------------------------------- */
 
+/* the counters, plus room in the slab pool for the job registry: a node
+ * is at most ~200 bytes (a 256-byte slab chunk), so a few thousand jobs */
+#define NGX_HTTP_STARLING_SHM_SIZE  (512 * 1024)
+
+
 ngx_int_t
 ngx_http_starling_init_shm(ngx_conf_t *cf,
     ngx_http_starling_main_conf_t *smcf)
@@ -210,8 +216,7 @@ ngx_http_starling_init_shm(ngx_conf_t *cf,
     ngx_str_t  name = ngx_string("starling_metrics");
 
     smcf->shm_zone = ngx_shared_memory_add(cf, &name,
-                                           sizeof(ngx_http_starling_shm_t)
-                                           + 64 * 1024,
+                                           NGX_HTTP_STARLING_SHM_SIZE,
                                            &ngx_http_starling_module);
     if (smcf->shm_zone == NULL) {
         return NGX_ERROR;
@@ -248,6 +253,11 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
         return NGX_ERROR;
     }
 
+    ngx_http_starling_jobs_init(shm);
+
+    /* a full registry is logged (warn) by the registry itself */
+    shpool->log_nomem = 0;
+
     shpool->data = shm;
     zone->data = shm;
 
@@ -255,18 +265,25 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
 }
 
 
-ngx_http_starling_shm_t *
-ngx_http_starling_shm(ngx_http_request_t *r)
+ngx_shm_zone_t *
+ngx_http_starling_shm_zone(ngx_http_request_t *r)
 {
     ngx_http_starling_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_starling_module);
 
-    if (smcf->shm_zone == NULL) {
-        return NULL;
-    }
+    return smcf->shm_zone;
+}
 
-    return smcf->shm_zone->data;
+
+ngx_http_starling_shm_t *
+ngx_http_starling_shm(ngx_http_request_t *r)
+{
+    ngx_shm_zone_t  *zone;
+
+    zone = ngx_http_starling_shm_zone(r);
+
+    return zone != NULL ? zone->data : NULL;
 }
 
 

@@ -12,17 +12,6 @@
 #include "ngx_http_starling_ctx.h"
 
 
-#define NGX_HTTP_STARLING_JOBS       1024
-#define NGX_HTTP_STARLING_JOB_ID_LEN 128
-
-typedef struct {
-    ngx_pid_t       pid;                   /* 0: free */
-    ngx_atomic_t    cancel;                /* set by any worker */
-    size_t          len;
-    u_char          id[NGX_HTTP_STARLING_JOB_ID_LEN];
-} ngx_http_starling_job_t;
-
-
 /* shared-memory counters, aggregated across workers (atomics only) */
 #define NGX_HTTP_STARLING_TTFT_BUCKETS  12
 
@@ -41,15 +30,17 @@ typedef struct {
     ngx_atomic_t    ttft_count;
     ngx_atomic_t    active;                /* gauge, summed over workers */
 
-    /* running worker-API jobs of every worker: /cancel may land on any
-     * worker, and job ids are unique across them */
-    ngx_atomic_t    jobs_lock;             /* ngx_spinlock */
-    ngx_http_starling_job_t  jobs[NGX_HTTP_STARLING_JOBS];
+    /* running worker-API jobs of every worker, keyed by a hash of the
+     * job id (ngx_http_starling_jobs.c); nodes in the zone's slab pool,
+     * under its mutex */
+    ngx_rbtree_t       jobs;
+    ngx_rbtree_node_t  jobs_sentinel;
 } ngx_http_starling_shm_t;
 
 
 ngx_int_t ngx_http_starling_init_shm(ngx_conf_t *cf,
     ngx_http_starling_main_conf_t *smcf);
+ngx_shm_zone_t *ngx_http_starling_shm_zone(ngx_http_request_t *r);
 ngx_http_starling_shm_t *ngx_http_starling_shm(ngx_http_request_t *r);
 
 #define NGX_HTTP_STARLING_STAT_INVALID   1     /* 4xx before generation */
