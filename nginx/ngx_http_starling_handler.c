@@ -50,6 +50,10 @@ ngx_http_starling_handler(ngx_http_request_t *r)
     surface = ngx_http_starling_route(r, slcf->surface);
     ctx->surface = surface;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "starling: route \"%V\": surface %d -> %d", &r->uri,
+                   (int) slcf->surface, (int) surface);
+
     if (surface == NGX_HTTP_STARLING_OFF) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -74,6 +74,12 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     c = r->connection;
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_starling_module);
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "starling: timer fired: header sent %ui, done %ui, "
+                   "timed out %ui, %M ms since start", ctx->header_sent,
+                   ctx->done, ctx->timed_out,
+                   ngx_current_msec - ctx->start_msec);
+
     if (slcf->request_timeout && !ctx->done && !ctx->timed_out
         && ngx_current_msec - ctx->start_msec >= slcf->request_timeout)
     {
@@ -90,6 +96,8 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     }
 
     if (ctx->header_sent || ctx->done) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "starling: timer re-armed (drain)");
         ngx_add_timer(&ctx->timer,
                       ngx_http_starling_timer_delay(ctx, slcf,
                                         NGX_HTTP_STARLING_DRAIN_MSEC));
