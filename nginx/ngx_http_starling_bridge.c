@@ -11,7 +11,9 @@
  * queue (a mutex) is the memory barrier of the hand-off.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_handlers.h"
 
 
 static void ngx_http_starling_load_thread(void *data, ngx_log_t *log);
@@ -108,6 +110,11 @@ ngx_http_starling_post(ngx_http_starling_model_t *m, ngx_uint_t load)
     m->task->handler = load ? ngx_http_starling_load_thread
                             : ngx_http_starling_step_thread;
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                   "starling: post %s, model \"%V\", %ui live, "
+                   "%ui waiting", load ? "load" : "step", &m->name,
+                   m->n_live, m->n_waiting);
+
     if (ngx_thread_task_post(m->pool, m->task) != NGX_OK) {
         /* the pool queue is full (max_queue) or the task is active; the
          * next completion or request retries */
@@ -196,6 +203,11 @@ ngx_http_starling_task_done(ngx_event_t *ev)
 
     m->in_flight = 0;
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                   "starling: %s done, model \"%V\", rc %d, %.3f ms",
+                   m->task_is_load ? "load" : "step", &m->name,
+                   (int) m->task_rc, m->step_ms);
+
     if (m->task_is_load) {
         if (m->task_rc != ST_OK) {
             m->engine = NULL;
@@ -247,6 +259,11 @@ ngx_http_starling_between_steps(ngx_http_starling_model_t *m)
 
     m->between = 1;
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                   "starling: between steps, model \"%V\": %ui live, "
+                   "%ui waiting, %ui orphans", &m->name, m->n_live,
+                   m->n_waiting, m->orphans->nelts);
+
     if (!m->loaded) {
         /* load failed: fail everyone who waited for it */
         while (!ngx_queue_empty(&m->waiting)) {
@@ -285,6 +302,8 @@ ngx_http_starling_between_steps(ngx_http_starling_model_t *m)
             && ngx_http_starling_job_cancelled(ctx))
         {
             ctx->cancel_requested = 1;          /* /cancel elsewhere */
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log,
+                           0, "starling: cancelled from another worker");
         }
 
         if (ctx->cancel_requested == 1) {
@@ -311,6 +330,9 @@ ngx_http_starling_between_steps(ngx_http_starling_model_t *m)
         ngx_queue_remove(q);
         ctx->queued_in = 0;
         m->n_waiting--;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "starling: submitting a request that waited");
 
         if (ngx_http_starling_submit(ctx, &err) != NGX_OK) {
             ngx_memzero(&out, sizeof(st_seq_output));
@@ -339,7 +361,13 @@ ngx_http_starling_kick(ngx_http_starling_model_t *m)
         && st_engine_has_work(m->engine))
     {
         ngx_http_starling_post(m, 0);
+        return;
     }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                   "starling: no step posted, model \"%V\": loaded %ui, "
+                   "in flight %ui, between steps %ui", &m->name, m->loaded,
+                   m->in_flight, m->between);
 }
 
 
@@ -357,13 +385,24 @@ ngx_http_starling_submit(ngx_http_starling_ctx_t *ctx, st_error *err)
         ngx_queue_insert_tail(&m->waiting, &ctx->queue);
         ctx->queued_in = 2;
         m->n_waiting++;
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "starling: submit waits for the step's end "
+                       "(in flight %ui, loaded %ui), %ui waiting",
+                       m->in_flight, m->loaded, m->n_waiting);
         return NGX_OK;
     }
 
     if (st_engine_submit(m->engine, &ctx->sreq, &ctx->seq, err) != ST_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "starling: engine refused the request: %s",
+                       err->msg);
         ctx->seq = NULL;
         return NGX_ERROR;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "starling: admitted seq %p, %uD prompt tokens, "
+                   "%ui live", ctx->seq, ctx->sreq.n_prompt, m->n_live + 1);
 
     ngx_queue_insert_tail(&m->live, &ctx->queue);
     ctx->queued_in = 1;
@@ -401,6 +440,11 @@ ngx_http_starling_detach(ngx_http_starling_ctx_t *ctx)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "starling: detach seq %p: %s", ctx->seq,
+                   m->in_flight ? "orphaned until the step ends"
+                                : "released now");
+
     if (!m->in_flight) {
         st_seq_cancel(ctx->seq);
         st_seq_release(m->engine, ctx->seq);
@@ -432,6 +476,12 @@ ngx_http_starling_cancel(ngx_http_starling_ctx_t *ctx)
     if (ctx->done || ctx->cancel_requested) {
         return;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "starling: cancel, %s, step in flight %ui",
+                   ctx->queued_in == 2 ? "waiting (finished now)"
+                                       : "live (at the step boundary)",
+                   ctx->model->in_flight);
 
     if (ctx->queued_in == 2) {
         /* never reached the engine: finish it now */

@@ -11,13 +11,18 @@
  *   starling SURFACE [model=NAME];                         location
  *   starling_thread_pool NAME;             (starling)      http
  *   starling_max_tokens N;                 (2048)          http/server/loc
+ *                                          1..1048576
  *   starling_max_prompt_tokens N;          (0: context)    http/server/loc
+ *                                          0..16777216
  *   starling_max_prompt_chars N;           (32768)         http/server/loc
+ *                                          1..16777216
  *   starling_queue N [timeout=TIME];       (64 30s)        http/server/loc
+ *                                          0..65536, 1ms..1h
  *   starling_request_timeout TIME;         (0: off)        http/server/loc
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_handlers.h"
 
 #include <sys/wait.h>
 
@@ -37,12 +42,62 @@ static ngx_int_t ngx_http_starling_declare_pool(ngx_conf_t *cf,
     ngx_str_t *name);
 
 
+static ngx_int_t ngx_http_starling_conf_enum(ngx_conf_enum_t *e,
+    u_char *data, size_t len, ngx_uint_t *value);
+
+
+static char *ngx_http_starling_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+/*
+ * Bounds of the numeric directives. ngx_conf_check_num_bounds() would do,
+ * but its message does not name the directive: this one's answer goes
+ * through ngx_conf_handler(), which prints '"NAME" directive value must
+ * be between LOW and HIGH in FILE:LINE'.
+ */
 static ngx_conf_num_bounds_t  ngx_http_starling_max_tokens_bounds = {
-    ngx_conf_check_num_bounds, 1, 1048576
+    ngx_http_starling_check_bounds, 1, 1048576
 };
 
 static ngx_conf_num_bounds_t  ngx_http_starling_prompt_chars_bounds = {
-    ngx_conf_check_num_bounds, 1, 16777216
+    ngx_http_starling_check_bounds, 1, 16777216
+};
+
+/* 0: the model's context minus one (the default); ctx= goes to 2^24 */
+static ngx_conf_num_bounds_t  ngx_http_starling_prompt_tokens_bounds = {
+    ngx_http_starling_check_bounds, 0, 16777216
+};
+
+/* starling_queue N [timeout=TIME]: N may be 0 (no waiting at all) */
+#define NGX_HTTP_STARLING_QUEUE_MAX          65536
+#define NGX_HTTP_STARLING_QUEUE_TIMEOUT_MAX  3600000   /* ms: 1h */
+
+
+/* "starling SURFACE" */
+static ngx_conf_enum_t  ngx_http_starling_surfaces[] = {
+    { ngx_string("openai"), NGX_HTTP_STARLING_OPENAI },
+    { ngx_string("worker"), NGX_HTTP_STARLING_WORKER },
+    { ngx_string("openai_completions"), NGX_HTTP_STARLING_COMPLETIONS },
+    { ngx_string("openai_chat"), NGX_HTTP_STARLING_CHAT },
+    { ngx_string("openai_models"), NGX_HTTP_STARLING_MODELS },
+    { ngx_string("execute"), NGX_HTTP_STARLING_EXECUTE },
+    { ngx_string("cancel"), NGX_HTTP_STARLING_CANCEL },
+    { ngx_string("health"), NGX_HTTP_STARLING_HEALTH },
+    { ngx_string("ready"), NGX_HTTP_STARLING_READY },
+    { ngx_string("tokenize"), NGX_HTTP_STARLING_TOKENIZE },
+    { ngx_string("detokenize"), NGX_HTTP_STARLING_DETOKENIZE },
+    { ngx_string("metrics"), NGX_HTTP_STARLING_METRICS },
+    { ngx_null_string, 0 }
+};
+
+
+/* starling_model ... backend=VALUE */
+static ngx_conf_enum_t  ngx_http_starling_backends[] = {
+    { ngx_string("cpu"), ST_BACKEND_CPU },
+    { ngx_string("cuda"), ST_BACKEND_CUDA },
+    { ngx_string("auto"), ST_BACKEND_AUTO },
+    { ngx_null_string, 0 }
 };
 
 
@@ -81,7 +136,7 @@ ngx_command_t  ngx_http_starling_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_starling_loc_conf_t, max_prompt_tokens),
-      NULL },
+      &ngx_http_starling_prompt_tokens_bounds },
 
     { ngx_string("starling_max_prompt_chars"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -237,6 +292,31 @@ ngx_http_starling_declare_pool(ngx_conf_t *cf, ngx_str_t *name)
 }
 
 
+static char *
+ngx_http_starling_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    u_char  *msg;
+
+    if (*np >= bounds->low && *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    msg = ngx_pnalloc(cf->pool, sizeof("value must be between  and ")
+                                + 2 * NGX_INT_T_LEN);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_sprintf(msg, "value must be between %i and %i%Z",
+                       bounds->low, bounds->high);
+
+    return (char *) msg;
+}
+
+
 static ngx_int_t
 ngx_http_starling_parse_uint(ngx_str_t *v, size_t skip, ngx_uint_t max,
     ngx_uint_t *out)
@@ -260,6 +340,7 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     size_t                      i, k;
     ngx_str_t                  *value, s;
+    ngx_uint_t                  n;
     ngx_file_info_t             fi;
     ngx_http_starling_model_t  *m;
 
@@ -302,17 +383,14 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "backend=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            if (s.len == 3 && ngx_strncmp(s.data, "cpu", 3) == 0) {
-                m->backend = ST_BACKEND_CPU;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "cuda", 4) == 0) {
-                m->backend = ST_BACKEND_CUDA;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "auto", 4) == 0) {
-                m->backend = ST_BACKEND_AUTO;
-            } else {
+            if (ngx_http_starling_conf_enum(ngx_http_starling_backends,
+                                            value[i].data + 8,
+                                            value[i].len - 8, &n)
+                != NGX_OK)
+            {
                 goto invalid;
             }
+            m->backend = (st_backend_kind) n;
             continue;
         }
 
@@ -525,24 +603,25 @@ ngx_http_starling_find_model(ngx_http_starling_main_conf_t *smcf,
 }
 
 
-static const struct {
-    ngx_str_t                    name;
-    ngx_http_starling_surface_e  surface;
-} ngx_http_starling_surfaces[] = {
-    { ngx_string("openai"), NGX_HTTP_STARLING_OPENAI },
-    { ngx_string("worker"), NGX_HTTP_STARLING_WORKER },
-    { ngx_string("openai_completions"), NGX_HTTP_STARLING_COMPLETIONS },
-    { ngx_string("openai_chat"), NGX_HTTP_STARLING_CHAT },
-    { ngx_string("openai_models"), NGX_HTTP_STARLING_MODELS },
-    { ngx_string("execute"), NGX_HTTP_STARLING_EXECUTE },
-    { ngx_string("cancel"), NGX_HTTP_STARLING_CANCEL },
-    { ngx_string("health"), NGX_HTTP_STARLING_HEALTH },
-    { ngx_string("ready"), NGX_HTTP_STARLING_READY },
-    { ngx_string("tokenize"), NGX_HTTP_STARLING_TOKENIZE },
-    { ngx_string("detokenize"), NGX_HTTP_STARLING_DETOKENIZE },
-    { ngx_string("metrics"), NGX_HTTP_STARLING_METRICS },
-    { ngx_null_string, NGX_HTTP_STARLING_OFF }
-};
+/*
+ * A keyword from an ngx_conf_enum_t table, compared exactly (like the
+ * strncmp chains these tables replaced; ngx_conf_set_enum_slot() would
+ * also accept other cases, and works for one-argument directives only).
+ */
+static ngx_int_t
+ngx_http_starling_conf_enum(ngx_conf_enum_t *e, u_char *data, size_t len,
+    ngx_uint_t *value)
+{
+    for ( /* void */ ; e->name.len; e++) {
+        if (e->name.len == len && ngx_strncmp(e->name.data, data, len) == 0)
+        {
+            *value = e->value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
 
 
 static char *
@@ -550,7 +629,7 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_starling_loc_conf_t *slcf = conf;
 
-    ngx_uint_t                 i;
+    ngx_uint_t                 surface;
     ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -560,17 +639,10 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    for (i = 0; ngx_http_starling_surfaces[i].name.len; i++) {
-        if (ngx_http_starling_surfaces[i].name.len == value[1].len
-            && ngx_strncmp(ngx_http_starling_surfaces[i].name.data,
-                           value[1].data, value[1].len) == 0)
-        {
-            slcf->surface = ngx_http_starling_surfaces[i].surface;
-            break;
-        }
-    }
-
-    if (slcf->surface == NGX_HTTP_STARLING_OFF) {
+    if (ngx_http_starling_conf_enum(ngx_http_starling_surfaces, value[1].data,
+                                    value[1].len, &surface)
+        != NGX_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown starling surface \"%V\" (use openai, "
                            "worker, openai_completions, openai_chat, "
@@ -578,6 +650,8 @@ ngx_http_starling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "tokenize, detokenize or metrics)", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    slcf->surface = (ngx_http_starling_surface_e) surface;
 
     if (cf->args->nelts == 3) {
         if (value[2].len <= 6
@@ -618,6 +692,15 @@ ngx_http_starling_queue(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "invalid queue size \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    if (n > NGX_HTTP_STARLING_QUEUE_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"starling_queue\" size %i is out of range: "
+                           "it must be between 0 and %d", n,
+                           NGX_HTTP_STARLING_QUEUE_MAX);
+        return NGX_CONF_ERROR;
+    }
+
     slcf->queue_size = (ngx_uint_t) n;
 
     if (cf->args->nelts == 3) {
@@ -636,6 +719,14 @@ ngx_http_starling_queue(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid queue timeout \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (slcf->queue_timeout > NGX_HTTP_STARLING_QUEUE_TIMEOUT_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"starling_queue\" timeout \"%V\" is out "
+                               "of range: it must be between 1ms and 1h",
+                               &s);
             return NGX_CONF_ERROR;
         }
     }
@@ -667,7 +758,6 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
     slcf->max_prompt_chars = NGX_CONF_UNSET_UINT;
     slcf->queue_size = NGX_CONF_UNSET_UINT;
     slcf->queue_timeout = NGX_CONF_UNSET_MSEC;
-    slcf->stream_timeout = NGX_CONF_UNSET_MSEC;
     slcf->request_timeout = NGX_CONF_UNSET_MSEC;
 
     return slcf;
@@ -690,8 +780,6 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 64);
     ngx_conf_merge_msec_value(conf->queue_timeout, prev->queue_timeout,
                               30000);
-    ngx_conf_merge_msec_value(conf->stream_timeout, prev->stream_timeout,
-                              60000);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               0);
 

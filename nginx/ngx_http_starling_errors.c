@@ -5,7 +5,8 @@
  * is not ready.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
 
 
 ngx_int_t

@@ -6,7 +6,11 @@
  * request's timer (ngx_http_starling_lifecycle.c).
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 ngx_http_starling_model_t *
@@ -89,6 +93,11 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     /* bounded queue: max_seqs run, queue_size wait, the rest is told to
      * come back later */
     limit = (m->max_seqs ? m->max_seqs : 16) + slcf->queue_size;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "starling: admission: %ui live + %ui waiting, limit %uz",
+                   m->n_live, m->n_waiting, limit);
+
     if (m->n_live + m->n_waiting >= limit) {
         ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_REJECTED);
         if (ngx_http_starling_set_retry_after(r, 1) != NGX_OK) {
@@ -275,6 +284,12 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ngx_add_timer(&ctx->timer,
                   ngx_http_starling_timer_delay(ctx, slcf,
                                                 slcf->queue_timeout));
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "starling: timer armed: %M ms (queue timeout %M ms)",
+                   ngx_http_starling_timer_delay(ctx, slcf,
+                                                 slcf->queue_timeout),
+                   slcf->queue_timeout);
 
     return NGX_DONE;
 }

@@ -6,7 +6,11 @@
  * (ngx_http_starling_generate.c) or a worker utility endpoint.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 static ngx_http_starling_surface_e ngx_http_starling_route(
@@ -45,6 +49,10 @@ ngx_http_starling_handler(ngx_http_request_t *r)
 
     surface = ngx_http_starling_route(r, slcf->surface);
     ctx->surface = surface;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "starling: route \"%V\": surface %d -> %d", &r->uri,
+                   (int) slcf->surface, (int) surface);
 
     if (surface == NGX_HTTP_STARLING_OFF) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -265,7 +273,6 @@ ngx_http_starling_ctx_create(ngx_http_request_t *r,
 
     ctx->request = r;
     ctx->model = slcf->model;
-    ctx->job_slot = -1;
     ctx->finish = ST_FINISH_NONE;
     ctx->created = ngx_time();
     ctx->start_msec = ngx_current_msec;

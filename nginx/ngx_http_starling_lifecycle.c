@@ -5,7 +5,18 @@
  * rendered as OpenAI chunks, worker-API events or a final JSON body.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
+
+
+/*
+ * Period of a stream's timer once its first output is out. It limits
+ * nothing (request_timeout and send_timeout do): the timer only keeps the
+ * stream known to nginx, so that a shutting-down worker drains it.
+ */
+#define NGX_HTTP_STARLING_DRAIN_MSEC  60000
 
 
 /* nginx's check for a client that went away; such a request is logged
@@ -63,6 +74,12 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     c = r->connection;
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_starling_module);
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "starling: timer fired: header sent %ui, done %ui, "
+                   "timed out %ui, %M ms since start", ctx->header_sent,
+                   ctx->done, ctx->timed_out,
+                   ngx_current_msec - ctx->start_msec);
+
     if (slcf->request_timeout && !ctx->done && !ctx->timed_out
         && ngx_current_msec - ctx->start_msec >= slcf->request_timeout)
     {
@@ -74,14 +91,16 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
                       slcf->request_timeout);
         ctx->timed_out = 1;
         ngx_http_starling_cancel(ctx);
-        ngx_add_timer(&ctx->timer, slcf->stream_timeout);
+        ngx_add_timer(&ctx->timer, NGX_HTTP_STARLING_DRAIN_MSEC);
         return;
     }
 
     if (ctx->header_sent || ctx->done) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "starling: timer re-armed (drain)");
         ngx_add_timer(&ctx->timer,
                       ngx_http_starling_timer_delay(ctx, slcf,
-                                                    slcf->stream_timeout));
+                                        NGX_HTTP_STARLING_DRAIN_MSEC));
         return;
     }
 

@@ -6,9 +6,33 @@
  * worker loads every declared model in init_process (on the thread pool,
  * so the worker answers /ready with 503 while loading) and frees them in
  * exit_process, after the thread pools have stopped.
+ *
+ * Files (nginx/; each header is included only where its concern is used):
+ *
+ *   ngx_http_starling_module.c     module definition, process init/exit
+ *   ngx_http_starling_conf.c/.h    directives, create/merge conf; the
+ *                                  conf types and the model
+ *   ngx_http_starling_ctx.h        the per-request context
+ *   ngx_http_starling_bridge.c/.h  thread pool: model load, step loop
+ *   ngx_http_starling_handler.c    content handler, routing, body
+ *   ngx_http_starling_handlers.h   the handler and its endpoints
+ *   ngx_http_starling_generate.c   generation requests -> engine
+ *   ngx_http_starling_lifecycle.c  timers, disconnects, engine output
+ *   ngx_http_starling_tokenize.c   /tokenize, /detokenize
+ *   ngx_http_starling_cancel.c     /cancel
+ *   ngx_http_starling_ops.c        health/ready/metrics/models, variables,
+ *                                  shared-memory counters
+ *   ngx_http_starling_shm.h        the shared zone: counters, registry root
+ *   ngx_http_starling_jobs.c/.h    job registry (job_id -> worker, cancel)
+ *   ngx_http_starling_output.h     responses (sse, errors, render)
+ *   ngx_http_starling_sse.c        response/SSE output plumbing
+ *   ngx_http_starling_errors.c     error responses in the API's shapes
+ *   ngx_http_starling_render.c     engine output -> JSON, chunks, events
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_jobs.h"
 
 
 static ngx_int_t ngx_http_starling_preconfiguration(ngx_conf_t *cf);
@@ -70,6 +94,10 @@ ngx_http_starling_init_process(ngx_cycle_t *cycle)
     if (smcf == NULL || smcf->models.nelts == 0) {
         return NGX_OK;
     }
+
+    /* a worker that crashed left its registry entries; this may be its
+     * replacement */
+    ngx_http_starling_jobs_sweep(smcf->shm_zone, cycle->log);
 
     return ngx_http_starling_bridge_init(cycle, smcf);
 }

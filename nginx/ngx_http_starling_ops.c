@@ -2,10 +2,14 @@
 /*
  * Operations surface: /health, /ready, /metrics (Prometheus text from a
  * shared-memory zone, so that every worker's requests are counted),
- * /v1/models, and the $starling_* variables for access_log and map.
+ * /v1/models, the shared-memory counters behind /metrics, and the
+ * $starling_* variables for access_log and map.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_shm.h"
+#include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_output.h"
+#include "ngx_http_starling_handlers.h"
 
 
 static ngx_int_t ngx_http_starling_shm_init(ngx_shm_zone_t *zone,
@@ -200,6 +204,11 @@ ngx_http_starling_variable(ngx_http_request_t *r,
 
 /* ---- shared-memory counters --------------------------------------- */
 
+/* the counters, plus room in the slab pool for the job registry: a node
+ * is at most ~200 bytes (a 256-byte slab chunk), so a few thousand jobs */
+#define NGX_HTTP_STARLING_SHM_SIZE  (512 * 1024)
+
+
 ngx_int_t
 ngx_http_starling_init_shm(ngx_conf_t *cf,
     ngx_http_starling_main_conf_t *smcf)
@@ -207,8 +216,7 @@ ngx_http_starling_init_shm(ngx_conf_t *cf,
     ngx_str_t  name = ngx_string("starling_metrics");
 
     smcf->shm_zone = ngx_shared_memory_add(cf, &name,
-                                           sizeof(ngx_http_starling_shm_t)
-                                           + 64 * 1024,
+                                           NGX_HTTP_STARLING_SHM_SIZE,
                                            &ngx_http_starling_module);
     if (smcf->shm_zone == NULL) {
         return NGX_ERROR;
@@ -245,6 +253,11 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
         return NGX_ERROR;
     }
 
+    ngx_http_starling_jobs_init(shm);
+
+    /* a full registry is logged (warn) by the registry itself */
+    shpool->log_nomem = 0;
+
     shpool->data = shm;
     zone->data = shm;
 
@@ -252,18 +265,25 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
 }
 
 
-static ngx_http_starling_shm_t *
-ngx_http_starling_shm(ngx_http_request_t *r)
+ngx_shm_zone_t *
+ngx_http_starling_shm_zone(ngx_http_request_t *r)
 {
     ngx_http_starling_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_starling_module);
 
-    if (smcf->shm_zone == NULL) {
-        return NULL;
-    }
+    return smcf->shm_zone;
+}
 
-    return smcf->shm_zone->data;
+
+ngx_http_starling_shm_t *
+ngx_http_starling_shm(ngx_http_request_t *r)
+{
+    ngx_shm_zone_t  *zone;
+
+    zone = ngx_http_starling_shm_zone(r);
+
+    return zone != NULL ? zone->data : NULL;
 }
 
 
@@ -302,7 +322,6 @@ ngx_http_starling_stat(ngx_http_request_t *r, ngx_uint_t what)
 }
 
 
-/* once per started request, when it ends (any way) */
 void
 ngx_http_starling_count_finish(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx)
@@ -355,156 +374,6 @@ ngx_http_starling_count_finish(ngx_http_request_t *r,
     (void) ngx_atomic_fetch_add(&shm->ttft_sum_us,
                                 (ngx_atomic_int_t) (ctx->ttft_ms * 1000));
     (void) ngx_atomic_fetch_add(&shm->ttft_count, 1);
-}
-
-
-/* ---- job registry (shared by the workers) --------------------------- */
-
-static ngx_uint_t
-ngx_http_starling_job_live(ngx_http_starling_job_t *job)
-{
-    if (job->pid == 0) {
-        return 0;
-    }
-
-    /* a worker that died (crash) leaves its entries behind */
-    if (kill(job->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
-        job->pid = 0;
-        return 0;
-    }
-
-    return 1;
-}
-
-
-/* NGX_OK (registered or registry full: the job runs unregistered),
- * NGX_DECLINED: a job with this id is running in some worker */
-ngx_int_t
-ngx_http_starling_job_register(ngx_http_starling_ctx_t *ctx)
-{
-    ngx_int_t                 i, free_slot;
-    ngx_http_starling_job_t  *job;
-    ngx_http_starling_shm_t  *shm;
-
-    ctx->job_slot = -1;
-
-    shm = ngx_http_starling_shm(ctx->request);
-    if (shm == NULL || ctx->job_id.len > NGX_HTTP_STARLING_JOB_ID_LEN) {
-        return NGX_OK;
-    }
-
-    free_slot = -1;
-
-    ngx_spinlock(&shm->jobs_lock, ngx_pid, 1024);
-
-    for (i = 0; i < NGX_HTTP_STARLING_JOBS; i++) {
-        job = &shm->jobs[i];
-
-        if (!ngx_http_starling_job_live(job)) {
-            if (free_slot == -1) {
-                free_slot = i;
-            }
-            continue;
-        }
-
-        if (job->len == ctx->job_id.len
-            && ngx_memcmp(job->id, ctx->job_id.data, job->len) == 0)
-        {
-            ngx_unlock(&shm->jobs_lock);
-            return NGX_DECLINED;
-        }
-    }
-
-    if (free_slot != -1) {
-        job = &shm->jobs[free_slot];
-        job->pid = ngx_pid;
-        job->cancel = 0;
-        job->len = ctx->job_id.len;
-        ngx_memcpy(job->id, ctx->job_id.data, job->len);
-        ctx->job_slot = free_slot;
-    }
-
-    ngx_unlock(&shm->jobs_lock);
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_starling_job_unregister(ngx_http_starling_ctx_t *ctx)
-{
-    ngx_http_starling_job_t  *job;
-    ngx_http_starling_shm_t  *shm;
-
-    if (ctx->job_slot < 0) {
-        return;
-    }
-
-    shm = ngx_http_starling_shm(ctx->request);
-    if (shm == NULL) {
-        return;
-    }
-
-    ngx_spinlock(&shm->jobs_lock, ngx_pid, 1024);
-
-    job = &shm->jobs[ctx->job_slot];
-    if (job->pid == ngx_pid) {
-        job->pid = 0;
-    }
-
-    ngx_unlock(&shm->jobs_lock);
-
-    ctx->job_slot = -1;
-}
-
-
-/* 1: the job runs in some worker and is now marked; 0: unknown */
-ngx_int_t
-ngx_http_starling_job_cancel(ngx_http_request_t *r, u_char *id, size_t len)
-{
-    ngx_int_t                 i, found;
-    ngx_http_starling_job_t  *job;
-    ngx_http_starling_shm_t  *shm;
-
-    shm = ngx_http_starling_shm(r);
-    if (shm == NULL) {
-        return 0;
-    }
-
-    found = 0;
-
-    ngx_spinlock(&shm->jobs_lock, ngx_pid, 1024);
-
-    for (i = 0; i < NGX_HTTP_STARLING_JOBS; i++) {
-        job = &shm->jobs[i];
-        if (ngx_http_starling_job_live(job) && job->len == len
-            && ngx_memcmp(job->id, id, len) == 0)
-        {
-            job->cancel = 1;
-            found = 1;
-            break;
-        }
-    }
-
-    ngx_unlock(&shm->jobs_lock);
-
-    return found;
-}
-
-
-/* owner side, between steps: was the job cancelled from another worker? */
-ngx_uint_t
-ngx_http_starling_job_cancelled(ngx_http_starling_ctx_t *ctx)
-{
-    ngx_http_starling_shm_t  *shm;
-
-    if (ctx->job_slot < 0) {
-        return 0;
-    }
-
-    shm = ngx_http_starling_shm(ctx->request);
-
-    return shm != NULL && shm->jobs[ctx->job_slot].cancel;
 }
 
 

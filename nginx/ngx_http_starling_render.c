@@ -4,7 +4,7 @@
  * worker-API events, logprobs. Called between steps by on_output().
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_output.h"
 
 
 static const char *

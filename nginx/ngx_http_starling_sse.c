@@ -8,7 +8,7 @@
  * the rest and our write handler pushes it on.
  */
 
-#include "ngx_http_starling.h"
+#include "ngx_http_starling_output.h"
 
 
 static void ngx_http_starling_writer(ngx_http_request_t *r);

@@ -30,6 +30,15 @@ my @bad = (
     [ "starling_model tiny path={{MODEL260K}};\n    starling_max_tokens 0;", qr/value must be between 1 and/ ],
     [ "starling_model tiny path={{MODEL260K}};\n    starling_queue x;", qr/invalid queue size/ ],
     [ "starling_model tiny path={{MODEL260K}};\n    starling_queue 4 timeout=abc;", qr/invalid queue timeout/ ],
+    # bounds, each message naming the directive
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_max_tokens 2000000;", qr/"starling_max_tokens" directive value must be between 1 and 1048576/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_max_prompt_tokens -1;", qr/"starling_max_prompt_tokens" directive invalid number/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_max_prompt_tokens 99999999;", qr/"starling_max_prompt_tokens" directive value must be between 0 and 16777216/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_max_prompt_chars 0;", qr/"starling_max_prompt_chars" directive value must be between 1 and 16777216/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_queue -1;", qr/invalid queue size "-1"/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_queue 100000;", qr/"starling_queue" size 100000 is out of range: it must be between 0 and 65536/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_queue 4 timeout=0;", qr/invalid queue timeout "timeout=0"/ ],
+    [ "starling_model tiny path={{MODEL260K}};\n    starling_queue 4 timeout=2h;", qr/"starling_queue" timeout "2h" is out of range: it must be between 1ms and 1h/ ],
 );
 
 for my $case (@bad) {
@@ -60,5 +69,13 @@ $s = StarlingTest->new(main => 'thread_pool gpu threads=1;',
                        http => "    starling_model tiny path={{MODEL260K}};\n    starling_thread_pool gpu;\n");
 ($ok3, $out3) = $s->test_conf;
 ok($ok3, 'starling_thread_pool with a declared pool') or diag($out3);
+
+# the bounds themselves are accepted
+$s = StarlingTest->new(http => "    starling_model tiny path={{MODEL260K}};\n"
+                             . "    starling_max_prompt_tokens 0;\n"
+                             . "    starling_queue 0 timeout=1h;\n"
+                             . "    starling_max_tokens 1048576;\n");
+($ok3, $out3) = $s->test_conf;
+ok($ok3, 'values at the bounds are accepted') or diag($out3);
 
 done_testing();

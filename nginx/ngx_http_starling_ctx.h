@@ -1,0 +1,86 @@
+
+/*
+ * Starling nginx module: the per-request context of a generation (and
+ * of every other Starling request: its correlation id and log handler).
+ */
+
+#ifndef _NGX_HTTP_STARLING_CTX_H_INCLUDED_
+#define _NGX_HTTP_STARLING_CTX_H_INCLUDED_
+
+
+#include "ngx_http_starling_conf.h"
+
+#include "starling/st_api.h"
+
+
+typedef struct ngx_http_starling_job_s  ngx_http_starling_job_t;
+
+
+/* non-stream logprobs, one per generated token */
+typedef struct {
+    int32_t           token;
+    float             logprob;
+    uint32_t          n_top;
+    size_t            offset;           /* completion text offset, bytes */
+    st_token_logprob  top[ST_MAX_TOP_LOGPROBS];
+} ngx_http_starling_lp_t;
+
+
+/* per generation request; lives in r->pool, touched by the event loop
+ * only (the pool thread sees the engine, never this) */
+struct ngx_http_starling_ctx_s {
+    ngx_http_request_t         *request;
+    ngx_http_starling_model_t  *model;
+    ngx_http_starling_surface_e surface;         /* resolved */
+    st_api_request             *api;             /* heap; freed at once */
+
+    ngx_queue_t                 queue;           /* live or waiting */
+    ngx_uint_t                  queued_in;       /* 0, 1 live, 2 waiting */
+    st_seq                     *seq;
+    ngx_http_starling_job_t    *job;             /* registry entry (shm) */
+
+    /* copied from the API request */
+    ngx_str_t                   job_id;
+    ngx_str_t                   id;              /* "cmpl-..." */
+    time_t                      created;
+    ngx_uint_t                  stream;
+    ngx_uint_t                  include_usage;
+    ngx_uint_t                  logprobs;
+    ngx_uint_t                  top_logprobs;
+    uint32_t                    max_tokens;
+
+    st_request                  sreq;            /* what was submitted */
+    st_tokens                   tokens;          /* prompt ids (heap) */
+    char                      **stop;            /* r->pool copies */
+    size_t                      n_stop;
+
+    /* output */
+    ngx_uint_t                  header_sent;
+    ngx_uint_t                  done;            /* terminal sent */
+    ngx_uint_t                  cancel_requested;
+    ngx_uint_t                  timed_out;        /* request_timeout hit */
+    ngx_msec_t                  start_msec;
+    ngx_uint_t                  n_events;
+    ngx_chain_t                *out;             /* pending body */
+    ngx_chain_t               **last_out;
+    st_jbuf                     text;            /* non-stream text */
+    ngx_array_t                *lps;             /* non-stream logprobs */
+    st_jbuf                     scratch;         /* event being built */
+    size_t                      text_offset;
+    ngx_event_t                 timer;           /* drain + queue limit */
+
+    /* figures for variables and logs */
+    ngx_str_t                   correlation_id;
+    ngx_http_log_handler_pt     orig_log_handler;
+    uint32_t                    prompt_tokens;
+    uint32_t                    completion_tokens;
+    uint32_t                    cached_tokens;
+    double                      ttft_ms;
+    double                      queue_ms;
+    double                      decode_ms;
+    st_finish_reason            finish;
+    ngx_uint_t                  has_figures;
+};
+
+
+#endif /* _NGX_HTTP_STARLING_CTX_H_INCLUDED_ */

@@ -1,0 +1,52 @@
+
+/*
+ * Starling nginx module: responses. Whole bodies and SSE streams
+ * (ngx_http_starling_sse.c), error bodies in the surface's shape
+ * (ngx_http_starling_errors.c), engine output rendered as OpenAI objects
+ * or worker-API events (ngx_http_starling_render.c).
+ */
+
+#ifndef _NGX_HTTP_STARLING_OUTPUT_H_INCLUDED_
+#define _NGX_HTTP_STARLING_OUTPUT_H_INCLUDED_
+
+
+#include "ngx_http_starling_ctx.h"
+
+
+/* sse / output */
+ngx_int_t ngx_http_starling_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, const char *body, size_t len);
+ngx_int_t ngx_http_starling_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, const char *content_type, const char *body,
+    size_t len);
+ngx_int_t ngx_http_starling_stream_header(ngx_http_starling_ctx_t *ctx);
+ngx_int_t ngx_http_starling_stream_event(ngx_http_starling_ctx_t *ctx,
+    const char *event, const char *data, size_t len, ngx_uint_t last);
+void ngx_http_starling_finish(ngx_http_starling_ctx_t *ctx, ngx_int_t rc);
+ngx_int_t ngx_http_starling_set_retry_after(ngx_http_request_t *r,
+    ngx_uint_t seconds);
+
+/* errors (responses in the surface's error shape) */
+ngx_int_t ngx_http_starling_error_status(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, ngx_uint_t status, const char *type,
+    const char *param, const char *code, const char *message);
+ngx_int_t ngx_http_starling_not_allowed(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, const char *allow);
+ngx_int_t ngx_http_starling_validation_error(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+ngx_int_t ngx_http_starling_reject(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, ngx_uint_t status, const char *field,
+    const char *constraint, const char *message);
+ngx_int_t ngx_http_starling_unavailable(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, ngx_http_starling_model_t *m);
+
+/* render (engine output -> OpenAI objects / worker events) */
+ngx_int_t ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+ngx_int_t ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+ngx_int_t ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+
+
+#endif /* _NGX_HTTP_STARLING_OUTPUT_H_INCLUDED_ */
