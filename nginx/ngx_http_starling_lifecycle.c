@@ -57,8 +57,10 @@ ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,
 
 
 /*
- * Until the first token the timer is the queue timeout (503 + Retry-After);
- * afterwards it only keeps the stream known to nginx: a worker that
+ * Until the engine admits the request (gives it a sequence slot; its
+ * first step, or its first token) the timer is the queue timeout (503 +
+ * Retry-After); afterwards only starling_request_timeout limits it, and
+ * the timer otherwise only keeps the request known to nginx: a worker that
  * is shutting down (quit, reload) waits for non-cancelable timers, so
  * open streams drain instead of being cut.
  */
@@ -95,7 +97,9 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ctx->header_sent || ctx->done) {
+    /* header_sent alone is not enough: a non-streaming reply sends its
+     * header at the very end, long after admission */
+    if (ctx->admitted || ctx->header_sent || ctx->done) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                        "starling: timer re-armed (drain)");
         ngx_add_timer(&ctx->timer,
@@ -140,6 +144,12 @@ ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
 
     if (ctx->done) {
         return;
+    }
+
+    /* queue_ms is set once the engine gave the sequence a slot (its
+     * first step); the queue timeout ends there */
+    if (out->queue_ms > 0 || out->n_tokens || out->n_generated) {
+        ctx->admitted = 1;
     }
 
     if (out->n_tokens == 0 && out->finish == ST_FINISH_NONE) {
