@@ -111,7 +111,7 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "starling: no output within the queue timeout");
 
-    ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_TIMEOUT);
+    ngx_http_starling_count_timeout(ctx);
     ctx->done = 1;
     ngx_http_starling_detach(ctx);
 
@@ -236,8 +236,11 @@ failed_late:
 
 broken:
 
+    /* the client went away mid-write (or the output chain failed): it
+     * ends here, so it is counted here (cancelled), not in the cleanup */
     r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
     ctx->done = 1;
     ngx_http_starling_detach(ctx);
+    ngx_http_starling_count_finish(r, ctx);
     ngx_http_starling_finish(ctx, NGX_ERROR);
 }
