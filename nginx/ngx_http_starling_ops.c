@@ -443,6 +443,8 @@ ngx_http_starling_health(ngx_http_request_t *r, ngx_http_starling_model_t *m)
     st_jbuf_addf(&b, "{\"status\":\"%s\",\"model\":", status);
     st_jbuf_add_jstr(&b, (const char *) m->name.data, m->name.len);
     st_jbuf_addf(&b, ",\"model_loaded\":%s", m->loaded ? "true" : "false");
+    /* which worker answered: every worker keeps its own engine */
+    st_jbuf_addf(&b, ",\"worker_pid\":%ld", (long) ngx_pid);
 
     if (info != NULL) {
         st_jbuf_addf(&b, ",\"backend\":\"%s\",\"memory_type\":\"%s\","
