@@ -13,6 +13,7 @@
 
 #include "ngx_http_starling_bridge.h"
 #include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_handlers.h"
 
 
@@ -83,7 +84,9 @@ void
 ngx_http_starling_bridge_exit(ngx_cycle_t *cycle,
     ngx_http_starling_main_conf_t *smcf)
 {
-    ngx_uint_t                  i;
+    ngx_uint_t                  i, k;
+    ngx_queue_t                *head, *q;
+    ngx_http_starling_ctx_t    *ctx;
     ngx_http_starling_model_t  *m;
 
     (void) cycle;
@@ -94,6 +97,23 @@ ngx_http_starling_bridge_exit(ngx_cycle_t *cycle,
     m = smcf->models.elts;
 
     for (i = 0; i < smcf->models.nelts; i++) {
+
+        /* a terminated worker (SIGTERM, nginx -s stop) exits with its
+         * requests open and their pool cleanups never run: count them
+         * out of the shared gauge and drop their job ids here */
+        for (k = 0; k < 2; k++) {
+            head = k ? &m[i].waiting : &m[i].live;
+            if (head->next == NULL) {
+                continue;                   /* not initialised */
+            }
+            for (q = ngx_queue_head(head); q != ngx_queue_sentinel(head);
+                 q = ngx_queue_next(q))
+            {
+                ctx = ngx_queue_data(q, ngx_http_starling_ctx_t, queue);
+                ngx_http_starling_count_finish(ctx->request, ctx);
+                ngx_http_starling_job_unregister(ctx);
+            }
+        }
         if (m[i].engine != NULL) {
             st_engine_free(m[i].engine);
             m[i].engine = NULL;

@@ -56,9 +56,13 @@ struct ngx_http_starling_ctx_s {
 
     /* output */
     ngx_uint_t                  header_sent;
+    ngx_uint_t                  admitted;        /* the engine started it:
+                                                    the queue timeout is over */
     ngx_uint_t                  done;            /* terminal sent */
     ngx_uint_t                  cancel_requested;
     ngx_uint_t                  timed_out;        /* request_timeout hit */
+    ngx_uint_t                  active;          /* counted in the active
+                                                    gauge, outcome not yet */
     ngx_msec_t                  start_msec;
     ngx_uint_t                  n_events;
     ngx_chain_t                *out;             /* pending body */

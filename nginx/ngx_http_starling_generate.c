@@ -271,7 +271,7 @@ ngx_http_starling_generate(ngx_http_request_t *r,
                    "prompt", "engine", err.msg);
     }
 
-    ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_STARTED);
+    ngx_http_starling_count_start(ctx);
 
     /* the client may go away while the engine works: nginx then
      * finalizes the request and the pool cleanup frees the sequence */

@@ -337,10 +337,11 @@ ngx_http_starling_cleanup(void *data)
 
     ngx_http_starling_job_unregister(ctx);
 
+    /* whatever ended it, a started request is counted once (a no-op
+     * when an end path counted it already) */
+    ngx_http_starling_count_finish(ctx->request, ctx);
+
     if (ctx->model != NULL && (ctx->queued_in || ctx->seq != NULL)) {
-        if (!ctx->done) {
-            ngx_http_starling_count_finish(ctx->request, ctx);
-        }
         ngx_http_starling_detach(ctx);
     }
 

@@ -57,8 +57,10 @@ ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,
 
 
 /*
- * Until the first token the timer is the queue timeout (503 + Retry-After);
- * afterwards it only keeps the stream known to nginx: a worker that
+ * Until the engine admits the request (gives it a sequence slot; its
+ * first step, or its first token) the timer is the queue timeout (503 +
+ * Retry-After); afterwards only starling_request_timeout limits it, and
+ * the timer otherwise only keeps the request known to nginx: a worker that
  * is shutting down (quit, reload) waits for non-cancelable timers, so
  * open streams drain instead of being cut.
  */
@@ -95,7 +97,9 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ctx->header_sent || ctx->done) {
+    /* header_sent alone is not enough: a non-streaming reply sends its
+     * header at the very end, long after admission */
+    if (ctx->admitted || ctx->header_sent || ctx->done) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                        "starling: timer re-armed (drain)");
         ngx_add_timer(&ctx->timer,
@@ -107,7 +111,7 @@ ngx_http_starling_timer_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "starling: no output within the queue timeout");
 
-    ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_TIMEOUT);
+    ngx_http_starling_count_timeout(ctx);
     ctx->done = 1;
     ngx_http_starling_detach(ctx);
 
@@ -140,6 +144,12 @@ ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
 
     if (ctx->done) {
         return;
+    }
+
+    /* queue_ms is set once the engine gave the sequence a slot (its
+     * first step); the queue timeout ends there */
+    if (out->queue_ms > 0 || out->n_tokens || out->n_generated) {
+        ctx->admitted = 1;
     }
 
     if (out->n_tokens == 0 && out->finish == ST_FINISH_NONE) {
@@ -226,8 +236,11 @@ failed_late:
 
 broken:
 
+    /* the client went away mid-write (or the output chain failed): it
+     * ends here, so it is counted here (cancelled), not in the cleanup */
     r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
     ctx->done = 1;
     ngx_http_starling_detach(ctx);
+    ngx_http_starling_count_finish(r, ctx);
     ngx_http_starling_finish(ctx, NGX_ERROR);
 }

@@ -309,16 +309,40 @@ ngx_http_starling_stat(ngx_http_request_t *r, ngx_uint_t what)
         (void) ngx_atomic_fetch_add(&shm->requests_rejected, 1);
         break;
 
-    case NGX_HTTP_STARLING_STAT_STARTED:
-        (void) ngx_atomic_fetch_add(&shm->requests_total, 1);
-        (void) ngx_atomic_fetch_add(&shm->active, 1);
-        break;
-
-    case NGX_HTTP_STARLING_STAT_TIMEOUT:
-        (void) ngx_atomic_fetch_add(&shm->requests_rejected, 1);
-        (void) ngx_atomic_fetch_add(&shm->active, -1);
-        break;
     }
+}
+
+
+void
+ngx_http_starling_count_start(ngx_http_starling_ctx_t *ctx)
+{
+    ngx_http_starling_shm_t  *shm;
+
+    shm = ngx_http_starling_shm(ctx->request);
+    if (shm == NULL || ctx->active) {
+        return;
+    }
+
+    ctx->active = 1;
+    (void) ngx_atomic_fetch_add(&shm->requests_total, 1);
+    (void) ngx_atomic_fetch_add(&shm->active, 1);
+}
+
+
+/* queue timeout (503): a rejection, counted after the start */
+void
+ngx_http_starling_count_timeout(ngx_http_starling_ctx_t *ctx)
+{
+    ngx_http_starling_shm_t  *shm;
+
+    shm = ngx_http_starling_shm(ctx->request);
+    if (shm == NULL || !ctx->active) {
+        return;
+    }
+
+    ctx->active = 0;
+    (void) ngx_atomic_fetch_add(&shm->requests_rejected, 1);
+    (void) ngx_atomic_fetch_add(&shm->active, -1);
 }
 
 
@@ -330,10 +354,11 @@ ngx_http_starling_count_finish(ngx_http_request_t *r,
     ngx_http_starling_shm_t  *shm;
 
     shm = ngx_http_starling_shm(r);
-    if (shm == NULL) {
+    if (shm == NULL || !ctx->active) {
         return;
     }
 
+    ctx->active = 0;
     (void) ngx_atomic_fetch_add(&shm->active, -1);
 
     switch (ctx->finish) {
@@ -345,7 +370,8 @@ ngx_http_starling_count_finish(ngx_http_request_t *r,
         (void) ngx_atomic_fetch_add(&shm->requests_failed, 1);
         break;
     default:
-        /* cancelled by /cancel, or the client went away */
+        /* cancelled by /cancel, or the client went away (before or
+         * while its reply was written, or the worker was terminated) */
         (void) ngx_atomic_fetch_add(&shm->requests_cancelled, 1);
         break;
     }
@@ -417,6 +443,8 @@ ngx_http_starling_health(ngx_http_request_t *r, ngx_http_starling_model_t *m)
     st_jbuf_addf(&b, "{\"status\":\"%s\",\"model\":", status);
     st_jbuf_add_jstr(&b, (const char *) m->name.data, m->name.len);
     st_jbuf_addf(&b, ",\"model_loaded\":%s", m->loaded ? "true" : "false");
+    /* which worker answered: every worker keeps its own engine */
+    st_jbuf_addf(&b, ",\"worker_pid\":%ld", (long) ngx_pid);
 
     if (info != NULL) {
         st_jbuf_addf(&b, ",\"backend\":\"%s\",\"memory_type\":\"%s\","

@@ -45,13 +45,18 @@ ngx_http_starling_shm_t *ngx_http_starling_shm(ngx_http_request_t *r);
 
 #define NGX_HTTP_STARLING_STAT_INVALID   1     /* 4xx before generation */
 #define NGX_HTTP_STARLING_STAT_REJECTED  2     /* 429/503 overload */
-#define NGX_HTTP_STARLING_STAT_STARTED   3     /* handed to the engine */
-#define NGX_HTTP_STARLING_STAT_TIMEOUT   4     /* queue timeout, 503 */
 
 void ngx_http_starling_stat(ngx_http_request_t *r, ngx_uint_t what);
-/* once per started request, when it ends (any way) */
+/* a request handed to the engine: requests_total and the active gauge
+ * go up, ctx->active is set */
+void ngx_http_starling_count_start(ngx_http_starling_ctx_t *ctx);
+/* the end of a started request, whichever way it ends: the gauge goes
+ * down and one outcome (from ctx->finish: ok, failed, cancelled; or
+ * rejected for a queue timeout) goes up. Only the first call per request
+ * counts, so every end path may call it. */
 void ngx_http_starling_count_finish(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx);
+void ngx_http_starling_count_timeout(ngx_http_starling_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_STARLING_SHM_H_INCLUDED_ */

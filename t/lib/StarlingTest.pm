@@ -29,6 +29,18 @@ sub root {
     return abs_path($ENV{ST_ROOT} // '.');
 }
 
+# ../shared (synthetic models, references); tests that need it skip
+# themselves when it is absent (ST_SHARED overrides)
+sub shared_dir {
+    return $ENV{ST_SHARED} // root() . '/../shared';
+}
+
+# the 72 MB F32 synthetic llama (slow per token), or undef
+sub synth_f32 {
+    my $f = shared_dir() . '/models/synthetic/synth-llama-F32.gguf';
+    return -f $f ? abs_path($f) : undef;
+}
+
 sub module_path {
     return $ENV{STARLING_MODULE}
         // root() . '/build/nginx/ngx_http_starling_module.so';
@@ -55,8 +67,10 @@ sub free_port {
     return $port;
 }
 
-# new(http => "...", server => "...", main => "...", workers => N)
-# {{MODEL260K}}, {{MODELQ8}}, {{PREFIX}} in the snippets are replaced.
+# new(http => "...", server => "...", main => "...", workers => N,
+#     listen => "reuseport")
+# {{MODEL260K}}, {{MODELQ8}}, {{SYNTHF32}}, {{PREFIX}} in the snippets are
+# replaced.
 sub new {
     my ($class, %o) = @_;
     my $self = bless { %o }, $class;
@@ -75,6 +89,10 @@ sub expand {
     my $root = root();
     $s =~ s/\{\{MODEL260K\}\}/$root\/models\/stories260K.gguf/g;
     $s =~ s/\{\{MODELQ8\}\}/$root\/models\/TinyStories-656K-Q8_0.gguf/g;
+    if ($s =~ /\{\{SYNTHF32\}\}/) {
+        my $f = synth_f32() // die "no synthetic F32 model in ../shared";
+        $s =~ s/\{\{SYNTHF32\}\}/$f/g;
+    }
     $s =~ s/\{\{PREFIX\}\}/$self->{prefix}/g;
     $s =~ s/\{\{PORT\}\}/$self->{port}/g;
     return $s;
@@ -84,6 +102,7 @@ sub conf_text {
     my ($self) = @_;
     my $module = module_path();
     my $workers = $self->{workers} // 1;
+    my $listen = $self->{listen} ? " $self->{listen}" : '';
     my $main = $self->expand($self->{main} // '');
     my $http = $self->expand($self->{http} // <<'EOF');
     starling_model tiny path={{MODEL260K}};
@@ -110,7 +129,7 @@ http {
     scgi_temp_path $self->{prefix}/scgi;
 $http
     server {
-        listen 127.0.0.1:$self->{port};
+        listen 127.0.0.1:$self->{port}$listen;
 $server
     }
 }
@@ -280,6 +299,45 @@ sub request {
         if ($hdr->{'transfer-encoding'} // '') =~ /chunked/i;
     return { status => $status, headers => $hdr, body => $rest,
              json => json_decode($rest) };
+}
+
+# One request on an open keep-alive connection (the same worker answers
+# every request of a connection): { status, headers, body, json }.
+# Bodies must carry Content-Length or be chunked.
+sub request_on {
+    my ($self, $s, $method, $path, $body, %h) = @_;
+    my $req = $self->build_request($method, $path, $body, %h);
+    $req =~ s/Connection: close\r\n/Connection: keep-alive\r\n/;
+    print $s $req;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = time + 10;
+    my ($head, $status, $hdr);
+    while (time < $deadline) {
+        if (!defined $head && (my $i = index($buf, "\r\n\r\n")) >= 0) {
+            $head = substr($buf, 0, $i + 4, '');
+            ($status, $hdr) = parse_head(substr($head, 0, -4));
+        }
+        if (defined $head) {
+            if (defined $hdr->{'content-length'}
+                && length($buf) >= $hdr->{'content-length'}) {
+                my $b = substr($buf, 0, $hdr->{'content-length'});
+                return { status => $status, headers => $hdr, body => $b,
+                         json => json_decode($b) };
+            }
+            if (($hdr->{'transfer-encoding'} // '') =~ /chunked/i
+                && $buf =~ /(^|\r\n)0\r\n\r\n\z/) {
+                my $b = dechunk($buf);
+                return { status => $status, headers => $hdr, body => $b,
+                         json => json_decode($b) };
+            }
+        }
+        last unless $sel->can_read($deadline - time);
+        my $n = sysread($s, my $chunk, 65536);
+        last unless $n;
+        $buf .= $chunk;
+    }
+    return;
 }
 
 # Opens a streaming request; returns a stream object.
