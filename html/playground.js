@@ -130,6 +130,7 @@ async function send() {
   const out = bubble('assistant');
   out.id = 'output';   // the reply being streamed
   if (raw) {
+    out.dataset.role = 'completion';
     const p = document.createElement('span');
     p.className = 'prompt';
     p.textContent = text;
@@ -205,7 +206,7 @@ async function send() {
       if (userEl) userEl.remove();
       out.remove();
       if (!ui.prompt.value) ui.prompt.value = text;
-      setStats({ finish: 'error', tps: '–', cached: '–', ttft: '–' });
+      setStats({ finish: 'error', tps: '–', tokens: '–', cached: '–', ttft: '–' });
       showError(e.message);
     }
   } finally {
