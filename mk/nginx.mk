@@ -76,7 +76,11 @@ module-check: module
 run: module
 	@mkdir -p $(RUN_PREFIX)/logs
 	sed -e 's#@MODULE@#$(CURDIR)/$(MODULE_SO)#' -e 's#@MODEL@#$(CURDIR)/$(RUN_MODEL)#' \
-	  -e 's#@PREFIX@#$(CURDIR)/$(RUN_PREFIX)#' conf/starling.conf.in > $(RUN_PREFIX)/nginx.conf
+	  -e 's#@PREFIX@#$(CURDIR)/$(RUN_PREFIX)#' -e 's#@HTML@#$(CURDIR)/html#' \
+	  conf/starling.conf.in > $(RUN_PREFIX)/nginx.conf
+	@printf '\n  model       tiny = %s (%s; its architecture and context: the "loaded" line below)\n  playground  %s\n  try         %s\n\n' \
+	  '$(RUN_MODEL)' "$$(numfmt --to=iec-i --suffix=B $$(stat -c %s $(RUN_MODEL)))" 'http://127.0.0.1:8080/playground/' \
+	  "curl -N http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":32,\"stream\":true}'"
 	$(NGINX_BIN) -p $(CURDIR)/$(RUN_PREFIX) -c $(CURDIR)/$(RUN_PREFIX)/nginx.conf \
 	  -g 'daemon off;' -e stderr
 

@@ -39,6 +39,7 @@ need curl curl
 need openssl openssl
 need nodejs node
 need npm npm
+need chromium chromium
 need dpkg-dev dpkg-buildflags
 
 if [ -n "$missing" ]; then
@@ -55,6 +56,12 @@ if [ -f "$here/t/openai/package-lock.json" ]; then
     (cd "$here/t/openai" && npm ci --no-audit --no-fund) \
         || echo "warning: npm ci failed in t/openai; the openai test will be skipped"
 
+fi
+
+if [ -f "$here/t/browser/package-lock.json" ]; then
+    # the playground test (playwright-core drives Debian's chromium)
+    (cd "$here/t/browser" && npm ci --no-audit --no-fund) \
+        || echo "warning: npm ci failed in t/browser; the browser test will be skipped"
 fi
 
 echo "done: 'make module' builds the nginx module, 'make test' runs the tests"
