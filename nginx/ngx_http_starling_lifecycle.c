@@ -33,6 +33,10 @@ ngx_http_starling_test_reading(ngx_http_request_t *r)
         ctx = ngx_http_get_module_ctx(r, ngx_http_starling_module);
         if (ctx != NULL && !ctx->done) {
             r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+            /* logged now, before the engine retires the sequence */
+            if (ctx->finish == ST_FINISH_NONE) {
+                ctx->finish = ST_FINISH_CANCELLED;
+            }
         }
     }
 }
@@ -239,6 +243,9 @@ broken:
     /* the client went away mid-write (or the output chain failed): it
      * ends here, so it is counted here (cancelled), not in the cleanup */
     r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    if (ctx->finish == ST_FINISH_NONE) {
+        ctx->finish = ST_FINISH_CANCELLED;
+    }
     ctx->done = 1;
     ngx_http_starling_detach(ctx);
     ngx_http_starling_count_finish(r, ctx);

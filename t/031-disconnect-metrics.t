@@ -23,6 +23,8 @@ my $t = StarlingTest->new(http => <<'EOF2', server => <<'EOF3')->start;
     starling_model tiny path={{MODEL260K}} max_seqs=4;
     starling_model one path={{MODEL260K}} max_seqs=1;
     starling_model small path={{MODEL260K}} kv=64k;
+    log_format fin '$status finish=$starling_finish_reason';
+    access_log {{PREFIX}}/logs/finish.log fin;
 EOF2
         location /one/ { starling worker model=one;
                          starling_queue 4 timeout=300ms; }
@@ -141,6 +143,18 @@ sub settled {
 my ($o) = settled('after the disconnects');
 cmp_ok($o->{cancelled} // 0, '>=', 8 * 4 + 3 + 2,
        'every vanished client and the cancel counted as cancelled');
+
+# the access log says why: a client that went away is "cancelled" (it is
+# logged before the engine retires the sequence)
+{
+    open my $fh, '<', "$t->{prefix}/logs/finish.log" or die "finish.log: $!";
+    my @gone = grep { /^499 / } <$fh>;
+    chomp @gone;
+    my @bad = grep { !/ finish=cancelled$/ } @gone;
+    cmp_ok(scalar @gone, '>=', 8 * 4, 'vanished clients logged 499');
+    is(scalar @bad, 0, 'every 499 logs $starling_finish_reason cancelled')
+        or diag(join "\n", @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
+}
 
 # a worker terminated mid-stream (its pool cleanups never run)
 my $master = $t->pid;
