@@ -641,7 +641,11 @@ ok($idle, 'every worker idle: 0 active, 0 queued, 0 live')
     or diag('last /health: ' . json_encode($h));
 is($h->{kv_blocks_free}, $h->{kv_blocks_total}, "KV pool full ($h->{kv_blocks_total} blocks free)");
 my $active = active_gauge();
-is($active, 0, 'starling_active_requests 0 after the soak');
+is($active, 0, 'starling_active_requests 0 after the soak')
+    or diag(sprintf '%d requests failed a write to a gone client (writev()/write() failed in '
+                    . 'error.log), %d closes seen by a read',
+            scalar(() = $t->error_log =~ /\b(?:writev|write|send)\(\) failed/g),
+            scalar(() = $t->error_log =~ /prematurely closed|recv\(\) failed/g));
 
 # old workers drain and exit after the reloads
 {
