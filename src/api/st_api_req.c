@@ -360,6 +360,19 @@ st_api_role_ok(const char *role)
 }
 
 
+/* yajl accepts UTF-8 that encodes surrogates (ED A0 80..); the prompt
+ * checks do not: message content gets the same strict check, so a chat
+ * request cannot carry what a completion request may not. */
+static void
+st_api_content_utf8(st_api_request *req, const char *field,
+    const st_api_message *msg)
+{
+    if (!st_api_utf8_valid(msg->content, msg->content_len)) {
+        st_api_err(req, field, "utf8", "", "%s is not valid UTF-8", field);
+    }
+}
+
+
 static void
 st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
 {
@@ -444,6 +457,7 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
             if (out->content == NULL) {
                 return;
             }
+            st_api_content_utf8(req, field, out);
             continue;
         }
 
@@ -484,6 +498,7 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
         if (out->content == NULL) {
             return;
         }
+        st_api_content_utf8(req, field, out);
     }
 
 sampling:

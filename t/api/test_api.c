@@ -368,6 +368,30 @@ test_suffix(void)
 }
 
 
+/* Chat content gets the strict UTF-8 check the prompt gets (yajl lets an
+ * encoded surrogate through). */
+static void
+test_chat_utf8(void)
+{
+    st_api_request *r;
+
+    r = parse(ST_API_CHAT, "{\"messages\":[{\"role\":\"user\","
+              "\"content\":\"a\xed\xa0\x80" "b\"}]}");
+    ok(r != NULL && has_error(r, "messages[0].content", "utf8"),
+       "chat: an encoded surrogate in content is refused");
+    st_api_request_free(r);
+    r = parse(ST_API_CHAT, "{\"messages\":[{\"role\":\"user\","
+              "\"content\":[{\"type\":\"text\",\"text\":\"\xed\xa0\x80\"}]}]}");
+    ok(r != NULL && has_error(r, "messages[0].content", "utf8"),
+       "chat: the same in a text content part");
+    st_api_request_free(r);
+    r = parse(ST_API_CHAT, "{\"messages\":[{\"role\":\"user\","
+              "\"content\":\"h\xc3\xa9\"}]}");
+    ok(r != NULL && r->n_errors == 0, "chat: valid UTF-8 content accepted");
+    st_api_request_free(r);
+}
+
+
 int
 main(void)
 {
@@ -379,5 +403,6 @@ main(void)
     test_misc();
     test_error_list_full();
     test_suffix();
+    test_chat_utf8();
     return done_testing();
 }
