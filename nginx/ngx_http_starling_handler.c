@@ -34,7 +34,6 @@ ngx_http_starling_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
     ngx_http_starling_ctx_t         *ctx;
-    ngx_http_core_loc_conf_t        *clcf;
     ngx_http_starling_loc_conf_t    *slcf;
     ngx_http_starling_main_conf_t   *smcf;
     ngx_http_starling_surface_e      surface;
@@ -97,24 +96,9 @@ ngx_http_starling_handler(ngx_http_request_t *r)
         return ngx_http_starling_not_allowed(r, ctx, "POST");
     }
 
-    /* answer an over-long declared body in the API's own error shape;
-     * chunked bodies are still limited by client_max_body_size (nginx's
-     * own 413 page) */
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->client_max_body_size
-        && r->headers_in.content_length_n > clcf->client_max_body_size)
-    {
-        r->keepalive = 0;
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        return ngx_http_starling_error_status(r, ctx,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                   "invalid_request_error", NULL, "body_too_large",
-                   "request body is larger than client_max_body_size");
-    }
-
+    /* an over-long body never gets here: nginx answers 413 itself
+     * (declared length: before this handler; chunked: while reading), and
+     * ngx_http_starling_body_limit.c gives that reply the API's shape */
     rc = ngx_http_read_client_request_body(r, ngx_http_starling_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

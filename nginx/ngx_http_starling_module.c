@@ -27,12 +27,14 @@
  *   ngx_http_starling_output.h     responses (sse, errors, render)
  *   ngx_http_starling_sse.c        response/SSE output plumbing
  *   ngx_http_starling_errors.c     error responses in the API's shapes
+ *   ngx_http_starling_body_limit.c nginx's own 413 page as the API's error
  *   ngx_http_starling_render.c     engine output -> JSON, chunks, events
  */
 
 #include "ngx_http_starling_bridge.h"
 #include "ngx_http_starling_handlers.h"
 #include "ngx_http_starling_jobs.h"
+#include "ngx_http_starling_output.h"
 
 
 static ngx_int_t ngx_http_starling_preconfiguration(ngx_conf_t *cf);
@@ -42,7 +44,7 @@ static void ngx_http_starling_exit_process(ngx_cycle_t *cycle);
 
 static ngx_http_module_t  ngx_http_starling_module_ctx = {
     ngx_http_starling_preconfiguration,    /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_starling_body_limit_init,     /* postconfiguration */
 
     ngx_http_starling_create_main_conf,    /* create main configuration */
     ngx_http_starling_init_main_conf,      /* init main configuration */

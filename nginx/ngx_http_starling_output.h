@@ -26,6 +26,10 @@ void ngx_http_starling_finish(ngx_http_starling_ctx_t *ctx, ngx_int_t rc);
 ngx_int_t ngx_http_starling_set_retry_after(ngx_http_request_t *r,
     ngx_uint_t seconds);
 
+/* body_limit: nginx's own 413 page rewritten into the API's error
+ * (postconfiguration) */
+ngx_int_t ngx_http_starling_body_limit_init(ngx_conf_t *cf);
+
 /* errors (responses in the surface's error shape) */
 ngx_int_t ngx_http_starling_error_status(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, ngx_uint_t status, const char *type,
