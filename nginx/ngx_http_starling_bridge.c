@@ -444,6 +444,8 @@ ngx_http_starling_detach(ngx_http_starling_ctx_t *ctx)
     st_seq                    **slot;
     ngx_http_starling_model_t  *m = ctx->model;
 
+    ngx_http_starling_job_ended(ctx);
+
     if (ctx->queued_in == 2) {
         ngx_queue_remove(&ctx->queue);
         m->n_waiting--;

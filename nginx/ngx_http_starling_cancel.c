@@ -32,13 +32,19 @@ ngx_http_starling_cancel_request(ngx_http_request_t *r, st_api_request *req)
         status = job->cancel_requested ? "already_cancelling" : "cancelling";
         ngx_http_starling_cancel(job);
 
-    } else if (ngx_http_starling_job_cancel(r, (u_char *) req->job_id, len))
-    {
-        /* another worker runs it: cancelled at its next step boundary */
-        status = "cancelling";
-
     } else {
-        status = "not_found";
+        switch (ngx_http_starling_job_cancel(r, (u_char *) req->job_id, len)) {
+        case 1:
+            /* another worker runs it: cancelled at its next step boundary */
+            status = "cancelling";
+            break;
+        case 2:
+            /* generation is over; the rest of its output is on its way */
+            status = "finished";
+            break;
+        default:
+            status = "not_found";
+        }
     }
 
     st_jbuf_init(&b);

@@ -25,6 +25,9 @@ struct ngx_http_starling_job_s {
     ngx_rbtree_node_t   node;              /* key: crc32 of the id */
     ngx_pid_t           pid;               /* owning worker */
     ngx_atomic_t        cancel;            /* set by any worker */
+    ngx_atomic_t        ended;             /* the engine is done with it;
+                                              output may still be going
+                                              out (set by the owner) */
     size_t              len;
     u_char              id[1];
 };
@@ -271,6 +274,7 @@ ngx_http_starling_job_register(ngx_http_starling_ctx_t *ctx)
     job->node.key = hash;
     job->pid = ngx_pid;
     job->cancel = 0;
+    job->ended = 0;
     job->len = ctx->job_id.len;
     ngx_memcpy(job->id, ctx->job_id.data, job->len);
 
@@ -321,7 +325,8 @@ ngx_http_starling_job_unregister(ngx_http_starling_ctx_t *ctx)
 }
 
 
-/* 1: the job runs in some worker and is now marked; 0: unknown */
+/* 1: the job runs in some worker and is now marked; 2: the engine has
+ * finished it (its output is still being delivered); 0: unknown */
 ngx_int_t
 ngx_http_starling_job_cancel(ngx_http_request_t *r, u_char *id, size_t len)
 {
@@ -346,7 +351,10 @@ ngx_http_starling_job_cancel(ngx_http_request_t *r, u_char *id, size_t len)
                                        r->connection->log);
     found = 0;
 
-    if (job != NULL) {
+    if (job != NULL && job->ended) {
+        found = 2;
+
+    } else if (job != NULL) {
         job->cancel = 1;
         found = 1;
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -370,4 +378,15 @@ ngx_uint_t
 ngx_http_starling_job_cancelled(ngx_http_starling_ctx_t *ctx)
 {
     return ctx->job != NULL && ctx->job->cancel;
+}
+
+
+/* owner side: the engine no longer runs the job (it finished or the
+ * request is ending); a /cancel from now on has nothing to stop */
+void
+ngx_http_starling_job_ended(ngx_http_starling_ctx_t *ctx)
+{
+    if (ctx->job != NULL) {
+        ctx->job->ended = 1;
+    }
 }

@@ -21,6 +21,7 @@ void ngx_http_starling_job_unregister(ngx_http_starling_ctx_t *ctx);
 ngx_int_t ngx_http_starling_job_cancel(ngx_http_request_t *r, u_char *id,
     size_t len);
 ngx_uint_t ngx_http_starling_job_cancelled(ngx_http_starling_ctx_t *ctx);
+void ngx_http_starling_job_ended(ngx_http_starling_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_STARLING_JOBS_H_INCLUDED_ */

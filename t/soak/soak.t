@@ -296,7 +296,7 @@ sub do_execute {
             $cancel_status = ref $c->{json} eq 'HASH' ? $c->{json}{status} // '' : '';
             return ('bad_cancel_reply', "status $c->{status}: " . substr($c->{body}, 0, 200))
                 unless $c->{status} == 200
-                       && $cancel_status =~ /^(cancelling|already_cancelling|not_found)$/;
+                       && $cancel_status =~ /^(cancelling|already_cancelling|finished|not_found)$/;
         }
     }
     my $ended = $st->{done};
