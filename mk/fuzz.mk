@@ -81,15 +81,19 @@ fuzz-one-%:
 # inputs go to a scratch dir that is emptied first, so runs are alike).
 test-fuzz: $(FUZZ_BINS)
 	@set -e; for n in $(FUZZ_NAMES); do \
-	  rm -rf $(FUZZ_DIR)/test_$$n; mkdir -p $(FUZZ_DIR)/test_$$n; \
-	  if [ $$n = bpe ] && [ ! -d $(SHARED)/reference/tokenizer ]; then \
-	    echo "fuzz_bpe: $(SHARED)/reference/tokenizer absent: skipped"; continue; \
-	  fi; \
-	  echo "fuzz_$$n: $(FUZZ_TEST_SECONDS) s"; \
-	  $(call FUZZ_RUN,$$n,$(FUZZ_TEST_SECONDS),$(FUZZ_DIR)/test_$$n tools/fuzz/corpus_$$n) \
-	    > $(FUZZ_DIR)/test_$$n.log 2>&1 \
-	  || { tail -60 $(FUZZ_DIR)/test_$$n.log; echo "fuzz_$$n FAILED (log: $(FUZZ_DIR)/test_$$n.log)"; exit 1; }; \
-	  grep -h '^stat::number_of_executed_units\|^Done' $(FUZZ_DIR)/test_$$n.log | tr '\n' ' '; echo; \
-	done; echo "test-fuzz: all targets clean"
+	  $(MAKE) --no-print-directory test-fuzz-one-$$n; \
+	done; echo "test-fuzz: all targets clean ($(FUZZ_TEST_SECONDS) s each)"
+
+test-fuzz-one-%:
+	@rm -rf $(FUZZ_DIR)/test_$*; mkdir -p $(FUZZ_DIR)/test_$*
+	@if [ $* = bpe ] && [ ! -d $(SHARED)/reference/tokenizer ]; then \
+	  echo "fuzz_bpe: $(SHARED)/reference/tokenizer absent: skipped"; exit 0; \
+	fi; \
+	echo "fuzz_$*: $(FUZZ_TEST_SECONDS) s"; \
+	$(call FUZZ_RUN,$*,$(FUZZ_TEST_SECONDS),$(FUZZ_DIR)/test_$* tools/fuzz/corpus_$*) \
+	  > $(FUZZ_DIR)/test_$*.log 2>&1 \
+	|| { tail -60 $(FUZZ_DIR)/test_$*.log; \
+	     echo "fuzz_$* FAILED (log: $(FUZZ_DIR)/test_$*.log)"; exit 1; }; \
+	grep -h '^stat::number_of_executed_units\|^Done' $(FUZZ_DIR)/test_$*.log | tr '\n' ' '; echo
 
 EXTRA_TESTS += test-fuzz
