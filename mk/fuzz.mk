@@ -37,7 +37,10 @@ FUZZ_BINS     := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
 # per target: -max_len, extra seed directories for make fuzz
 FUZZ_LEN_api        := 4096
 FUZZ_LEN_gguf       := 65536
-FUZZ_LEN_model      := 65536
+# model: whole shipped models as seeds in make fuzz (libFuzzer cuts seeds
+# to -max_len); make test's seeds are small, mutations stay fast
+FUZZ_LEN_model      := 1310720
+FUZZ_TEST_LEN_model := 65536
 FUZZ_LEN_tokenize   := 2048
 FUZZ_LEN_bpe        := 2048
 FUZZ_LEN_chat       := 4096
@@ -61,10 +64,10 @@ $(FUZZ_DIR)/fuzz_%: tools/fuzz/fuzz_%.c $(FUZZ_LIB) $(ALL_HDRS)
 fuzz-bins: $(FUZZ_BINS)
 
 # One run: $(1) name, $(2) seconds, $(3) corpus dir written to, then the
-# read-only seed dirs. libFuzzer exits non-zero on a crash, leak, timeout
+# read-only seed dirs; $(4) -max_len. libFuzzer exits non-zero on a crash, leak, timeout
 # or sanitizer report; -timeout makes a hang a failure too.
 FUZZ_RUN = ST_SHARED=$(SHARED) $(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(2) \
-  -max_len=$(FUZZ_LEN_$(1)) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -max_len=$(4) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- $(3)
 
 fuzz: $(FUZZ_BINS)
@@ -75,7 +78,7 @@ fuzz: $(FUZZ_BINS)
 	done
 
 fuzz-one-%:
-	$(call FUZZ_RUN,$*,$(FUZZ_SECONDS),$(FUZZ_DIR)/corpus_$* tools/fuzz/corpus_$* $(FUZZ_SEEDS_$*))
+	$(call FUZZ_RUN,$*,$(FUZZ_SECONDS),$(FUZZ_DIR)/corpus_$* tools/fuzz/corpus_$* $(FUZZ_SEEDS_$*),$(FUZZ_LEN_$*))
 
 # make test: a fixed, short budget from the checked-in corpora only (new
 # inputs go to a scratch dir that is emptied first, so runs are alike).
@@ -90,7 +93,7 @@ test-fuzz-one-%:
 	  echo "fuzz_bpe: $(SHARED)/reference/tokenizer absent: skipped"; exit 0; \
 	fi; \
 	echo "fuzz_$*: $(FUZZ_TEST_SECONDS) s"; \
-	$(call FUZZ_RUN,$*,$(FUZZ_TEST_SECONDS),$(FUZZ_DIR)/test_$* tools/fuzz/corpus_$*) \
+	$(call FUZZ_RUN,$*,$(FUZZ_TEST_SECONDS),$(FUZZ_DIR)/test_$* tools/fuzz/corpus_$*,$(or $(FUZZ_TEST_LEN_$*),$(FUZZ_LEN_$*))) \
 	  > $(FUZZ_DIR)/test_$*.log 2>&1 \
 	|| { tail -60 $(FUZZ_DIR)/test_$*.log; \
 	     echo "fuzz_$* FAILED (log: $(FUZZ_DIR)/test_$*.log)"; exit 1; }; \
