@@ -135,33 +135,3 @@ test-valgrind: lib unit-bins
 	  || { tail -30 $(BUILD)/$$(basename $$t).valgrind.log; exit 1; }; \
 	done; echo "valgrind: all unit tests clean"
 .PHONY: test-valgrind
-
-comma := ,
-
-# Coverage-guided fuzzing (clang's libFuzzer + ASan/UBSan), not part of
-# `make test`: `make fuzz FUZZ_SECONDS=300` runs each target that long.
-FUZZ_SECONDS ?= 60
-FUZZ_CC      ?= clang
-FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itools/lib $(PCRE2_CFLAGS)
-FUZZ_ENGINE   = $(filter-out %_avx2.c %_avx512.c,$(ENGINE_SRCS))
-# the engine as an archive, so that a target links only what it uses
-fuzz:
-	@mkdir -p $(BUILD)/fuzz/obj
-	@rm -f $(BUILD)/fuzz/libengine.a
-	@for f in $(FUZZ_ENGINE) src/api/*.c src/backend/registry.c; do \
-	  $(FUZZ_CC) $(subst fuzzer$(comma),fuzzer-no-link$(comma),$(FUZZ_FLAGS)) \
-	    -c $$f -o $(BUILD)/fuzz/obj/$$(basename $$f .c).o || exit 1; \
-	done; ar rcs $(BUILD)/fuzz/libengine.a $(BUILD)/fuzz/obj/*.o
-	$(FUZZ_CC) $(FUZZ_FLAGS) tools/fuzz/fuzz_api.c $(BUILD)/fuzz/libengine.a \
-	  -lyajl $(ST_LIBS) -o $(BUILD)/fuzz/fuzz_api
-	$(FUZZ_CC) $(FUZZ_FLAGS) tools/fuzz/fuzz_gguf.c $(BUILD)/fuzz/libengine.a \
-	  $(ST_LIBS) -o $(BUILD)/fuzz/fuzz_gguf
-	$(FUZZ_CC) $(FUZZ_FLAGS) tools/fuzz/fuzz_tokenize.c $(BUILD)/fuzz/libengine.a \
-	  $(ST_LIBS) -o $(BUILD)/fuzz/fuzz_tokenize
-	@mkdir -p $(BUILD)/fuzz/corpus_api
-	$(BUILD)/fuzz/fuzz_api -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  $(BUILD)/fuzz/corpus_api tools/fuzz/corpus_api
-	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536
-	$(BUILD)/fuzz/fuzz_tokenize -max_total_time=$(FUZZ_SECONDS) -max_len=2048
-.PHONY: fuzz

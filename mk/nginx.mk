@@ -113,13 +113,34 @@ EXTRA_TESTS += test-api test-nginx test-nginx-asan
 # ASan + UBSan build of the module, loaded into Debian's nginx with the
 # runtime preloaded (nginx core itself leaks a little at exit: no leak
 # check). Reports land in error.log, which every test checks.
-ASAN_BUILD := $(BUILD)/nginx-asan
-ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+#
+# The engine, the API layer and the backend table are built instrumented
+# too, by a sub-make into $(ASAN_LIB_BUILD) (same sources and rules, with
+# EXTRA_CFLAGS=$(ASAN_FLAGS)), and the module links those through
+# nginx/config's STARLING_LIB / STARLING_API_LIB / STARLING_BACKENDS
+# overrides (nginx/config.make then adds no rebuild rule of its own: the
+# sub-make below is that rule). CUDA is left out (as with STARLING_CUDA=0):
+# nvcc-compiled device code cannot be ASan-instrumented, so the ASan
+# module links the CPU-only backend table and no CUDA archive; the CUDA
+# host code is checked through the shim tests (mk/cuda.mk) instead.
+ASAN_BUILD     := $(BUILD)/nginx-asan
+ASAN_LIB_BUILD := $(BUILD)/asan
+ASAN_FLAGS     := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_LIBS      := $(ASAN_LIB_BUILD)/libstarling.a $(ASAN_LIB_BUILD)/libstarling_api.a \
+                  $(ASAN_LIB_BUILD)/backends_cpu.o
+ASAN_LIB_ENV   := STARLING_LIB=$(CURDIR)/$(ASAN_LIB_BUILD)/libstarling.a \
+                  STARLING_API_LIB=$(CURDIR)/$(ASAN_LIB_BUILD)/libstarling_api.a \
+                  STARLING_BACKENDS=$(CURDIR)/$(ASAN_LIB_BUILD)/backends_cpu.o
+
+.PHONY: asan-lib
+asan-lib:
+	$(MAKE) --no-print-directory BUILD=$(ASAN_LIB_BUILD) \
+	  EXTRA_CFLAGS='$(ASAN_FLAGS) $(EXTRA_CFLAGS)' $(ASAN_LIBS)
 
 $(ASAN_BUILD)/Makefile: SHELL := /bin/bash
-$(ASAN_BUILD)/Makefile: config config.make nginx/config nginx/config.make $(MODULE_CUDA_LIB)
+$(ASAN_BUILD)/Makefile: config config.make nginx/config nginx/config.make mk/nginx.mk
 	@mkdir -p $(ASAN_BUILD)
-	cd $(NGINX_SRC) && . ./conf_flags && $(MODULE_CUDA_ENV) ./configure \
+	cd $(NGINX_SRC) && . ./conf_flags && $(ASAN_LIB_ENV) ./configure \
 	  --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(ASAN_FLAGS)" \
 	  --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC $(ASAN_FLAGS)" \
 	  "$${NGX_CONF_FLAGS[@]}" \
@@ -127,7 +148,7 @@ $(ASAN_BUILD)/Makefile: config config.make nginx/config nginx/config.make $(MODU
 	  > $(CURDIR)/$(ASAN_BUILD)/configure.log 2>&1 \
 	  || { tail -30 $(CURDIR)/$(ASAN_BUILD)/configure.log; exit 1; }
 
-module-asan: $(MODULE_LIBS) $(ASAN_BUILD)/Makefile
+module-asan: asan-lib $(ASAN_BUILD)/Makefile
 	$(MAKE) -f $(CURDIR)/$(ASAN_BUILD)/Makefile -C $(NGINX_SRC) modules
 
 test-nginx-asan: module-asan $(GENERATE_BIN)

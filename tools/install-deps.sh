@@ -2,7 +2,8 @@
 # Installs what Starling needs to build and test on Debian/Ubuntu:
 # compiler, nginx + nginx-dev (sources/headers to build the dynamic module
 # against the packaged binary), yajl, PCRE2, Perl/prove, valgrind, curl,
-# Node.js + npm (the openai client test). Then the node test's packages.
+# Node.js + npm (the openai client test), clang (libFuzzer: make fuzz,
+# make test-fuzz). Then the node test's packages.
 # Needs root (or sudo) for apt-get.
 set -eu
 
@@ -35,6 +36,11 @@ need libyajl-dev /usr/include/yajl/yajl_tree.h
 need libpcre2-dev /usr/include/pcre2.h
 need perl prove
 need valgrind valgrind
+need clang clang
+# libFuzzer and the sanitizer runtimes are only Recommended by clang's
+# packages (and apt-get runs with --no-install-recommends below)
+rt=$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null || true)
+need libclang-rt-dev "${rt:-/nonexistent}"
 need curl curl
 need openssl openssl
 need nodejs node

@@ -7,6 +7,7 @@
 #include "text/tokenizer.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
