@@ -10,6 +10,8 @@
 #include "gguf/gguf.h"
 #include "text/tokenizer.h"
 
+#include "starling/st_api.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,35 +65,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
-static int
-valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        uint8_t  c = s[i];
-        size_t   k, len;
-        uint32_t cp;
-
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-        else return 0;
-        if (i + len > n) return 0;
-        for (k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
-            || (cp >= 0xd800 && cp <= 0xdfff))
-        {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
-}
 
 
 int
@@ -129,7 +102,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (st_detokenize(t, out.ids, out.n, buf, len, 1, 0) != len) {
             abort();
         }
-        if (!add_special && !parse_special && valid_utf8(data, size)
+        if (!add_special && !parse_special && st_api_utf8_valid((const char *) data, size)
             && (len != size || memcmp(buf, data, size) != 0))
         {
             fprintf(stderr, "fuzz_bpe: round trip changed %zu bytes into %zu\n",

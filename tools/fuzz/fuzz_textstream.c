@@ -13,6 +13,8 @@
  */
 #include "text/textstream.h"
 
+#include "starling/st_api.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,35 +26,6 @@ typedef struct {
     size_t n, cap;
 } buf_t;
 
-static int
-valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        uint8_t  c = s[i];
-        size_t   k, len;
-        uint32_t cp;
-
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-        else return 0;
-        if (i + len > n) return 0;
-        for (k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
-            || (cp >= 0xd800 && cp <= 0xdfff))
-        {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
-}
 
 static void
 take(st_textstream *ts, buf_t *b)
@@ -60,7 +33,7 @@ take(st_textstream *ts, buf_t *b)
     size_t      len;
     const char *s = st_textstream_take(ts, &len);
 
-    if (s == NULL || !valid_utf8((const uint8_t *) s, len)) {
+    if (s == NULL || !st_api_utf8_valid(s, len)) {
         abort();
     }
     if (b->n + len > b->cap) {
@@ -174,7 +147,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     for (k = 0; k < n_stop; k++) {
-        if (valid_utf8((const uint8_t *) sp[k], strlen(sp[k]))
+        if (st_api_utf8_valid(sp[k], strlen(sp[k]))
             && contains(&out[0], sp[k]))
         {
             abort();   /* a stop string got through */
