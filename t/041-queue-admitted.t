@@ -65,12 +65,8 @@ $r = $t->request('POST', '/rt/v1/completions',
       ignore_eos => JSON::PP::true });
 is($r->{status}, 200, 'request timeout after admission: 200') or diag($r->{body});
 is($r->{json}{choices}[0]{finish_reason}, 'length', '... finish_reason length');
-SKIP: {
-    # a fast machine may generate them all within the limit
-    skip 'all tokens came within 1.2 s', 1
-        if ($r->{json}{usage}{completion_tokens} // 0) == 2 * $n;
-    cmp_ok($r->{json}{usage}{completion_tokens}, '<', 2 * $n, '... cut short');
-}
+# (that the limit cuts a generation short is t/045's check; asserting it
+# here would depend on how fast this machine generates)
 
 $r = $t->request('GET', '/metrics');
 like($r->{body}, qr/^starling_requests_total\{outcome="rejected"\} 0$/m,
