@@ -99,6 +99,64 @@ typedef struct {
     st_f16  d;
 } st_block_q6_K;                /* 210 bytes / 256 values */
 
+/* The remaining weight types, laid out as ggml-common.h defines them. */
+#define ST_QK4_1  32
+#define ST_QK5_0  32
+#define ST_QK5_1  32
+#define ST_QK8_1  32
+#define ST_QK4_NL 32
+
+typedef struct {
+    st_f16  d;                  /* scale */
+    st_f16  m;                  /* min: x = d * q + m */
+    uint8_t qs[ST_QK4_1 / 2];   /* nibbles, packed like q4_0 */
+} st_block_q4_1;                /* 20 bytes / 32 values */
+
+typedef struct {
+    st_f16  d;
+    uint8_t qh[4];              /* 5th bits: bit j = element j (32 bits LE) */
+    uint8_t qs[ST_QK5_0 / 2];   /* low 4 bits, packed like q4_0 */
+} st_block_q5_0;                /* 22 bytes / 32 values; x = d * (q - 16) */
+
+typedef struct {
+    st_f16  d;
+    st_f16  m;
+    uint8_t qh[4];
+    uint8_t qs[ST_QK5_1 / 2];
+} st_block_q5_1;                /* 24 bytes / 32 values; x = d * q + m */
+
+typedef struct {
+    st_f16  d;                  /* scale */
+    st_f16  s;                  /* d * sum(qs) */
+    int8_t  qs[ST_QK8_1];
+} st_block_q8_1;                /* 36 bytes / 32 values (activations only) */
+
+typedef struct {
+    uint8_t scales[ST_QK_K / 16]; /* low 4 bits scale, high 4 bits min */
+    uint8_t qs[ST_QK_K / 4];      /* 2-bit quants */
+    st_f16  d;                    /* super-block scale for scales */
+    st_f16  dmin;                 /* super-block scale for mins */
+} st_block_q2_K;                  /* 84 bytes / 256 values */
+
+typedef struct {
+    uint8_t hmask[ST_QK_K / 8];   /* high bit (set = no subtraction of 4) */
+    uint8_t qs[ST_QK_K / 4];      /* low 2 bits */
+    uint8_t scales[12];           /* 16 x 6-bit scales, packed */
+    st_f16  d;                    /* super-block scale */
+} st_block_q3_K;                  /* 110 bytes / 256 values */
+
+typedef struct {
+    st_f16  d;
+    uint8_t qs[ST_QK4_NL / 2];    /* nibbles indexing the non-linear table */
+} st_block_iq4_nl;                /* 18 bytes / 32 values */
+
+typedef struct {
+    st_f16   d;
+    uint16_t scales_h;            /* high 2 bits of the 8 sub-block scales */
+    uint8_t  scales_l[ST_QK_K / 64]; /* low 4 bits, two per byte */
+    uint8_t  qs[ST_QK_K / 2];
+} st_block_iq4_xs;                /* 136 bytes / 256 values */
+
 typedef struct {
     float   d;
     int8_t  qs[ST_QK_K];
@@ -111,6 +169,14 @@ _Static_assert(sizeof(st_block_q4_K) == 144, "q4_K layout");
 _Static_assert(sizeof(st_block_q5_K) == 176, "q5_K layout");
 _Static_assert(sizeof(st_block_q6_K) == 210, "q6_K layout");
 _Static_assert(sizeof(st_block_q8_K) == 292, "q8_K layout");
+_Static_assert(sizeof(st_block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(st_block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(st_block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(st_block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(st_block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(st_block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(st_block_iq4_nl) == 18, "iq4_nl layout");
+_Static_assert(sizeof(st_block_iq4_xs) == 136, "iq4_xs layout");
 
 /* Row conversions: n must be a multiple of the block size. */
 typedef void (*st_to_float_fn)(const void *x, float *y, int64_t n);
