@@ -826,22 +826,35 @@ st_vec_dot_q5_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 #undef ST_IQ4_NL_P
 
 
-/* two groups of 16 (low / high 128-bit half) times their int16 scales */
+/*
+ * Scales of groups 2k (low 128-bit half) and 2k + 1 (high half) from 8
+ * int16 scales held in both halves of h: a byte shuffle picks int16 lane
+ * 2k / 2k + 1 into every lane of its half.
+ */
 static inline __m256i
-st_scale_pair(__m256i p16, int sc_lo, int sc_hi)
+st_scale_pair(__m256i h, int k)
 {
-    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16(
-                                 (short) sc_hi), _mm_set1_epi16((short) sc_lo)));
+    return _mm256_shuffle_epi8(h, _mm256_set_m128i(
+        _mm_set1_epi16((short) (0x0100 + 0x0202 * (2 * k + 1))),
+        _mm_set1_epi16((short) (0x0100 + 0x0202 * (2 * k)))));
 }
 
 
-/* sum over 16 groups of bsums[g] * w[g] (int16 weights), exact */
-static inline int32_t
-st_bsums_dot(const int16_t *bsums, const int16_t w[16])
+/* Q3_K's 16 scales minus 32 (as st_q3_K_scales) with 32-bit word
+ * operations: low nibbles from bytes 0..7 (low, then high halves), top
+ * 2 bits from bytes 8..11 */
+static inline __m128i
+st_q3_K_scales_v(const uint8_t *q)
 {
-    return st_hsum_epi32(_mm256_madd_epi16(
-        _mm256_loadu_si256((const __m256i *) bsums),
-        _mm256_loadu_si256((const __m256i *) w)));
+    uint32_t a[3], w[4];
+
+    memcpy(a, q, 12);
+    w[0] = (a[0] & 0x0f0f0f0fu) | (a[2] & 0x03030303u) << 4;
+    w[1] = (a[1] & 0x0f0f0f0fu) | ((a[2] >> 2) & 0x03030303u) << 4;
+    w[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 4) & 0x03030303u) << 4;
+    w[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 6) & 0x03030303u) << 4;
+    return _mm_sub_epi8(_mm_loadu_si128((const __m128i *) (void *) w),
+                        _mm_set1_epi8(32));
 }
 
 
@@ -852,31 +865,34 @@ st_vec_dot_q2_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_K *y = vy;
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m3 = _mm256_set1_epi8(3);
-    int16_t              mn[16];
-    int                  c, k, g;
+    int                  c, k;
     float                dall, dmin, sum = 0.0f;
 
     for (i = 0; i < nb; i++) {
         const uint8_t *sc = x[i].scales;
         const int8_t  *q8 = y[i].qs;
         __m256i        acc = _mm256_setzero_si256();
+        __m128i        sv = _mm_loadu_si128((const __m128i *) sc);
+        __m256i        mn = _mm256_cvtepu8_epi16(_mm_and_si128(
+                                _mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0f)));
+        __m256i        sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sv,
+                                  _mm_set1_epi8(0x0f)));
         int32_t        isum, summs;
 
-        for (g = 0; g < 16; g++) {
-            mn[g] = (int16_t) (sc[g] >> 4);
-        }
-        summs = st_bsums_dot(y[i].bsums, mn);
+        summs = st_hsum_epi32(_mm256_madd_epi16(
+            _mm256_loadu_si256((const __m256i *) y[i].bsums), mn));
         for (c = 0; c < 2; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+            __m256i h = c ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                          : _mm256_permute2x128_si256(sc16, sc16, 0x00);
 
             for (k = 0; k < 4; k++) {
                 __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
                 __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256(
                     (const __m256i *) (q8 + 128 * c + 32 * k)));
 
-                g = 8 * c + 2 * k;
-                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g] & 0xf,
-                                                          sc[g + 1] & 0xf));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                                                    st_scale_pair(h, k)));
             }
         }
         isum = st_hsum_epi32(acc);
@@ -900,23 +916,21 @@ st_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m3 = _mm256_set1_epi8(3);
     const __m256i        one = _mm256_set1_epi8(1);
-    int8_t               sc8[16];
-    int16_t              sc[16];
-    int                  c, k, g;
+    int                  c, k;
     float                d, sum = 0.0f;
 
     for (i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
         __m256i       hm = _mm256_loadu_si256((const __m256i *) x[i].hmask);
         __m256i       acc = _mm256_setzero_si256();
+        __m128i       sv = st_q3_K_scales_v(x[i].scales);
+        __m256i       sc16 = _mm256_cvtepi8_epi16(sv);
         int32_t       isum;
 
-        st_q3_K_scales(x[i].scales, sc8);
-        for (g = 0; g < 16; g++) {
-            sc[g] = sc8[g];
-        }
         for (c = 0; c < 2; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+            __m256i h = c ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                          : _mm256_permute2x128_si256(sc16, sc16, 0x00);
 
             for (k = 0; k < 4; k++) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
@@ -926,11 +940,12 @@ st_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
                 __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256(
                     (const __m256i *) (q8 + 128 * c + 32 * k)));
 
-                g = 8 * c + 2 * k;
-                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g], sc[g + 1]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                                                    st_scale_pair(h, k)));
             }
         }
-        isum = st_hsum_epi32(acc) - 4 * st_bsums_dot(y[i].bsums, sc);
+        isum = st_hsum_epi32(acc) - 4 * st_hsum_epi32(_mm256_madd_epi16(
+                   _mm256_loadu_si256((const __m256i *) y[i].bsums), sc16));
         d = y[i].d * st_f16_load(x[i].d);
         sum += d * (float) isum;
     }
