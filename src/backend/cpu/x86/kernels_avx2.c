@@ -11,6 +11,7 @@
  * for element, so the output is bit-identical.
  */
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/quant32_avx2.h"
 #include "quant/quant_ref.h"
 
 #include <immintrin.h>
@@ -656,174 +657,39 @@ st_from_float_f32_avx2(const float *x, void *vy, int64_t n)
  * FMA) and added to one accumulator in block order.
  */
 
-/* 4 blocks' 8-lane int32 partial sums -> the 4 block sums (exact) */
-static inline __m128i
-st_hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3)
-{
-    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1),
-                                  _mm256_hadd_epi32(p2, p3));
-    return _mm_add_epi32(_mm256_castsi256_si128(t),
-                         _mm256_extracti128_si256(t, 1));
-}
-
-
 static inline int32_t
 st_hsum_epi32(__m256i p)
 {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p),
-                              _mm256_extracti128_si256(p, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+    return st_q32_hsum(p);
 }
 
-
-/* unsigned (0..127) x signed int8, 32 pairs -> 8 int32 (exact here:
- * |pair sums| <= 2 * 31 * 128) */
-static inline __m256i
-st_dot_u8i8_32(__m256i u, __m256i y)
-{
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y),
-                             _mm256_set1_epi16(1));
-}
-
-
-/* the 5th bits of a q5 block as 0x10 per byte: bit j of qh -> byte j */
-static inline __m256i
-st_q5_high(const uint8_t *qh4)
-{
-    uint32_t      qh;
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0,
-                                          1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2,
-                                          3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_set1_epi64x((long long) 0x8040201008040201ull);
-    __m256i       v;
-
-    memcpy(&qh, qh4, 4);
-    v = _mm256_shuffle_epi8(_mm256_set1_epi32((int) qh), shuf);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
-
-/* sum += t[0]; sum += t[1]; ... in lane order (the reference's order) */
-static inline float
-st_acc4(float sum, __m128 t)
-{
-    float f[4];
-
-    _mm_storeu_ps(f, t);
-    sum += f[0];
-    sum += f[1];
-    sum += f[2];
-    sum += f[3];
-    return sum;
-}
-
-
-/* block b's integer sum as 8 lanes, per weight type */
-#define ST_Q4_1_P(b) st_dot_u8i8_32(st_q4_0_unpack(x[b].qs), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_Q5_1_P(b) st_dot_u8i8_32(_mm256_or_si256( \
-    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_Q5_0_P(b) st_dot_i8_32(_mm256_sub_epi8(_mm256_or_si256( \
-    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), _mm256_set1_epi8(16)), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_IQ4_NL_P(b) st_dot_i8_32(_mm256_shuffle_epi8(grid, \
-    st_q4_0_unpack(x[b].qs)), _mm256_loadu_si256((const __m256i *) y[b].qs))
-
-#define ST_F16X4(arr, b, f) _mm_setr_ps(st_f16_load(arr[b].f), \
-    st_f16_load(arr[b + 1].f), st_f16_load(arr[b + 2].f), \
-    st_f16_load(arr[b + 3].f))
-
-/*
- * One kernel body per type: P(b) the 8-lane int sums of block b, MIN set
- * for the types with a min (+ mx * sy).
- */
-#define ST_DOT32_BODY(P, MIN)                                                \
-    int64_t nb = n / 32, i = 0;                                              \
-    float   sum = 0.0f;                                                      \
-                                                                             \
-    for (; i + 4 <= nb; i += 4) {                                            \
-        __m128 isum = _mm_cvtepi32_ps(st_hsum4_epi32(P(i), P(i + 1),         \
-                                                     P(i + 2), P(i + 3)));   \
-        __m128 t = _mm_mul_ps(_mm_mul_ps(ST_F16X4(x, i, d),                  \
-                                         ST_F16X4(y, i, d)), isum);          \
-        if (MIN) {                                                           \
-            t = _mm_add_ps(t, _mm_mul_ps(ST_F16X4(x, i, ST_MFIELD),          \
-                                         ST_F16X4(y, i, ST_SFIELD)));        \
-        }                                                                    \
-        sum = st_acc4(sum, t);                                               \
-    }                                                                        \
-    for (; i < nb; i++) {                                                    \
-        float t = (st_f16_load(x[i].d) * st_f16_load(y[i].d))                \
-                  * (float) st_hsum_epi32(P(i));                             \
-        if (MIN) {                                                           \
-            t = t + st_f16_load(x[i].ST_MFIELD) * st_f16_load(y[i].ST_SFIELD); \
-        }                                                                    \
-        sum += t;                                                            \
-    }                                                                        \
-    *s = sum
-
-/* blocks without a min: these field names are never read */
-#define ST_MFIELD d
-#define ST_SFIELD d
-
-static void
-st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
-{
-    const st_block_q5_0 *x = vx;
-    const st_block_q8_0 *y = vy;
-
-    ST_DOT32_BODY(ST_Q5_0_P, 0);
-}
-
-
-static void
-st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
-{
-    const st_block_iq4_nl *x = vx;
-    const st_block_q8_0   *y = vy;
-    const __m256i          grid = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128((const __m128i *) st_iq4nl_values));
-
-    ST_DOT32_BODY(ST_IQ4_NL_P, 0);
-}
-
-#undef ST_MFIELD
-#undef ST_SFIELD
-#define ST_MFIELD m
-#define ST_SFIELD s
 
 static void
 st_vec_dot_q4_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    const st_block_q4_1 *x = vx;
-    const st_block_q8_1 *y = vy;
+    *s = st_q32_vec_dot(ST_Q32_Q4_1, n, vx, vy);
+}
 
-    ST_DOT32_BODY(ST_Q4_1_P, 1);
+
+static void
+st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    *s = st_q32_vec_dot(ST_Q32_Q5_0, n, vx, vy);
 }
 
 
 static void
 st_vec_dot_q5_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    const st_block_q5_1 *x = vx;
-    const st_block_q8_1 *y = vy;
-
-    ST_DOT32_BODY(ST_Q5_1_P, 1);
+    *s = st_q32_vec_dot(ST_Q32_Q5_1, n, vx, vy);
 }
 
-#undef ST_MFIELD
-#undef ST_SFIELD
-#undef ST_DOT32_BODY
-#undef ST_F16X4
-#undef ST_Q4_1_P
-#undef ST_Q5_1_P
-#undef ST_Q5_0_P
-#undef ST_IQ4_NL_P
+
+static void
+st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    *s = st_q32_vec_dot(ST_Q32_IQ4_NL, n, vx, vy);
+}
 
 
 /*
