@@ -24,19 +24,20 @@ st_cuda_check_weight(const st_weight *w, const char *name, st_error *err)
     }
     /* the kernels index whole blocks of row_bytes-strided rows */
     bs = st_cuda_block_values((int) w->type);
-    if (w->n_in == 0 || w->n_in % bs != 0
-        || w->row_bytes != st_cuda_row_bytes((int) w->type,
-                                             (int64_t) w->n_in))
-    {
+    if (w->n_in == 0 || w->n_in % bs != 0) {
         return st_error_set(err, ST_ERR_UNSUPPORTED,
-                            "cuda: weight %s (%s) has %llu inputs per row "
-                            "and %llu bytes per row; the type needs a "
-                            "multiple of %u inputs and %zu bytes", name,
-                            st_type_traits_get(w->type)->name,
+                            "cuda: weight %s (%s) has %llu inputs per row, "
+                            "not a multiple of the type's %u-value blocks",
+                            name, st_type_traits_get(w->type)->name,
+                            (unsigned long long) w->n_in, bs);
+    }
+    if (w->row_bytes != st_cuda_row_bytes((int) w->type, w->n_in)) {
+        return st_error_set(err, ST_ERR_UNSUPPORTED,
+                            "cuda: weight %s (%s) has %zu bytes per row; "
+                            "%llu values of the type take %zu", name,
+                            st_type_traits_get(w->type)->name, w->row_bytes,
                             (unsigned long long) w->n_in,
-                            (unsigned long long) w->row_bytes, bs,
-                            st_cuda_row_bytes((int) w->type,
-                                              (int64_t) w->n_in));
+                            st_cuda_row_bytes((int) w->type, w->n_in));
     }
     return ST_OK;
 }
