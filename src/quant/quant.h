@@ -4,7 +4,8 @@
  *
  * Numerics follow llama.cpp's CPU backend: a matmul converts its activation
  * row to the weight type's "vec_dot type" first (F16 -> F16, BF16 -> BF16,
- * Q4_0/Q8_0 -> Q8_0, Q4_K/Q6_K -> Q8_K, F32 -> F32) and then takes
+ * Q4_0/Q5_0/IQ4_NL/Q8_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K/IQ4_XS ->
+ * Q8_K, F32 -> F32) and then takes
  * weight-row x activation-row dot products. The scalar functions here are
  * the reference; SIMD kernels in src/backend/cpu/ must agree with them.
  */
@@ -194,7 +195,7 @@ typedef struct {
     st_from_float_fn  from_float;  /* quantize activations (reference,
                                       numerically equal to llama.cpp's);
                                       set for the vec_dot types only:
-                                      F32, F16, BF16, Q8_0, Q8_K */
+                                      F32, F16, BF16, Q8_0, Q8_1, Q8_K */
     st_vec_dot_fn     vec_dot;     /* scalar reference dot */
 } st_type_traits;
 

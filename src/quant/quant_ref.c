@@ -362,6 +362,33 @@ st_from_float_bf16(const float *x, void *vy, int64_t n)
 
 
 /*
+ * max |x| over a block of 32, reduced in the lane order of llama.cpp's
+ * x86 q8_0/q8_1 quantizers (so that even NaN inputs give the same
+ * answer): lane k of an 8-wide max over x[k], x[8+k], x[16+k], x[24+k],
+ * then high half against low half, 2 -> 1 -> scalar.
+ */
+static float
+st_q8_amax(const float *x)
+{
+    float lane[8];
+    int   j, k;
+
+    for (k = 0; k < 8; k++) {
+        lane[k] = fabsf(x[k]);
+        for (j = 1; j < 4; j++) {
+            lane[k] = st_max_ps(lane[k], fabsf(x[8 * j + k]));
+        }
+    }
+    for (k = 0; k < 4; k++) {
+        lane[k] = st_max_ps(lane[k + 4], lane[k]);
+    }
+    lane[0] = st_max_ps(lane[0], lane[2]);
+    lane[1] = st_max_ps(lane[1], lane[3]);
+    return st_max_ps(lane[0], lane[1]);
+}
+
+
+/*
  * llama.cpp's x86 (AVX/AVX2/AVX-512 builds) quantize_row_q8_0, in scalar
  * form. Per block of 32:
  *   amax = max |x| (reduced in the same lane order as the SIMD code, so
@@ -379,25 +406,11 @@ st_from_float_q8_0(const float *x, void *vy, int64_t n)
 {
     st_block_q8_0 *y = vy;
     int64_t        i, nb = n / ST_QK8_0;
-    int            j, k;
-    float          lane[8], amax, d, id;
+    int            j;
+    float          amax, d, id;
 
     for (i = 0; i < nb; i++) {
-        /* lane k of the 8-wide max over x[k], x[8+k], x[16+k], x[24+k] */
-        for (k = 0; k < 8; k++) {
-            lane[k] = fabsf(x[k]);
-            for (j = 1; j < 4; j++) {
-                lane[k] = st_max_ps(lane[k], fabsf(x[8 * j + k]));
-            }
-        }
-        /* high half against low half, then 2 -> 1 -> scalar */
-        for (k = 0; k < 4; k++) {
-            lane[k] = st_max_ps(lane[k + 4], lane[k]);
-        }
-        lane[0] = st_max_ps(lane[0], lane[2]);
-        lane[1] = st_max_ps(lane[1], lane[3]);
-        amax = st_max_ps(lane[0], lane[1]);
-
+        amax = st_q8_amax(x);
         d = amax / 127.f;
         y[i].d = st_f32_to_f16(d);
         id = (amax != 0.0f) ? 127.f / amax : 0.0f;
@@ -714,6 +727,494 @@ st_vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy)
             qh += 32;
             sc += 8;
             q8 += 128;
+        }
+        d = st_f16_to_f32(x[i].d) * y[i].d;
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* the remaining weight types (Q4_1 .. IQ4_XS) and Q8_1                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The non-linear 4-bit grid of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).
+ */
+const int8_t st_iq4nl_values[16] = {
+    -127, -104, -83, -65, -49, -35, -22, -10,
+    1, 13, 25, 38, 53, 69, 89, 113
+};
+
+
+/*
+ * Q3_K's 16 6-bit scales from 12 packed bytes (ggml's layout): scale j
+ * has its low 4 bits in byte j (j < 8, low nibble) or byte j - 8 (high
+ * nibble), and its top 2 bits in byte 8 + j % 4, bits 2 * (j / 4).
+ * Returns the signed scales (stored value - 32).
+ */
+void
+st_q3_K_scales(const uint8_t *q, int8_t sc[16])
+{
+    int j, lo, hi;
+
+    for (j = 0; j < 16; j++) {
+        lo = j < 8 ? q[j] & 0xf : q[j - 8] >> 4;
+        hi = (q[8 + j % 4] >> (2 * (j / 4))) & 3;
+        sc[j] = (int8_t) ((lo | hi << 4) - 32);
+    }
+}
+
+
+/* IQ4_XS sub-block j's scale minus 32 (-32..31). */
+static int
+st_iq4_xs_scale(const st_block_iq4_xs *b, int j)
+{
+    int lo = (b->scales_l[j / 2] >> (4 * (j % 2))) & 0xf;
+    int hi = (b->scales_h >> (2 * j)) & 3;
+
+    return (lo | hi << 4) - 32;
+}
+
+
+/* y = q * d + m (ggml's operand order), nibbles packed like q4_0 */
+void
+st_to_float_q4_1(const void *vx, float *y, int64_t n)
+{
+    const st_block_q4_1 *x = vx;
+    int64_t              i, nb = n / ST_QK4_1;
+    int                  j;
+    float                d, m;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        m = st_f16_to_f32(x[i].m);
+        for (j = 0; j < ST_QK4_1 / 2; j++) {
+            y[j] = (float) (x[i].qs[j] & 0x0f) * d + m;
+            y[j + ST_QK4_1 / 2] = (float) (x[i].qs[j] >> 4) * d + m;
+        }
+        y += ST_QK4_1;
+    }
+}
+
+
+/* 5-bit value j of a q5_0/q5_1 block (0..31): low nibble | qh bit j << 4 */
+static int
+st_q5_value(const uint8_t *qs, const uint8_t *qh4, int j)
+{
+    uint32_t qh;
+    int      lo;
+
+    memcpy(&qh, qh4, 4);
+    lo = j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
+    return lo | (int) ((qh >> j) & 1) << 4;
+}
+
+
+/* y = (q - 16) * d */
+void
+st_to_float_q5_0(const void *vx, float *y, int64_t n)
+{
+    const st_block_q5_0 *x = vx;
+    int64_t              i, nb = n / ST_QK5_0;
+    int                  j;
+    float                d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK5_0; j++) {
+            y[j] = (float) (st_q5_value(x[i].qs, x[i].qh, j) - 16) * d;
+        }
+        y += ST_QK5_0;
+    }
+}
+
+
+/* y = q * d + m */
+void
+st_to_float_q5_1(const void *vx, float *y, int64_t n)
+{
+    const st_block_q5_1 *x = vx;
+    int64_t              i, nb = n / ST_QK5_1;
+    int                  j;
+    float                d, m;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        m = st_f16_to_f32(x[i].m);
+        for (j = 0; j < ST_QK5_1; j++) {
+            y[j] = (float) st_q5_value(x[i].qs, x[i].qh, j) * d + m;
+        }
+        y += ST_QK5_1;
+    }
+}
+
+
+void
+st_to_float_q8_1(const void *vx, float *y, int64_t n)
+{
+    const st_block_q8_1 *x = vx;
+    int64_t              i, nb = n / ST_QK8_1;
+    int                  j;
+    float                d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK8_1; j++) {
+            y[j] = (float) x[i].qs[j] * d;
+        }
+        y += ST_QK8_1;
+    }
+}
+
+
+/*
+ * q2_K: value v (0..255) is bits 2 * ((v % 128) / 32) of
+ * qs[32 * (v / 128) + v % 32]; its group g = v / 16 has scale
+ * scales[g] & 15 and min scales[g] >> 4:
+ *   y = (d * sc) * q - (dmin * mn), both products rounded to f32 first.
+ */
+void
+st_to_float_q2_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q2_K *x = vx;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  v, g, q;
+    float                d, dmin, dl, ml;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        dmin = st_f16_to_f32(x[i].dmin);
+        for (g = 0; g < 16; g++) {
+            dl = d * (float) (x[i].scales[g] & 0xf);
+            ml = dmin * (float) (x[i].scales[g] >> 4);
+            for (v = 16 * g; v < 16 * g + 16; v++) {
+                q = (x[i].qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32)))
+                    & 3;
+                y[v] = dl * (float) q - ml;
+            }
+        }
+        y += ST_QK_K;
+    }
+}
+
+
+/* Q3_K value v: low 2 bits as q2_K's, minus 4 unless hmask[v % 32] has
+ * bit v / 32 set: -4..3. */
+static int
+st_q3_K_value(const st_block_q3_K *b, int v)
+{
+    int q = (b->qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+
+    return (b->hmask[v % 32] >> (v / 32)) & 1 ? q : q - 4;
+}
+
+
+/* y = (d * (scale - 32)) * q per group of 16 */
+void
+st_to_float_q3_K(const void *vx, float *y, int64_t n)
+{
+    const st_block_q3_K *x = vx;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  v, g;
+    int8_t               sc[16];
+    float                d, dl;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        st_q3_K_scales(x[i].scales, sc);
+        for (g = 0; g < 16; g++) {
+            dl = d * (float) sc[g];
+            for (v = 16 * g; v < 16 * g + 16; v++) {
+                y[v] = dl * (float) st_q3_K_value(&x[i], v);
+            }
+        }
+        y += ST_QK_K;
+    }
+}
+
+
+/* y = d * table[nibble] */
+void
+st_to_float_iq4_nl(const void *vx, float *y, int64_t n)
+{
+    const st_block_iq4_nl *x = vx;
+    int64_t                i, nb = n / ST_QK4_NL;
+    int                    j;
+    float                  d;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK4_NL / 2; j++) {
+            y[j] = d * (float) st_iq4nl_values[x[i].qs[j] & 0xf];
+            y[j + ST_QK4_NL / 2] = d * (float) st_iq4nl_values[x[i].qs[j] >> 4];
+        }
+        y += ST_QK4_NL;
+    }
+}
+
+
+/* per 32-value sub-block j: y = (d * (ls - 32)) * table[nibble], the 16
+ * bytes of qs[16 j ..] packed like an iq4_nl block */
+void
+st_to_float_iq4_xs(const void *vx, float *y, int64_t n)
+{
+    const st_block_iq4_xs *x = vx;
+    int64_t                i, nb = n / ST_QK_K;
+    int                    j, l;
+    const uint8_t         *qs;
+    float                  d, dl;
+
+    for (i = 0; i < nb; i++) {
+        d = st_f16_to_f32(x[i].d);
+        for (j = 0; j < ST_QK_K / 32; j++) {
+            dl = d * (float) st_iq4_xs_scale(&x[i], j);
+            qs = x[i].qs + 16 * j;
+            for (l = 0; l < 16; l++) {
+                y[l] = dl * (float) st_iq4nl_values[qs[l] & 0xf];
+                y[l + 16] = dl * (float) st_iq4nl_values[qs[l] >> 4];
+            }
+            y += 32;
+        }
+    }
+}
+
+
+/*
+ * Q8_1 as llama.cpp's x86 quantize_row_q8_1 (the AVX path x86 builds
+ * run): amax, d, id and q exactly as st_from_float_q8_0, then
+ *   s = f16(d * (float) sum q)
+ * with the sum taken over the rounded int32 values before saturation
+ * (wrapping like the SIMD adds; it differs from the int8 sum only for
+ * NaN inputs). ggml's portable quantize_row_q8_1_ref differs like its
+ * q8_0 one (id = 1 / d, roundf).
+ */
+void
+st_from_float_q8_1(const float *x, void *vy, int64_t n)
+{
+    st_block_q8_1 *y = vy;
+    int64_t        i, nb = n / ST_QK8_1;
+    int            j;
+    int32_t        v;
+    uint32_t       sum;
+    float          d, id, amax;
+
+    for (i = 0; i < nb; i++) {
+        amax = st_q8_amax(x);
+        d = amax / 127.f;
+        y[i].d = st_f32_to_f16(d);
+        id = (amax != 0.0f) ? 127.f / amax : 0.0f;
+        sum = 0;
+        for (j = 0; j < ST_QK8_1; j++) {
+            v = st_cvt_round_i32(x[j] * id);
+            sum += (uint32_t) v;
+            y[i].qs[j] = st_sat_i8(v);
+        }
+        y[i].s = st_f32_to_f16(d * (float) (int32_t) sum);
+        x += ST_QK8_1;
+    }
+}
+
+
+/*
+ * The dot products below share one float contract, which the SIMD
+ * kernels reproduce bit for bit: every block's (or super-block's)
+ * integer sums are exact, and the float work is, per block in block
+ * order, exactly the expression given, with one f32 accumulator (no
+ * contraction). For the 32-value types it is ggml's generic
+ * ggml_vec_dot_*_generic expression.
+ */
+
+/* q4_1 x q8_1: sum += (dx * dy) * isum + mx * sy, isum = sum q * q8 */
+void
+st_vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q4_1 *x = vx;
+    const st_block_q8_1 *y = vy;
+    int64_t              i, nb = n / ST_QK4_1;
+    int                  j;
+    int32_t              isum;
+    float                sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK4_1 / 2; j++) {
+            isum += (x[i].qs[j] & 0x0f) * y[i].qs[j];
+            isum += (x[i].qs[j] >> 4) * y[i].qs[j + ST_QK4_1 / 2];
+        }
+        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum
+               + st_f16_to_f32(x[i].m) * st_f16_to_f32(y[i].s);
+    }
+    *s = sum;
+}
+
+
+/* q5_0 x q8_0: sum += (dx * dy) * isum, isum = sum (q - 16) * q8 */
+void
+st_vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+    int64_t              i, nb = n / ST_QK5_0;
+    int                  j;
+    int32_t              isum;
+    float                sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK5_0; j++) {
+            isum += (st_q5_value(x[i].qs, x[i].qh, j) - 16) * y[i].qs[j];
+        }
+        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/* q5_1 x q8_1: as q4_1 with 5-bit q */
+void
+st_vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_1 *x = vx;
+    const st_block_q8_1 *y = vy;
+    int64_t              i, nb = n / ST_QK5_1;
+    int                  j;
+    int32_t              isum;
+    float                sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK5_1; j++) {
+            isum += st_q5_value(x[i].qs, x[i].qh, j) * y[i].qs[j];
+        }
+        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum
+               + st_f16_to_f32(x[i].m) * st_f16_to_f32(y[i].s);
+    }
+    *s = sum;
+}
+
+
+/* iq4_nl x q8_0: sum += (dx * dy) * isum, isum = sum table[q] * q8 */
+void
+st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_iq4_nl *x = vx;
+    const st_block_q8_0   *y = vy;
+    int64_t                i, nb = n / ST_QK4_NL;
+    int                    j;
+    int32_t                isum;
+    float                  sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK4_NL / 2; j++) {
+            isum += st_iq4nl_values[x[i].qs[j] & 0xf] * y[i].qs[j];
+            isum += st_iq4nl_values[x[i].qs[j] >> 4]
+                    * y[i].qs[j + ST_QK4_NL / 2];
+        }
+        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/*
+ * q2_K x q8_K, per super-block (ggml's generic expression):
+ *   isum  = sum over 16 groups of (scales[g] & 15) * sum q * q8
+ *   summs = sum over 16 groups of (scales[g] >> 4) * bsums[g]
+ *   sum  += (y.d * f16(x.d)) * isum - (y.d * f16(x.dmin)) * summs
+ */
+void
+st_vec_dot_q2_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q2_K *x = vx;
+    const st_block_q8_K *y = vy;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  v, g, q;
+    int32_t              isum, summs, sub;
+    float                dall, dmin, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        summs = 0;
+        for (g = 0; g < 16; g++) {
+            sub = 0;
+            for (v = 16 * g; v < 16 * g + 16; v++) {
+                q = (x[i].qs[32 * (v / 128) + v % 32]
+                     >> (2 * ((v % 128) / 32))) & 3;
+                sub += q * y[i].qs[v];
+            }
+            isum += (x[i].scales[g] & 0xf) * sub;
+            summs += (x[i].scales[g] >> 4) * y[i].bsums[g];
+        }
+        dall = y[i].d * st_f16_to_f32(x[i].d);
+        dmin = y[i].d * st_f16_to_f32(x[i].dmin);
+        sum += dall * (float) isum - dmin * (float) summs;
+    }
+    *s = sum;
+}
+
+
+/*
+ * q3_K x q8_K: isum = sum over 16 groups of (scale - 32) * sum q * q8
+ * (q in -4..3), sum += (y.d * f16(x.d)) * isum.
+ */
+void
+st_vec_dot_q3_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q3_K *x = vx;
+    const st_block_q8_K *y = vy;
+    int64_t              i, nb = n / ST_QK_K;
+    int                  v, g;
+    int8_t               sc[16];
+    int32_t              isum, sub;
+    float                d, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        st_q3_K_scales(x[i].scales, sc);
+        isum = 0;
+        for (g = 0; g < 16; g++) {
+            sub = 0;
+            for (v = 16 * g; v < 16 * g + 16; v++) {
+                sub += st_q3_K_value(&x[i], v) * y[i].qs[v];
+            }
+            isum += sc[g] * sub;
+        }
+        d = y[i].d * st_f16_to_f32(x[i].d);
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
+
+
+/*
+ * iq4_xs x q8_K: isum = sum over 8 sub-blocks of (ls - 32) * sum
+ * table[q] * q8, sum += (f16(x.d) * y.d) * isum.
+ */
+void
+st_vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_iq4_xs *x = vx;
+    const st_block_q8_K   *y = vy;
+    const uint8_t         *qs;
+    const int8_t          *q8;
+    int64_t                i, nb = n / ST_QK_K;
+    int                    j, l;
+    int32_t                isum, sub;
+    float                  d, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        isum = 0;
+        for (j = 0; j < ST_QK_K / 32; j++) {
+            qs = x[i].qs + 16 * j;
+            q8 = y[i].qs + 32 * j;
+            sub = 0;
+            for (l = 0; l < 16; l++) {
+                sub += st_iq4nl_values[qs[l] & 0xf] * q8[l];
+                sub += st_iq4nl_values[qs[l] >> 4] * q8[l + 16];
+            }
+            isum += st_iq4_xs_scale(&x[i], j) * sub;
         }
         d = st_f16_to_f32(x[i].d) * y[i].d;
         sum += d * (float) isum;

@@ -276,8 +276,71 @@ fill_weights(st_type t, void *w, int64_t n, int unit)
         }
         break;
     }
+    case ST_TYPE_Q4_1: case ST_TYPE_Q5_0: case ST_TYPE_Q5_1:
+    case ST_TYPE_IQ4_NL: case ST_TYPE_Q2_K: case ST_TYPE_Q3_K:
+    case ST_TYPE_IQ4_XS: {
+        /* random bytes, then sane f16 scales at each format's offsets
+         * (d, then m/dmin where the format has one) */
+        const st_type_traits *tr = st_type_traits_get(t);
+        uint8_t              *b = w;
+        size_t                d_off, m_off = 0;
+        int                   has_m = 0;
+
+        for (i = 0; i < (int64_t) st_row_bytes(t, (uint64_t) n); i++) {
+            b[i] = (uint8_t) rng_u32();
+        }
+        d_off = t == ST_TYPE_Q2_K ? 80 : t == ST_TYPE_Q3_K ? 108 : 0;
+        if (t == ST_TYPE_Q4_1 || t == ST_TYPE_Q5_1 || t == ST_TYPE_Q2_K) {
+            has_m = 1;
+            m_off = d_off + 2;
+        }
+        for (i = 0; i < n / (int64_t) tr->block_size; i++) {
+            uint8_t *blk = b + (size_t) i * tr->type_size;
+            st_f16   d = unit ? st_f32_to_f16(1.0f)
+                              : rand_scale_f16(-2e-2f, 2e-2f);
+            st_f16   m = unit ? st_f32_to_f16(i % 2 ? -1.0f : 1.0f)
+                              : rand_scale_f16(-2e-1f, 2e-1f);
+
+            memcpy(blk + d_off, &d, 2);
+            if (has_m) {
+                memcpy(blk + m_off, &m, 2);
+            }
+            if (unit && t == ST_TYPE_IQ4_XS) {
+                /* sub-block scales 32..35 (ls - 32 in 0..3): the exact
+                 * sums stay below 2^24 */
+                st_block_iq4_xs *bx = (st_block_iq4_xs *) (void *) blk;
+
+                bx->scales_h = 0xaaaa;
+                for (j = 0; j < 4; j++) {
+                    bx->scales_l[j] &= 0x33;
+                }
+            }
+        }
+        break;
+    }
     default:
         break;
+    }
+}
+
+
+/* Unit-scale Q8_1 activations: d = 1, quants in -60..60 so that s =
+ * f16(sum) is exact. */
+static void
+unit_q8_1(void *vy, int64_t n)
+{
+    st_block_q8_1 *y = vy;
+    int64_t        i;
+    int            j, sum;
+
+    for (i = 0; i < n / 32; i++) {
+        y[i].d = st_f32_to_f16(1.0f);
+        sum = 0;
+        for (j = 0; j < 32; j++) {
+            y[i].qs[j] = (int8_t) ((int) (rng_u32() % 121) - 60);
+            sum += y[i].qs[j];
+        }
+        y[i].s = st_f32_to_f16((float) sum);
     }
 }
 
@@ -378,6 +441,14 @@ test_vec_dot(st_cpu_level lv, st_type wt, int64_t blk, int max_blocks)
     const st_type_traits *vt = st_type_traits_get(tr->vec_dot_type);
     st_vec_dot_fn         fn = st_cpu_vec_dot(lv, wt);
     int                   nb, variant, runs = 0, bad = 0, bad_exact = 0;
+    int                   bad_bits = 0;
+    /* the newer kernels promise bit identity with quant_ref.c */
+    int                   bitwise = wt == ST_TYPE_Q4_1 || wt == ST_TYPE_Q5_0
+                                    || wt == ST_TYPE_Q5_1
+                                    || wt == ST_TYPE_IQ4_NL
+                                    || wt == ST_TYPE_Q2_K
+                                    || wt == ST_TYPE_Q3_K
+                                    || wt == ST_TYPE_IQ4_XS;
     double                worst = 0.0;
     char                  where[160] = "";
 
@@ -405,6 +476,8 @@ test_vec_dot(st_cpu_level lv, st_type wt, int64_t blk, int max_blocks)
                 unit_q8_K(y, n);
             } else if (unit && tr->vec_dot_type == ST_TYPE_Q8_0) {
                 unit_q8_0(y, n);
+            } else if (unit && tr->vec_dot_type == ST_TYPE_Q8_1) {
+                unit_q8_1(y, n);
             } else {
                 fill_acts(x, n, unit ? 2 : variant);
                 if (unit) {
@@ -420,6 +493,12 @@ test_vec_dot(st_cpu_level lv, st_type wt, int64_t blk, int max_blocks)
             tr->vec_dot(n, &ref, w, y);
             fn(n, &got, w, y);
             runs++;
+            if (memcmp(&ref, &got, sizeof(float)) != 0) {
+                if (bad_bits++ == 0 && bitwise) {
+                    diag("bits: n=%lld variant %d ref %.9g simd %.9g",
+                         (long long) n, variant, ref, got);
+                }
+            }
 
             mag = dot_magnitude(wt, w, wd, yd, n);
             err = fabs((double) got - ref);
@@ -452,6 +531,11 @@ test_vec_dot(st_cpu_level lv, st_type wt, int64_t blk, int max_blocks)
        ST_TOL_REL, worst, bad ? "; " : "", where);
     ok(!bad_exact, "%s vec_dot %s: unit scales give the exact integer dot",
        st_cpu_level_name(lv), tr->name);
+    if (bitwise) {
+        ok(bad_bits == 0, "%s vec_dot %s x %s: %d rows bit-identical to "
+           "scalar (%d differ)", st_cpu_level_name(lv), tr->name, vt->name,
+           runs, bad_bits);
+    }
 }
 
 
@@ -610,7 +694,8 @@ main(void)
 {
     static const st_type wtypes[] = {
         ST_TYPE_F32, ST_TYPE_F16, ST_TYPE_BF16, ST_TYPE_Q8_0, ST_TYPE_Q4_0,
-        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K
+        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K, ST_TYPE_Q4_1, ST_TYPE_Q5_0,
+        ST_TYPE_Q5_1, ST_TYPE_IQ4_NL, ST_TYPE_Q2_K, ST_TYPE_Q3_K, ST_TYPE_IQ4_XS
     };
     int lv;
     size_t k;
@@ -628,6 +713,7 @@ main(void)
             continue;
         }
         test_from_float((st_cpu_level) lv, ST_TYPE_Q8_0, 32, 9);
+        test_from_float((st_cpu_level) lv, ST_TYPE_Q8_1, 32, 9);
         test_from_float((st_cpu_level) lv, ST_TYPE_Q8_K, 256, 5);
         test_from_float((st_cpu_level) lv, ST_TYPE_F16, 1, 77);
         test_from_float((st_cpu_level) lv, ST_TYPE_BF16, 1, 77);
@@ -646,7 +732,8 @@ main(void)
                 /* element types: odd lengths 1..77 hit every tail path */
                 test_vec_dot((st_cpu_level) lv, wtypes[k], 1, 77);
             } else if (tr->block_size == 32) {
-                test_vec_dot((st_cpu_level) lv, wtypes[k], 32, 9);
+                /* 1..13 blocks: the 4-block loop and every tail */
+                test_vec_dot((st_cpu_level) lv, wtypes[k], 32, 13);
             } else {
                 test_vec_dot((st_cpu_level) lv, wtypes[k], 256, 5);
             }

@@ -245,9 +245,9 @@ test_shapes(st_threadpool *tp2)
     ok(st_matmul(tp2, &sc, &w, x, 1, y) == ST_ERR_INVALID,
        "n_in not a multiple of the block -> ST_ERR_INVALID");
     w.n_in = n_in;
-    w.type = ST_TYPE_Q2_K;
+    w.type = ST_TYPE_IQ2_XXS;
     ok(st_matmul(tp2, &sc, &w, x, 1, y) == ST_ERR_UNSUPPORTED,
-       "q2_K weights -> ST_ERR_UNSUPPORTED");
+       "iq2_xxs weights (no kernels) -> ST_ERR_UNSUPPORTED");
     w.type = ST_TYPE_Q8_0;
     ok(st_matmul(tp2, &sc, &w, x, 0, y) == ST_OK, "0 rows is a no-op");
 

@@ -148,6 +148,10 @@ test_traits(void)
         { ST_TYPE_BF16, ST_TYPE_BF16 }, { ST_TYPE_Q8_0, ST_TYPE_Q8_0 },
         { ST_TYPE_Q4_0, ST_TYPE_Q8_0 }, { ST_TYPE_Q4_K, ST_TYPE_Q8_K },
         { ST_TYPE_Q5_K, ST_TYPE_Q8_K }, { ST_TYPE_Q6_K, ST_TYPE_Q8_K },
+        { ST_TYPE_Q4_1, ST_TYPE_Q8_1 }, { ST_TYPE_Q5_0, ST_TYPE_Q8_0 },
+        { ST_TYPE_Q5_1, ST_TYPE_Q8_1 }, { ST_TYPE_Q2_K, ST_TYPE_Q8_K },
+        { ST_TYPE_Q3_K, ST_TYPE_Q8_K }, { ST_TYPE_IQ4_NL, ST_TYPE_Q8_0 },
+        { ST_TYPE_IQ4_XS, ST_TYPE_Q8_K },
     };
     const st_type_traits *tr, *vtr;
     size_t                i;
@@ -194,12 +198,16 @@ test_traits(void)
             bad++;
         }
     }
-    ok(bad == 0 && n_supported == 8,
-       "supported = f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K (%d), vec_dot "
-       "types and functions set", n_supported);
+    ok(bad == 0 && n_supported == 15,
+       "supported = f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K "
+       "q5_K q6_K iq4_nl iq4_xs (%d), vec_dot types and functions set",
+       n_supported);
     tr = st_type_traits_get(ST_TYPE_Q8_K);
     ok(tr != NULL && !tr->supported && tr->from_float && tr->to_float,
        "q8_K: activation type with from_float/to_float, not a weight type");
+    tr = st_type_traits_get(ST_TYPE_Q8_1);
+    ok(tr != NULL && !tr->supported && tr->from_float && tr->to_float,
+       "q8_1: activation type with from_float/to_float, not a weight type");
 
     ok(st_row_bytes(ST_TYPE_Q4_K, 512) == 288
        && st_row_bytes(ST_TYPE_Q6_K, 768) == 630
@@ -814,9 +822,113 @@ block_error_bound(st_type t, const void *q, int64_t b, const float *x)
 
         return 0.5 * 127.0 * st_f16_to_f32(blk->d) * 1.01 + 1e-30;
     }
+    case ST_TYPE_Q4_1: {
+        /* half a step, plus the f16 rounding of the min */
+        const st_block_q4_1 *blk = (const st_block_q4_1 *) q + b;
+
+        return 0.5 * st_f16_to_f32(blk->d) * 1.01
+               + fabs(st_f16_to_f32(blk->m)) * 0x1p-10 + 1e-30;
+    }
+    case ST_TYPE_Q5_1: {
+        const st_block_q5_1 *blk = (const st_block_q5_1 *) q + b;
+
+        return 0.5 * st_f16_to_f32(blk->d) * 1.01
+               + fabs(st_f16_to_f32(blk->m)) * 0x1p-10 + 1e-30;
+    }
+    case ST_TYPE_Q5_0: {
+        const st_block_q5_0 *blk = (const st_block_q5_0 *) q + b;
+
+        /* a step, the clipped side's f16-rounded 16 d */
+        return fabs(st_f16_to_f32(blk->d)) * 1.01 + 1e-30;
+    }
+    case ST_TYPE_Q2_K: {
+        /* half a step of the largest 4-bit scale, the mins' rounding */
+        const st_block_q2_K *blk = (const st_block_q2_K *) q + b;
+
+        return 0.5 * (15.0 * st_f16_to_f32(blk->d) + st_f16_to_f32(blk->dmin))
+               * 1.01 + 1e-30;
+    }
+    case ST_TYPE_Q3_K: {
+        /* the positive end is clipped at 3 of 4 steps: one step */
+        const st_block_q3_K *blk = (const st_block_q3_K *) q + b;
+
+        return 31.0 * st_f16_to_f32(blk->d) * 1.01 + 1e-30;
+    }
+    case ST_TYPE_IQ4_NL: {
+        /* the widest gap of the grid (113 -> 127 clipped, 24 between
+         * 89 and 113): half of it, or the clipped top */
+        const st_block_iq4_nl *blk = (const st_block_iq4_nl *) q + b;
+
+        return 14.0 * fabs(st_f16_to_f32(blk->d)) * 1.01 + 1e-30;
+    }
+    case ST_TYPE_IQ4_XS: {
+        /* as iq4_nl, the sub-block scale off by up to half of d */
+        const st_block_iq4_xs *blk = (const st_block_iq4_xs *) q + b;
+
+        return (14.0 * 31.0 + 0.5 * 127.0) * st_f16_to_f32(blk->d) * 1.01
+               + 1e-30;
+    }
     default:
         return 0.0;
     }
+}
+
+/*
+ * The double value of a dot in its vec_dot type's terms: sum x_i * y_i
+ * over the dequantized rows, except that Q8_1's activation sum enters
+ * through its stored s (f16(d * sum q), as the format defines it): for
+ * q4_1/q5_1 x q8_1 that is  sum (x_i - m) * y_i + sum_b m_b * s_b.
+ * abs_sum: the sum of |terms| the value is made of.
+ */
+static void
+dot_ref(st_type t, const void *xq, const void *yq, int64_t n, double *ref,
+    double *abs_sum)
+{
+    const st_type_traits *tr = st_type_traits_get(t);
+    const st_type_traits *vtr = st_type_traits_get(tr->vec_dot_type);
+    int64_t               nb = n / tr->block_size, b, i;
+    float                *xd = malloc((size_t) n * sizeof(float));
+    float                *yd = malloc((size_t) n * sizeof(float));
+    uint8_t              *x0 = NULL;
+
+    *ref = *abs_sum = NAN;
+    if (xd == NULL || yd == NULL) {
+        free(xd); free(yd);
+        return;
+    }
+    vtr->to_float(yq, yd, n);
+    *ref = *abs_sum = 0.0;
+    if (tr->vec_dot_type == ST_TYPE_Q8_1) {
+        /* q4_1 and q5_1 keep m right after d: zero it to get q * d */
+        const st_block_q8_1 *y = yq;
+        size_t               rb = st_row_bytes(t, (uint64_t) n);
+
+        x0 = malloc(rb);
+        if (x0 == NULL) {
+            *ref = *abs_sum = NAN;
+            free(xd); free(yd);
+            return;
+        }
+        memcpy(x0, xq, rb);
+        for (b = 0; b < nb; b++) {
+            st_f16 m;
+
+            memcpy(&m, x0 + b * tr->type_size + 2, 2);
+            memset(x0 + b * tr->type_size + 2, 0, 2);
+            *ref += (double) st_f16_to_f32(m) * st_f16_to_f32(y[b].s);
+            *abs_sum += fabs((double) st_f16_to_f32(m)
+                             * st_f16_to_f32(y[b].s));
+        }
+        xq = x0;
+    }
+    tr->to_float(xq, xd, n);
+    for (i = 0; i < n; i++) {
+        *ref += (double) xd[i] * yd[i];
+        *abs_sum += fabs((double) xd[i] * yd[i]);
+    }
+    free(x0);
+    free(xd);
+    free(yd);
 }
 
 
@@ -890,12 +1002,7 @@ test_type_roundtrip_and_dot(st_type t, const int64_t *lens, int n_lens,
             vtr->from_float(y, yq, n);
             vtr->to_float(yq, yd, n);
             tr->vec_dot(n, &s, xq, yq);
-            ref = 0.0;
-            abs_sum = 0.0;
-            for (i = 0; i < n; i++) {
-                ref += (double) xd[i] * yd[i];
-                abs_sum += fabs((double) xd[i] * yd[i]);
-            }
+            dot_ref(t, xq, yq, n, &ref, &abs_sum);
             /* quantized: exact block sums, rounding only per block;
              * float rows: f32 accumulation over n terms */
             tol = (bs > 1 ? 1e-5 : fmax(1e-5, (double) n * 0x1p-24))
@@ -938,6 +1045,13 @@ test_all_types(void)
     test_type_roundtrip_and_dot(ST_TYPE_Q4_K, lk, 3, 0.2);
     test_type_roundtrip_and_dot(ST_TYPE_Q5_K, lk, 3, 0.1);
     test_type_roundtrip_and_dot(ST_TYPE_Q6_K, lk, 3, 0.06);
+    test_type_roundtrip_and_dot(ST_TYPE_Q4_1, l32, 5, 0.12);
+    test_type_roundtrip_and_dot(ST_TYPE_Q5_0, l32, 5, 0.1);
+    test_type_roundtrip_and_dot(ST_TYPE_Q5_1, l32, 5, 0.06);
+    test_type_roundtrip_and_dot(ST_TYPE_IQ4_NL, l32, 5, 0.15);
+    test_type_roundtrip_and_dot(ST_TYPE_Q2_K, lk, 3, 0.5);
+    test_type_roundtrip_and_dot(ST_TYPE_Q3_K, lk, 3, 0.3);
+    test_type_roundtrip_and_dot(ST_TYPE_IQ4_XS, lk, 3, 0.15);
 }
 
 
@@ -947,7 +1061,8 @@ test_nonfinite(void)
 {
     static const st_type types[] = {
         ST_TYPE_Q8_0, ST_TYPE_Q4_0, ST_TYPE_Q4_K, ST_TYPE_Q5_K, ST_TYPE_Q6_K,
-        ST_TYPE_Q8_K
+        ST_TYPE_Q8_K, ST_TYPE_Q8_1, ST_TYPE_Q4_1, ST_TYPE_Q5_0, ST_TYPE_Q5_1,
+        ST_TYPE_Q2_K, ST_TYPE_Q3_K, ST_TYPE_IQ4_NL, ST_TYPE_IQ4_XS
     };
     float   x[ST_QK_K];
     uint8_t buf[512];
@@ -962,6 +1077,7 @@ test_nonfinite(void)
     }
     st_type_traits_get(ST_TYPE_Q8_0)->from_float(x, buf, ST_QK_K);
     st_type_traits_get(ST_TYPE_Q8_K)->from_float(x, buf, ST_QK_K);
+    st_type_traits_get(ST_TYPE_Q8_1)->from_float(x, buf, ST_QK_K);
     ok(1, "NaN/inf/huge inputs to every quantizer: no crash");
 }
 
@@ -1183,7 +1299,7 @@ dot_check_rows(const mini_tensor *t, int64_t n_rows, double *worst)
 {
     const st_type_traits *tr = st_type_traits_get(t->type);
     const st_type_traits *vtr = st_type_traits_get(tr->vec_dot_type);
-    int64_t               n = (int64_t) t->ne[0], r, i;
+    int64_t               n = (int64_t) t->ne[0], r;
     uint64_t              rb = st_row_bytes(t->type, t->ne[0]);
     float                *y, *yd, *xd, s;
     void                 *yq;
@@ -1206,12 +1322,7 @@ dot_check_rows(const mini_tensor *t, int64_t n_rows, double *worst)
         vtr->to_float(yq, yd, n);
         tr->to_float(t->data + r * rb, xd, n);
         tr->vec_dot(n, &s, t->data + r * rb, yq);
-        ref = 0.0;
-        abs_sum = 0.0;
-        for (i = 0; i < n; i++) {
-            ref += (double) xd[i] * yd[i];
-            abs_sum += fabs((double) xd[i] * yd[i]);
-        }
+        dot_ref(t->type, t->data + r * rb, yq, n, &ref, &abs_sum);
         if (!(fabs(s - ref) <= 1e-5 * abs_sum)) {
             bad++;
         }
@@ -1400,6 +1511,434 @@ test_synthetic(void)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* the remaining weight types: Q8_1, hand-built blocks, exact dots      */
+/* ------------------------------------------------------------------ */
+
+/* ggml's kvalues_iq4nl, written out here independently of quant_ref.c */
+static const int iq4_grid[16] = {
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+};
+
+
+/* q8_1 = q8_0's d and quants, plus s = f16(d * sum q) with the f32 d */
+static void
+test_q8_1_from_float(void)
+{
+    const st_type_traits *t1 = st_type_traits_get(ST_TYPE_Q8_1);
+    const st_type_traits *t0 = st_type_traits_get(ST_TYPE_Q8_0);
+    float                 x[32 * 64], amax, d;
+    st_block_q8_1         b1[64];
+    st_block_q8_0         b0[64];
+    int                   i, j, sum, bad = 0;
+
+    rng_seed(4242);
+    fill_gauss(x, 32 * 64, 2.0f);
+    for (j = 0; j < 32; j++) {
+        x[j] = (float) (j - 16) * 0.5f;   /* ties: x * 127 / 8 hits .5 */
+        x[32 + j] = 0.0f;                 /* zero block */
+    }
+    t1->from_float(x, b1, 32 * 64);
+    t0->from_float(x, b0, 32 * 64);
+    for (i = 0; i < 64; i++) {
+        amax = 0.0f;
+        sum = 0;
+        for (j = 0; j < 32; j++) {
+            amax = fmaxf(amax, fabsf(x[32 * i + j]));
+            sum += b1[i].qs[j];
+        }
+        d = amax / 127.f;
+        bad += b1[i].d != b0[i].d
+               || memcmp(b1[i].qs, b0[i].qs, 32) != 0
+               || b1[i].s != st_f32_to_f16(d * (float) sum);
+    }
+    ok(bad == 0, "q8_1: d and quants as q8_0, s = f16(d * sum q) on 64 "
+       "blocks incl. ties and a zero block (%d bad)", bad);
+    ok(b1[1].d == 0 && b1[1].s == 0 && b1[0].qs[0] == -127
+       && b1[0].qs[31] == 119 && b1[0].s == st_f32_to_f16(8.f / 127.f * -127.f),
+       "q8_1: hand values (amax 8: q = round(x * 127 / 8), s of a "
+       "ramp -8..7.5)");
+}
+
+
+static void
+test_hand_blocks_new(void)
+{
+    st_block_q4_1   b41;
+    st_block_q5_0   b50;
+    st_block_q5_1   b51;
+    st_block_q2_K   b2k;
+    st_block_q3_K   b3k;
+    st_block_iq4_nl bnl;
+    st_block_iq4_xs bxs;
+    float           y[ST_QK_K];
+    double          want[ST_QK_K];
+    int             j, v, g, l, sh, c, q, bad, sc3[16], ls[8];
+    static const uint8_t qh5[4] = { 0x0f, 0xf0, 0xc3, 0xa5 };
+
+    /* q4_1: d = 0.5, m = -2 */
+    b41.d = 0x3800;
+    b41.m = 0xc000;
+    for (j = 0; j < 16; j++) {
+        b41.qs[j] = (uint8_t) (j | ((15 - j) << 4));
+    }
+    st_type_traits_get(ST_TYPE_Q4_1)->to_float(&b41, y, 32);
+    bad = 0;
+    for (j = 0; j < 16; j++) {
+        bad += y[j] != (float) j * 0.5f - 2.0f;
+        bad += y[j + 16] != (float) (15 - j) * 0.5f - 2.0f;
+    }
+    ok(bad == 0, "q4_1 hand-built block: q * d + m, low nibbles first");
+
+    /* q5_0: d = 0.25; the 5th bit of value j is bit j % 8 of qh[j / 8] */
+    b50.d = 0x3400;
+    memcpy(b50.qh, qh5, 4);
+    for (j = 0; j < 16; j++) {
+        b50.qs[j] = (uint8_t) ((j * 5 % 16) | ((j * 11 % 16) << 4));
+    }
+    st_type_traits_get(ST_TYPE_Q5_0)->to_float(&b50, y, 32);
+    bad = 0;
+    for (j = 0; j < 32; j++) {
+        int lo = j < 16 ? b50.qs[j] & 15 : b50.qs[j - 16] >> 4;
+
+        q = lo + 16 * ((qh5[j / 8] >> (j % 8)) & 1);
+        bad += y[j] != (float) (q - 16) * 0.25f;
+    }
+    ok(bad == 0, "q5_0 hand-built block: (q - 16) * d, qh bit j for value j");
+
+    /* q5_1: d = 0.5, m = 1 */
+    b51.d = 0x3800;
+    b51.m = 0x3c00;
+    memcpy(b51.qh, qh5, 4);
+    memcpy(b51.qs, b50.qs, 16);
+    st_type_traits_get(ST_TYPE_Q5_1)->to_float(&b51, y, 32);
+    bad = 0;
+    for (j = 0; j < 32; j++) {
+        int lo = j < 16 ? b51.qs[j] & 15 : b51.qs[j - 16] >> 4;
+
+        q = lo + 16 * ((qh5[j / 8] >> (j % 8)) & 1);
+        bad += y[j] != (float) q * 0.5f + 1.0f;
+    }
+    ok(bad == 0, "q5_1 hand-built block: q * d + m");
+
+    /* q2_K: d = 1, dmin = 0.5, scale g = g, min g = 15 - g; walk the
+     * format's order: 2 halves x 4 bit pairs x 32 bytes */
+    b2k.d = 0x3c00;
+    b2k.dmin = 0x3800;
+    for (g = 0; g < 16; g++) {
+        b2k.scales[g] = (uint8_t) (g | ((15 - g) << 4));
+    }
+    for (j = 0; j < 64; j++) {
+        b2k.qs[j] = (uint8_t) (j * 73 + 5);
+    }
+    v = 0;
+    for (c = 0; c < 2; c++) {
+        for (sh = 0; sh < 8; sh += 2) {
+            for (l = 0; l < 32; l++, v++) {
+                q = (b2k.qs[32 * c + l] >> sh) & 3;
+                g = v / 16;
+                want[v] = (double) (g * q) - 0.5 * (15 - g);
+            }
+        }
+    }
+    st_type_traits_get(ST_TYPE_Q2_K)->to_float(&b2k, y, ST_QK_K);
+    bad = 0;
+    for (v = 0; v < ST_QK_K; v++) {
+        bad += (double) y[v] != want[v];
+    }
+    ok(bad == 0, "q2_K hand-built block: 2-bit order, 4-bit scale/min per 16");
+
+    /* q3_K: d = 0.5; 16 scales 0..63 packed as ggml's quantizer packs
+     * them; the high bit of value v is bit v / 32 of hmask[v % 32] */
+    b3k.d = 0x3800;
+    memset(b3k.scales, 0, 12);
+    for (g = 0; g < 16; g++) {
+        sc3[g] = (g * 23 + 9) % 64;
+        if (g < 8) {
+            b3k.scales[g] = (uint8_t) (sc3[g] & 15);
+        } else {
+            b3k.scales[g - 8] |= (uint8_t) ((sc3[g] & 15) << 4);
+        }
+        b3k.scales[g % 4 + 8] |= (uint8_t) ((sc3[g] >> 4) << (2 * (g / 4)));
+    }
+    for (j = 0; j < 64; j++) {
+        b3k.qs[j] = (uint8_t) (j * 91 + 17);
+    }
+    for (j = 0; j < 32; j++) {
+        b3k.hmask[j] = (uint8_t) (j * 57 + 3);
+    }
+    v = 0;
+    for (c = 0; c < 2; c++) {
+        for (sh = 0; sh < 8; sh += 2) {
+            for (l = 0; l < 32; l++, v++) {
+                q = (b3k.qs[32 * c + l] >> sh) & 3;
+                if (!((b3k.hmask[l] >> (4 * c + sh / 2)) & 1)) {
+                    q -= 4;
+                }
+                want[v] = 0.5 * (sc3[v / 16] - 32) * q;
+            }
+        }
+    }
+    st_type_traits_get(ST_TYPE_Q3_K)->to_float(&b3k, y, ST_QK_K);
+    bad = 0;
+    for (v = 0; v < ST_QK_K; v++) {
+        bad += (double) y[v] != want[v];
+    }
+    ok(bad == 0, "q3_K hand-built block: packed 6-bit scales - 32, hmask "
+       "high bit (clear: q - 4)");
+
+    /* iq4_nl: d = 0.5 */
+    bnl.d = 0x3800;
+    for (j = 0; j < 16; j++) {
+        bnl.qs[j] = (uint8_t) (j | ((j * 7 % 16) << 4));
+    }
+    st_type_traits_get(ST_TYPE_IQ4_NL)->to_float(&bnl, y, 32);
+    bad = 0;
+    for (j = 0; j < 16; j++) {
+        bad += y[j] != 0.5f * (float) iq4_grid[j];
+        bad += y[j + 16] != 0.5f * (float) iq4_grid[j * 7 % 16];
+    }
+    ok(bad == 0, "iq4_nl hand-built block: d * grid[nibble]");
+
+    /* iq4_xs: d = 0.25, sub-block scales: low 4 bits in scales_l
+     * nibbles, high 2 bits in scales_h */
+    bxs.d = 0x3400;
+    bxs.scales_h = 0;
+    memset(bxs.scales_l, 0, 4);
+    for (j = 0; j < 8; j++) {
+        ls[j] = (j * 29 + 5) % 64;
+        bxs.scales_l[j / 2] |= (uint8_t) ((ls[j] & 15) << (4 * (j % 2)));
+        bxs.scales_h |= (uint16_t) ((ls[j] >> 4) << (2 * j));
+    }
+    for (j = 0; j < 128; j++) {
+        bxs.qs[j] = (uint8_t) (j * 37 + 1);
+    }
+    st_type_traits_get(ST_TYPE_IQ4_XS)->to_float(&bxs, y, ST_QK_K);
+    bad = 0;
+    for (v = 0; v < ST_QK_K; v++) {
+        int sb = v / 32, r = v % 32;
+        uint8_t byte = bxs.qs[16 * sb + r % 16];
+
+        q = r < 16 ? byte & 15 : byte >> 4;
+        bad += (double) y[v] != 0.25 * (ls[sb] - 32) * iq4_grid[q];
+    }
+    ok(bad == 0, "iq4_xs hand-built block: 6-bit sub-block scales - 32, "
+       "grid values");
+}
+
+
+/*
+ * With unit scales every float step of a dot is exact, so vec_dot must
+ * equal the integer dot of the dequantized weights and the activation
+ * quants exactly: random weight bytes with d = 1 (m, dmin = 1 or -1),
+ * activations q8 in -60..60 with d = 1 (and consistent s, bsums).
+ */
+static void
+test_hand_dots(void)
+{
+    static const st_type types[] = {
+        ST_TYPE_Q4_1, ST_TYPE_Q5_0, ST_TYPE_Q5_1, ST_TYPE_IQ4_NL,
+        ST_TYPE_Q2_K, ST_TYPE_Q3_K, ST_TYPE_IQ4_XS
+    };
+    size_t ti;
+
+    for (ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        st_type               t = types[ti];
+        const st_type_traits *tr = st_type_traits_get(t);
+        int64_t               n = 1024, nb = n / tr->block_size, i, b;
+        size_t                wb = st_row_bytes(t, n);
+        uint8_t               w[4096], a[4096];
+        float                 xd[1024], s;
+        int8_t                q8[1024];
+        double                want = 0.0;
+        int                   bad = 0, rep, g, k, sum;
+
+        for (rep = 0; rep < 20; rep++) {
+            rng_seed((uint64_t) (500 + 31 * t + rep));
+            for (i = 0; i < (int64_t) wb; i++) {
+                w[i] = (uint8_t) rng_u32();
+            }
+            for (i = 0; i < n; i++) {
+                q8[i] = (int8_t) ((int) (rng_u32() % 121) - 60);
+            }
+            /* unit scales, written at each type's offsets */
+            for (b = 0; b < nb; b++) {
+                uint8_t *blk = w + b * tr->type_size;
+                st_f16   one = 0x3c00, pm = rep % 2 ? 0xbc00 : 0x3c00;
+
+                switch (t) {
+                case ST_TYPE_Q4_1: case ST_TYPE_Q5_1:
+                    memcpy(blk, &one, 2);
+                    memcpy(blk + 2, &pm, 2);
+                    break;
+                case ST_TYPE_Q5_0: case ST_TYPE_IQ4_NL:
+                    memcpy(blk, &one, 2);
+                    break;
+                case ST_TYPE_Q2_K:
+                    memcpy(blk + 80, &one, 2);
+                    memcpy(blk + 82, &pm, 2);
+                    break;
+                case ST_TYPE_Q3_K:
+                    memcpy(blk + 108, &one, 2);
+                    break;
+                case ST_TYPE_IQ4_XS:
+                    memcpy(blk, &one, 2);
+                    break;
+                default:
+                    break;
+                }
+            }
+            /* activations in the vec_dot type, d = 1 */
+            if (tr->vec_dot_type == ST_TYPE_Q8_K) {
+                st_block_q8_K *y = (st_block_q8_K *) (void *) a;
+
+                for (b = 0; b < n / ST_QK_K; b++) {
+                    y[b].d = 1.0f;
+                    memcpy(y[b].qs, q8 + b * ST_QK_K, ST_QK_K);
+                    for (g = 0; g < 16; g++) {
+                        sum = 0;
+                        for (k = 0; k < 16; k++) {
+                            sum += y[b].qs[16 * g + k];
+                        }
+                        y[b].bsums[g] = (int16_t) sum;
+                    }
+                }
+            } else if (tr->vec_dot_type == ST_TYPE_Q8_1) {
+                st_block_q8_1 *y = (st_block_q8_1 *) (void *) a;
+
+                for (b = 0; b < n / 32; b++) {
+                    y[b].d = 0x3c00;
+                    memcpy(y[b].qs, q8 + b * 32, 32);
+                    sum = 0;
+                    for (k = 0; k < 32; k++) {
+                        sum += y[b].qs[k];
+                    }
+                    y[b].s = st_f32_to_f16((float) sum);   /* |sum| < 2048 */
+                }
+            } else {
+                st_block_q8_0 *y = (st_block_q8_0 *) (void *) a;
+
+                for (b = 0; b < n / 32; b++) {
+                    y[b].d = 0x3c00;
+                    memcpy(y[b].qs, q8 + b * 32, 32);
+                }
+            }
+            tr->to_float(w, xd, n);
+            want = 0.0;
+            for (i = 0; i < n; i++) {
+                want += (double) xd[i] * q8[i];
+            }
+            tr->vec_dot(n, &s, w, a);
+            if ((double) s != want) {
+                if (bad < 2) {
+                    diag("%s rep %d: vec_dot %.9g, exact %.9g", tr->name, rep,
+                         (double) s, want);
+                }
+                bad++;
+            }
+        }
+        ok(bad == 0, "%s x %s: unit scales, random bytes: vec_dot equals "
+           "the exact integer dot of the dequantized rows (20 rows)",
+           tr->name, st_type_traits_get(tr->vec_dot_type)->name);
+    }
+}
+
+
+/*
+ * ../shared/models/synthetic-2: the same random llama3 model quantized by
+ * llama-quantize to each type. Its weights, dequantized here, must agree
+ * with the Q5_K_M file's (Q5_K) within the two quantization errors (a
+ * misread bit layout gives errors of the size of the weights), and
+ * vec_dot must match the double dot on real rows.
+ */
+static void
+test_synthetic2(void)
+{
+    static const struct {
+        const char *file;
+        const char *tensor;
+        uint32_t    type;
+        double      max_rel;
+    } cases[] = {
+        { "Q4_1", "blk.0.ffn_gate.weight", ST_TYPE_Q4_1, 0.12 },
+        { "Q5_0", "blk.0.ffn_gate.weight", ST_TYPE_Q5_0, 0.08 },
+        { "Q5_1", "blk.0.ffn_gate.weight", ST_TYPE_Q5_1, 0.08 },
+        { "IQ4_NL", "blk.0.ffn_gate.weight", ST_TYPE_IQ4_NL, 0.12 },
+        { "IQ4_XS", "blk.0.ffn_gate.weight", ST_TYPE_IQ4_XS, 0.12 },
+        { "Q2_K", "blk.0.ffn_gate.weight", ST_TYPE_Q2_K, 0.45 },
+        { "Q2_K", "blk.0.ffn_down.weight", ST_TYPE_Q3_K, 0.3 },
+        { "Q3_K_M", "blk.0.ffn_gate.weight", ST_TYPE_Q3_K, 0.3 },
+        { "IQ4_XS", "token_embd.weight", ST_TYPE_IQ4_XS, 0.12 },
+    };
+    char        pr[1024], pq[1024];
+    mini_gguf   gr, gq;
+    mini_tensor tr5, tq;
+    size_t      i;
+    int64_t     n, rows, r, k;
+    float      *a, *b;
+    double      num, den, worst;
+    int         bad;
+
+    snprintf(pr, sizeof(pr), "%s/models/synthetic-2/synth-llama3-Q5_K_M.gguf",
+             tap_shared_dir());
+    if (access(pr, R_OK) != 0 || mg_open(&gr, pr) != 0) {
+        skip("%s not present", pr);
+        return;
+    }
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(pq, sizeof(pq), "%s/models/synthetic-2/synth-llama3-%s.gguf",
+                 tap_shared_dir(), cases[i].file);
+        if (mg_open(&gq, pq) != 0) {
+            skip("%s not present", pq);
+            continue;
+        }
+        if (mg_find(&gq, cases[i].tensor, &tq) != 0
+            || mg_find(&gr, cases[i].tensor, &tr5) != 0
+            || tq.type != cases[i].type || tr5.type != ST_TYPE_Q5_K
+            || tq.ne[0] != tr5.ne[0] || tq.ne[1] != tr5.ne[1])
+        {
+            ok(0, "synthetic-2 %s %s: found as type %u", cases[i].file,
+               cases[i].tensor, cases[i].type);
+            mg_close(&gq);
+            continue;
+        }
+        n = (int64_t) tq.ne[0];
+        rows = (int64_t) tq.ne[1];
+        a = malloc((size_t) n * sizeof(float));
+        b = malloc((size_t) n * sizeof(float));
+        if (a == NULL || b == NULL) {
+            ok(0, "alloc");
+            free(a); free(b);
+            mg_close(&gq);
+            continue;
+        }
+        num = den = 0.0;
+        for (r = 0; r < rows; r++) {
+            st_type_traits_get(tq.type)->to_float(
+                tq.data + r * st_row_bytes(tq.type, tq.ne[0]), a, n);
+            st_type_traits_get(ST_TYPE_Q5_K)->to_float(
+                tr5.data + r * st_row_bytes(ST_TYPE_Q5_K, tr5.ne[0]), b, n);
+            for (k = 0; k < n; k++) {
+                num += fabs((double) a[k] - b[k]);
+                den += fabs((double) b[k]);
+            }
+        }
+        free(a);
+        free(b);
+        ok(den > 0 && num / den < cases[i].max_rel,
+           "synthetic-2 %s %s (%s, %lld x %lld): dequantized = the Q5_K "
+           "file's within quantization error (rel %.4f < %.2f)",
+           cases[i].file, cases[i].tensor, st_type_traits_get(tq.type)->name,
+           (long long) n, (long long) rows, num / den, cases[i].max_rel);
+        bad = dot_check_rows(&tq, rows < 64 ? rows : 64, &worst);
+        ok(bad == 0, "synthetic-2 %s %s: vec_dot on 64 real rows (worst "
+           "%.2g)", cases[i].file, cases[i].tensor, worst);
+        mg_close(&gq);
+    }
+    mg_close(&gr);
+}
+
+
 int
 main(void)
 {
@@ -1408,10 +1947,14 @@ main(void)
     test_bf16();
     test_q8_0_from_float();
     test_q8_K_from_float();
+    test_q8_1_from_float();
     test_hand_blocks();
+    test_hand_blocks_new();
+    test_hand_dots();
     test_all_types();
     test_nonfinite();
     test_tinystories_q8_0();
     test_synthetic();
+    test_synthetic2();
     return done_testing();
 }

@@ -11,6 +11,7 @@
  * for element, so the output is bit-identical.
  */
 #include "backend/cpu/kernels.h"
+#include "quant/quant_ref.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -647,6 +648,369 @@ st_from_float_f32_avx2(const float *x, void *vy, int64_t n)
 }
 
 
+/* ------------------------------------------------------------ Q4_1 .. IQ4_XS
+ *
+ * These kernels are bit-identical to quant_ref.c: the integer sums are
+ * vectorized (exact), and the float expression of every block is then
+ * evaluated lane-wise with the reference's operations (mul, mul, add; no
+ * FMA) and added to one accumulator in block order.
+ */
+
+/* 4 blocks' 8-lane int32 partial sums -> the 4 block sums (exact) */
+static inline __m128i
+st_hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3)
+{
+    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1),
+                                  _mm256_hadd_epi32(p2, p3));
+    return _mm_add_epi32(_mm256_castsi256_si128(t),
+                         _mm256_extracti128_si256(t, 1));
+}
+
+
+static inline int32_t
+st_hsum_epi32(__m256i p)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p),
+                              _mm256_extracti128_si256(p, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+
+/* unsigned (0..127) x signed int8, 32 pairs -> 8 int32 (exact here:
+ * |pair sums| <= 2 * 31 * 128) */
+static inline __m256i
+st_dot_u8i8_32(__m256i u, __m256i y)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y),
+                             _mm256_set1_epi16(1));
+}
+
+
+/* the 5th bits of a q5 block as 0x10 per byte: bit j of qh -> byte j */
+static inline __m256i
+st_q5_high(const uint8_t *qh4)
+{
+    uint32_t      qh;
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0,
+                                          1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2,
+                                          3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bits = _mm256_set1_epi64x((long long) 0x8040201008040201ull);
+    __m256i       v;
+
+    memcpy(&qh, qh4, 4);
+    v = _mm256_shuffle_epi8(_mm256_set1_epi32((int) qh), shuf);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+
+/* sum += t[0]; sum += t[1]; ... in lane order (the reference's order) */
+static inline float
+st_acc4(float sum, __m128 t)
+{
+    float f[4];
+
+    _mm_storeu_ps(f, t);
+    sum += f[0];
+    sum += f[1];
+    sum += f[2];
+    sum += f[3];
+    return sum;
+}
+
+
+/* block b's integer sum as 8 lanes, per weight type */
+#define ST_Q4_1_P(b) st_dot_u8i8_32(st_q4_0_unpack(x[b].qs), \
+    _mm256_loadu_si256((const __m256i *) y[b].qs))
+#define ST_Q5_1_P(b) st_dot_u8i8_32(_mm256_or_si256( \
+    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), \
+    _mm256_loadu_si256((const __m256i *) y[b].qs))
+#define ST_Q5_0_P(b) st_dot_i8_32(_mm256_sub_epi8(_mm256_or_si256( \
+    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), _mm256_set1_epi8(16)), \
+    _mm256_loadu_si256((const __m256i *) y[b].qs))
+#define ST_IQ4_NL_P(b) st_dot_i8_32(_mm256_shuffle_epi8(grid, \
+    st_q4_0_unpack(x[b].qs)), _mm256_loadu_si256((const __m256i *) y[b].qs))
+
+#define ST_F16X4(arr, b, f) _mm_setr_ps(st_f16_load(arr[b].f), \
+    st_f16_load(arr[b + 1].f), st_f16_load(arr[b + 2].f), \
+    st_f16_load(arr[b + 3].f))
+
+/*
+ * One kernel body per type: P(b) the 8-lane int sums of block b, MIN set
+ * for the types with a min (+ mx * sy).
+ */
+#define ST_DOT32_BODY(P, MIN)                                                \
+    int64_t nb = n / 32, i = 0;                                              \
+    float   sum = 0.0f;                                                      \
+                                                                             \
+    for (; i + 4 <= nb; i += 4) {                                            \
+        __m128 isum = _mm_cvtepi32_ps(st_hsum4_epi32(P(i), P(i + 1),         \
+                                                     P(i + 2), P(i + 3)));   \
+        __m128 t = _mm_mul_ps(_mm_mul_ps(ST_F16X4(x, i, d),                  \
+                                         ST_F16X4(y, i, d)), isum);          \
+        if (MIN) {                                                           \
+            t = _mm_add_ps(t, _mm_mul_ps(ST_F16X4(x, i, ST_MFIELD),          \
+                                         ST_F16X4(y, i, ST_SFIELD)));        \
+        }                                                                    \
+        sum = st_acc4(sum, t);                                               \
+    }                                                                        \
+    for (; i < nb; i++) {                                                    \
+        float t = (st_f16_load(x[i].d) * st_f16_load(y[i].d))                \
+                  * (float) st_hsum_epi32(P(i));                             \
+        if (MIN) {                                                           \
+            t = t + st_f16_load(x[i].ST_MFIELD) * st_f16_load(y[i].ST_SFIELD); \
+        }                                                                    \
+        sum += t;                                                            \
+    }                                                                        \
+    *s = sum
+
+/* blocks without a min: these field names are never read */
+#define ST_MFIELD d
+#define ST_SFIELD d
+
+static void
+st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+
+    ST_DOT32_BODY(ST_Q5_0_P, 0);
+}
+
+
+static void
+st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_iq4_nl *x = vx;
+    const st_block_q8_0   *y = vy;
+    const __m256i          grid = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *) st_iq4nl_values));
+
+    ST_DOT32_BODY(ST_IQ4_NL_P, 0);
+}
+
+#undef ST_MFIELD
+#undef ST_SFIELD
+#define ST_MFIELD m
+#define ST_SFIELD s
+
+static void
+st_vec_dot_q4_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q4_1 *x = vx;
+    const st_block_q8_1 *y = vy;
+
+    ST_DOT32_BODY(ST_Q4_1_P, 1);
+}
+
+
+static void
+st_vec_dot_q5_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_1 *x = vx;
+    const st_block_q8_1 *y = vy;
+
+    ST_DOT32_BODY(ST_Q5_1_P, 1);
+}
+
+#undef ST_MFIELD
+#undef ST_SFIELD
+#undef ST_DOT32_BODY
+#undef ST_F16X4
+#undef ST_Q4_1_P
+#undef ST_Q5_1_P
+#undef ST_Q5_0_P
+#undef ST_IQ4_NL_P
+
+
+/* two groups of 16 (low / high 128-bit half) times their int16 scales */
+static inline __m256i
+st_scale_pair(__m256i p16, int sc_lo, int sc_hi)
+{
+    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16(
+                                 (short) sc_hi), _mm_set1_epi16((short) sc_lo)));
+}
+
+
+/* sum over 16 groups of bsums[g] * w[g] (int16 weights), exact */
+static inline int32_t
+st_bsums_dot(const int16_t *bsums, const int16_t w[16])
+{
+    return st_hsum_epi32(_mm256_madd_epi16(
+        _mm256_loadu_si256((const __m256i *) bsums),
+        _mm256_loadu_si256((const __m256i *) w)));
+}
+
+
+static void
+st_vec_dot_q2_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q2_K *x = vx;
+    const st_block_q8_K *y = vy;
+    int64_t              nb = n / ST_QK_K, i;
+    const __m256i        m3 = _mm256_set1_epi8(3);
+    int16_t              mn[16];
+    int                  c, k, g;
+    float                dall, dmin, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        const uint8_t *sc = x[i].scales;
+        const int8_t  *q8 = y[i].qs;
+        __m256i        acc = _mm256_setzero_si256();
+        int32_t        isum, summs;
+
+        for (g = 0; g < 16; g++) {
+            mn[g] = (int16_t) (sc[g] >> 4);
+        }
+        summs = st_bsums_dot(y[i].bsums, mn);
+        for (c = 0; c < 2; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+
+            for (k = 0; k < 4; k++) {
+                __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
+                __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256(
+                    (const __m256i *) (q8 + 128 * c + 32 * k)));
+
+                g = 8 * c + 2 * k;
+                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g] & 0xf,
+                                                          sc[g + 1] & 0xf));
+            }
+        }
+        isum = st_hsum_epi32(acc);
+        dall = y[i].d * st_f16_load(x[i].d);
+        dmin = y[i].d * st_f16_load(x[i].dmin);
+        sum += dall * (float) isum - dmin * (float) summs;
+    }
+    *s = sum;
+}
+
+
+/*
+ * q3_K: the quants are u - 4 with u = low 2 bits | high bit << 2 (0..7);
+ * sum sc * (u - 4) * q8 = sum sc * u * q8 - 4 * sum sc * bsums (exact).
+ */
+static void
+st_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q3_K *x = vx;
+    const st_block_q8_K *y = vy;
+    int64_t              nb = n / ST_QK_K, i;
+    const __m256i        m3 = _mm256_set1_epi8(3);
+    const __m256i        one = _mm256_set1_epi8(1);
+    int8_t               sc8[16];
+    int16_t              sc[16];
+    int                  c, k, g;
+    float                d, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        const int8_t *q8 = y[i].qs;
+        __m256i       hm = _mm256_loadu_si256((const __m256i *) x[i].hmask);
+        __m256i       acc = _mm256_setzero_si256();
+        int32_t       isum;
+
+        st_q3_K_scales(x[i].scales, sc8);
+        for (g = 0; g < 16; g++) {
+            sc[g] = sc8[g];
+        }
+        for (c = 0; c < 2; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+
+            for (k = 0; k < 4; k++) {
+                __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
+                __m256i hb = _mm256_and_si256(
+                    _mm256_srli_epi16(hm, 4 * c + k), one);
+                __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+                __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256(
+                    (const __m256i *) (q8 + 128 * c + 32 * k)));
+
+                g = 8 * c + 2 * k;
+                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g], sc[g + 1]));
+            }
+        }
+        isum = st_hsum_epi32(acc) - 4 * st_bsums_dot(y[i].bsums, sc);
+        d = y[i].d * st_f16_load(x[i].d);
+        sum += d * (float) isum;
+    }
+    *s = sum;
+}
+
+
+static void
+st_vec_dot_iq4_xs_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_iq4_xs *x = vx;
+    const st_block_q8_K   *y = vy;
+    int64_t                nb = n / ST_QK_K, i;
+    const __m256i          grid = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *) st_iq4nl_values));
+    int                    j, ls;
+    float                  d, sum = 0.0f;
+
+    for (i = 0; i < nb; i++) {
+        __m256i acc = _mm256_setzero_si256();
+
+        for (j = 0; j < ST_QK_K / 32; j++) {
+            __m256i v = _mm256_shuffle_epi8(grid,
+                                            st_q4_0_unpack(x[i].qs + 16 * j));
+            __m256i p = st_dot_i8_32(v, _mm256_loadu_si256(
+                (const __m256i *) (y[i].qs + 32 * j)));
+
+            ls = (((x[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xf)
+                  | ((x[i].scales_h >> (2 * j)) & 3) << 4) - 32;
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p,
+                                                       _mm256_set1_epi32(ls)));
+        }
+        d = st_f16_load(x[i].d) * y[i].d;
+        sum += d * (float) st_hsum_epi32(acc);
+    }
+    *s = sum;
+}
+
+
+/* Q8_1 as st_from_float_q8_1: q8_0's quants, s = f16(d * sum of the
+ * rounded int32 values). */
+static void
+st_from_float_q8_1_avx2(const float *x, void *vy, int64_t n)
+{
+    st_block_q8_1 *y = vy;
+    int64_t        nb = n / ST_QK8_1, i;
+    const __m256   sign = _mm256_set1_ps(-0.0f);
+
+    for (i = 0; i < nb; i++) {
+        const float *xb = x + i * ST_QK8_1;
+        __m256       v0 = _mm256_loadu_ps(xb);
+        __m256       v1 = _mm256_loadu_ps(xb + 8);
+        __m256       v2 = _mm256_loadu_ps(xb + 16);
+        __m256       v3 = _mm256_loadu_ps(xb + 24);
+        __m256       mx;
+        __m256i      i0, i1, i2, i3;
+        float        amax, d, id;
+
+        mx = _mm256_andnot_ps(sign, v0);
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v1));
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v2));
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v3));
+        amax = st_hmax_ps(mx);
+        d = amax / 127.f;
+        y[i].d = st_f32_to_f16(d);
+        id = (amax != 0.0f) ? 127.f / amax : 0.0f;
+
+        mx = _mm256_set1_ps(id);
+        i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mx), ST_RNE));
+        i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mx), ST_RNE));
+        i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mx), ST_RNE));
+        i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mx), ST_RNE));
+        y[i].s = st_f32_to_f16(d * (float) st_hsum_epi32(_mm256_add_epi32(
+                     _mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3))));
+        _mm256_storeu_si256((__m256i *) y[i].qs,
+                            st_pack_i32x32(i0, i1, i2, i3));
+    }
+}
+
+
 st_vec_dot_fn
 st_cpu_avx2_vec_dot(st_type wtype)
 {
@@ -659,6 +1023,13 @@ st_cpu_avx2_vec_dot(st_type wtype)
     case ST_TYPE_Q4_K: return st_vec_dot_q4_K_avx2;
     case ST_TYPE_Q5_K: return st_vec_dot_q5_K_avx2;
     case ST_TYPE_Q6_K: return st_vec_dot_q6_K_avx2;
+    case ST_TYPE_Q4_1: return st_vec_dot_q4_1_avx2;
+    case ST_TYPE_Q5_0: return st_vec_dot_q5_0_avx2;
+    case ST_TYPE_Q5_1: return st_vec_dot_q5_1_avx2;
+    case ST_TYPE_Q2_K: return st_vec_dot_q2_K_avx2;
+    case ST_TYPE_Q3_K: return st_vec_dot_q3_K_avx2;
+    case ST_TYPE_IQ4_NL: return st_vec_dot_iq4_nl_avx2;
+    case ST_TYPE_IQ4_XS: return st_vec_dot_iq4_xs_avx2;
     default:           return NULL;
     }
 }
@@ -673,6 +1044,7 @@ st_cpu_avx2_from_float(st_type vdtype)
     case ST_TYPE_BF16: return st_from_float_bf16_avx2;
     case ST_TYPE_Q8_0: return st_from_float_q8_0_avx2;
     case ST_TYPE_Q8_K: return st_from_float_q8_K_avx2;
+    case ST_TYPE_Q8_1: return st_from_float_q8_1_avx2;
     default:           return NULL;
     }
 }
