@@ -15,7 +15,7 @@
 
 /* Block b of a quantized weight row times the activation's block: the
  * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K, q2_K) do sum -= *ta; sum += *tb; the others sum += *tb. The types
+ * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. The types
  * added for issue 10 (Q4_1 .. IQ4_XS) are in st_cuda_quant_types.h. */
 static __device__ void
 st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
@@ -179,8 +179,7 @@ st_k_matvec(const uint8_t *w, int type, size_t row_bytes, uint32_t n_in,
     float         *part = (float *) (smem + (size_t) ST_WARPS * wwords)
                           + (size_t) warp * part_n * (flt ? 2 : 1);
     const uint8_t *ar0 = act + (size_t) r0 * act_row_bytes;
-    int            two = type == ST_CUDA_Q4_K || type == ST_CUDA_Q5_K
-                         || type == ST_CUDA_Q2_K;
+    int            two = type == ST_CUDA_Q4_K || type == ST_CUDA_Q5_K;
     uint32_t       nb = flt ? 32 : n_in / bs, b0, e;
 
     for (j = 0; j < opw; j++) {

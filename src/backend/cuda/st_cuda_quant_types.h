@@ -177,10 +177,10 @@ st_q5_high4(uint32_t qh, uint32_t j)
 /*
  * Block b of a weight row (wr) times block b of the activation row (ar):
  * what the CPU's scalar vec_dot adds to its sum for this block, as in
- * st_block_term (st_cuda_matvec.cu). Q2_K is a two-term type (sum -= *ta;
- * sum += *tb, mins first, as q4_K); the others set *ta = 0 and the CPU
- * does sum += *tb. Integer sums are exact, so __dp4a or element order
- * give the same isum; the float operations are the CPU's, in its order.
+ * st_block_term (st_cuda_matvec.cu). All of them are one-term types: *ta
+ * = 0 and the CPU does sum += *tb (quant_ref.c). Integer sums are exact,
+ * so __dp4a or element order give the same isum; the float operations
+ * are the CPU's, in its order.
  */
 static __device__ inline void
 st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
@@ -308,8 +308,9 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
             for (g = 0; g < 16; g++) {
                 msum += bsums[g] * (int) (x[g] >> 4);
             }
-            *ta = (yd * st_h2f(st_ld16(x + 82))) * (float) msum;
-            *tb = (yd * st_h2f(st_ld16(x + 80))) * (float) isum;
+            /* one term, as ggml's generic expression (quant_ref.c) */
+            *tb = (yd * st_h2f(st_ld16(x + 80))) * (float) isum
+                  - (yd * st_h2f(st_ld16(x + 82))) * (float) msum;
         } else {
             *tb = (st_h2f(st_ld16(x + 108)) * yd) * (float) isum;
         }
