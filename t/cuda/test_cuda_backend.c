@@ -627,6 +627,60 @@ main(void)
     }
 #endif
 
+    /* weights the CUDA backend cannot run are refused at create, before
+     * any allocation, with the GGUF tensor name and the type */
+    {
+        static const struct {
+            uint32_t    type;       /* put on blk.0.ffn_up / output */
+            const char *name;
+            const char *want[2];
+        } bad[] = {
+            { ST_TYPE_IQ2_XXS, "blk.0.ffn_up.weight",
+              { "type iq2_xxs (ggml type 16)", "does not support" } },
+            { 31, "blk.0.ffn_up.weight",
+              { "type unknown (ggml type 31)", "does not support" } },
+            /* a supported type whose rows are not that type's bytes */
+            { ST_TYPE_Q4_1, "blk.0.ffn_up.weight",
+              { "(q4_1) has 256 bytes per row",
+                "64 values of the type take 40" } },
+            { ST_TYPE_Q3_K, "output.weight",
+              { "(q3_K) has 64 inputs per row", "256-value blocks" } },
+        };
+        st_model *m = NULL;
+        size_t    k;
+
+        snprintf(model, sizeof(model), "%s/models/stories260K.gguf",
+                 tap_root_dir());
+        for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            st_backend *be = NULL;
+            st_weight  *w;
+            st_status   rc;
+
+            if (st_model_load(&m, model, NULL, &err) != ST_OK) {
+                ok(0, "load %s: %s", model, err.msg);
+                break;
+            }
+            w = strcmp(bad[k].name, "output.weight") == 0
+                ? &m->output : &m->layers[0].w_up;
+            w->type = (st_type) bad[k].type;
+            memset(&err, 0, sizeof(err));
+            rc = st_backend_cuda_create(&be, m, 8, &(st_kv_geometry) {
+                                            m->hp.n_layer,
+                                            m->hp.n_head_kv * m->hp.head_dim,
+                                            KV_BLOCK_TOKENS, 8 }, 0, &err);
+            ok(rc == ST_ERR_UNSUPPORTED && be == NULL
+               && strstr(err.msg, bad[k].name)
+               && strstr(err.msg, bad[k].want[0])
+               && strstr(err.msg, bad[k].want[1]),
+               "weight refused: %s", err.msg);
+            if (be != NULL) {
+                be->free(be);
+            }
+            st_model_free(m);
+            m = NULL;
+        }
+    }
+
     st_cuda_shim_counters(&launches, &threads, &switches);
     diag("shim: %llu launches, %llu threads, %llu fiber switches",
          (unsigned long long) launches, (unsigned long long) threads,

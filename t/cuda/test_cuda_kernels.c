@@ -18,6 +18,53 @@
 
 /* ---- matvec + activation quantizers ------------------------------------ */
 
+/*
+ * Weight rows of the types tools/lib has no quantizer for (Q4_1, Q5_0,
+ * Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS): random bytes, which reach every
+ * quant, high bit, scale and code-book entry, with the f16 scale fields
+ * (byte offsets in the block) set to finite values of either sign.
+ * Returns 0 for other types.
+ */
+static int
+ct_random_blocks(st_type type, uint8_t *w, size_t bytes)
+{
+    int      f16_at[2] = { -1, -1 }, k;
+    size_t   i, b, bb;
+
+    switch (type) {
+    case ST_TYPE_Q4_1: case ST_TYPE_Q5_1:
+        f16_at[0] = 0;              /* d */
+        f16_at[1] = 2;              /* m */
+        break;
+    case ST_TYPE_Q5_0: case ST_TYPE_IQ4_NL: case ST_TYPE_IQ4_XS:
+        f16_at[0] = 0;              /* d */
+        break;
+    case ST_TYPE_Q2_K:
+        f16_at[0] = 80;             /* d */
+        f16_at[1] = 82;             /* dmin */
+        break;
+    case ST_TYPE_Q3_K:
+        f16_at[0] = 108;            /* d */
+        break;
+    default:
+        return 0;
+    }
+    bb = st_type_traits_get(type)->type_size;
+    for (i = 0; i < bytes; i++) {
+        w[i] = (uint8_t) ct_rand_u32();
+    }
+    for (b = 0; b < bytes / bb; b++) {
+        for (k = 0; k < 2; k++) {
+            if (f16_at[k] >= 0) {
+                st_f16 h = st_f32_to_f16(ct_randf(0.05f));
+                memcpy(w + b * bb + f16_at[k], &h, sizeof(h));
+            }
+        }
+    }
+    return 1;
+}
+
+
 static void
 test_matvec_type(st_type type, uint32_t n_in, uint32_t n_out, uint32_t n)
 {
@@ -35,13 +82,31 @@ test_matvec_type(st_type type, uint32_t n_in, uint32_t n_out, uint32_t n)
     int      vdt = st_cuda_vec_dot_type((int) type), e;
     double   rel;
 
+    if (tr->to_float == NULL || tr->vec_dot == NULL
+        || vtr->from_float == NULL)
+    {
+        ok(0, "%s: the CPU has a scalar reference (to_float, vec_dot, "
+           "%s from_float)", tr->name, vtr->name);
+        free(wf);
+        free(w);
+        free(x);
+        free(ref);
+        free(got);
+        return;
+    }
     arow = st_cuda_row_bytes(vdt, n_in);
+    ok(arow == st_row_bytes(tr->vec_dot_type, n_in)
+       && (int) tr->vec_dot_type == vdt,
+       "%s: activation type %s (%zu bytes a row) as the CPU's", tr->name,
+       vtr->name, arow);
     act = malloc(arow * n);
     act_got = malloc(arow * n);
     ct_fill(wf, (size_t) n_in * n_out, 1.0f);
     ct_fill(x, (size_t) n_in * n, 2.0f);
-    for (o = 0; o < n_out; o++) {
-        st_quantize_row(type, wf + (size_t) o * n_in, w + o * wrow, n_in);
+    if (!ct_random_blocks(type, w, wrow * n_out)) {
+        for (o = 0; o < n_out; o++) {
+            st_quantize_row(type, wf + (size_t) o * n_in, w + o * wrow, n_in);
+        }
     }
     for (r = 0; r < n; r++) {
         vtr->from_float(x + (size_t) r * n_in, act + r * arow, n_in);
@@ -63,7 +128,7 @@ test_matvec_type(st_type type, uint32_t n_in, uint32_t n_out, uint32_t n)
     ok(e == 0, "%s: launches (%d)", tr->name, e);
     ct_get(act_got, dact, arow * n);
     ct_get(got, dy, sizeof(float) * n_out * n);
-    if (vdt == ST_CUDA_Q8_0 || vdt == ST_CUDA_Q8_K) {
+    if (vdt == ST_CUDA_Q8_0 || vdt == ST_CUDA_Q8_1 || vdt == ST_CUDA_Q8_K) {
         float *af = malloc(sizeof(float) * n_in * n);
         float *ag = malloc(sizeof(float) * n_in * n);
         void  *daf = ct_dev(NULL, sizeof(float) * n_in * n);
@@ -515,6 +580,22 @@ main(void)
     test_matvec_type(ST_TYPE_Q6_K, 256 * 1, 11, 18);
     test_matvec_type(ST_TYPE_F16, 97, 11, 17);
     test_matvec_type(ST_TYPE_F32, 33, 11, 15);
+    /* issue 10's types: random blocks (every bit pattern of the quants,
+     * high bits and scales); one row, a few rows, and > 16 rows */
+    test_matvec_type(ST_TYPE_Q4_1, 32 * 41, 37, 3);
+    test_matvec_type(ST_TYPE_Q5_0, 32 * 41, 37, 3);
+    test_matvec_type(ST_TYPE_Q5_1, 32 * 41, 37, 3);
+    test_matvec_type(ST_TYPE_IQ4_NL, 32 * 41, 37, 3);
+    test_matvec_type(ST_TYPE_Q2_K, 256 * 35, 7, 2);
+    test_matvec_type(ST_TYPE_Q3_K, 256 * 35, 7, 2);
+    test_matvec_type(ST_TYPE_IQ4_XS, 256 * 35, 7, 2);
+    test_matvec_type(ST_TYPE_Q4_1, 32 * 7, 9, 1);
+    test_matvec_type(ST_TYPE_Q5_0, 32 * 65, 9, 17);
+    test_matvec_type(ST_TYPE_Q5_1, 32 * 9, 21, 19);
+    test_matvec_type(ST_TYPE_IQ4_NL, 32 * 9, 11, 18);
+    test_matvec_type(ST_TYPE_Q2_K, 256 * 3, 13, 16);
+    test_matvec_type(ST_TYPE_Q3_K, 256 * 2, 9, 17);
+    test_matvec_type(ST_TYPE_IQ4_XS, 256 * 1, 11, 1);
     test_rmsnorm();
     test_elementwise();
     test_argmax();

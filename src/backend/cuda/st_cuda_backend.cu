@@ -188,8 +188,8 @@ st_backend_cuda_create(st_backend **out, const st_model *m,
     }
 
     /* weight types first: a clear error before any allocation */
-    if ((rc = st_cuda_check_weight(&m->tok_embd, "token_embd", err))
-        || (rc = st_cuda_check_weight(&m->output, "output", err)))
+    if ((rc = st_cuda_check_weight(&m->tok_embd, "token_embd.weight", err))
+        || (rc = st_cuda_check_weight(&m->output, "output.weight", err)))
     {
         return rc;
     }
@@ -197,9 +197,14 @@ st_backend_cuda_create(st_backend **out, const st_model *m,
         const st_layer *L = &m->layers[l];
         const st_weight *ws[7] = { &L->wq, &L->wk, &L->wv, &L->wo,
                                    &L->w_gate, &L->w_up, &L->w_down };
+        /* GGUF tensor names, in the order of ws */
+        static const char *const names[7] = {
+            "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+            "ffn_up", "ffn_down"
+        };
         for (i = 0; i < 7; i++) {
             char nm[48];
-            snprintf(nm, sizeof(nm), "blk.%u (matrix %d)", l, i);
+            snprintf(nm, sizeof(nm), "blk.%u.%s.weight", l, names[i]);
             if ((rc = st_cuda_check_weight(ws[i], nm, err))) {
                 return rc;
             }

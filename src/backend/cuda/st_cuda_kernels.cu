@@ -10,6 +10,7 @@
 #include "backend/cuda/st_cuda_compat.h"
 #include "backend/cuda/st_cuda_kernels.h"
 #include "backend/cuda/st_cuda_blocks.h"
+#include "backend/cuda/st_cuda_quant_types.h"
 
 #include <math.h>
 
@@ -64,6 +65,11 @@ st_dq(int type, const uint8_t *row, uint32_t i)
         }
         return d1 * (float) q - m1;
     }
+    case ST_CUDA_Q8_1: {
+        /* 36 bytes: d f16, s f16 @2, qs[32] int8 @4 (activations only) */
+        const uint8_t *b = row + (size_t) (i / 32) * 36;
+        return (float) (int8_t) b[4 + i % 32] * st_h2f(st_ld16(b));
+    }
     case ST_CUDA_Q8_K: {
         /* 292 bytes: d f32, qs[256] int8 @4 (activations only) */
         const uint8_t *b = row + (size_t) (i / 256) * 292;
@@ -88,7 +94,7 @@ st_dq(int type, const uint8_t *row, uint32_t i)
         return d * (float) sc[is + 2 * (int) g] * (float) (int8_t) (q - 32);
     }
     }
-    return 0.0f;
+    return st_dq_qt(type, row, i);     /* Q4_1 .. IQ4_XS */
 }
 
 
@@ -98,9 +104,11 @@ st_cuda_type_supported(int type)
     switch (type) {
     case ST_CUDA_F32: case ST_CUDA_F16: case ST_CUDA_BF16: case ST_CUDA_Q4_0:
     case ST_CUDA_Q8_0: case ST_CUDA_Q4_K: case ST_CUDA_Q5_K: case ST_CUDA_Q6_K:
+    case ST_CUDA_Q4_1: case ST_CUDA_Q5_0: case ST_CUDA_Q5_1: case ST_CUDA_Q2_K:
+    case ST_CUDA_Q3_K: case ST_CUDA_IQ4_NL: case ST_CUDA_IQ4_XS:
         return 1;
     }
-    return 0;   /* Q8_K is an activation type only */
+    return 0;   /* Q8_1 and Q8_K are activation types only */
 }
 
 
@@ -108,9 +116,13 @@ extern "C" int
 st_cuda_vec_dot_type(int type)
 {
     switch (type) {
-    case ST_CUDA_Q4_0: case ST_CUDA_Q8_0:
+    case ST_CUDA_Q4_0: case ST_CUDA_Q8_0: case ST_CUDA_Q5_0:
+    case ST_CUDA_IQ4_NL:
         return ST_CUDA_Q8_0;
+    case ST_CUDA_Q4_1: case ST_CUDA_Q5_1:
+        return ST_CUDA_Q8_1;
     case ST_CUDA_Q4_K: case ST_CUDA_Q5_K: case ST_CUDA_Q6_K:
+    case ST_CUDA_Q2_K: case ST_CUDA_Q3_K: case ST_CUDA_IQ4_XS:
         return ST_CUDA_Q8_K;
     }
     return type;
@@ -129,6 +141,31 @@ st_cuda_row_bytes(int type, int64_t n)
     case ST_CUDA_Q5_K: return (size_t) n / 256 * 176;
     case ST_CUDA_Q6_K: return (size_t) n / 256 * 210;
     case ST_CUDA_Q8_K: return (size_t) n / 256 * 292;
+    case ST_CUDA_Q4_1: return (size_t) n / 32 * 20;
+    case ST_CUDA_Q5_0: return (size_t) n / 32 * 22;
+    case ST_CUDA_Q5_1: return (size_t) n / 32 * 24;
+    case ST_CUDA_Q8_1: return (size_t) n / 32 * 36;
+    case ST_CUDA_IQ4_NL: return (size_t) n / 32 * 18;
+    case ST_CUDA_Q2_K: return (size_t) n / 256 * 84;
+    case ST_CUDA_Q3_K: return (size_t) n / 256 * 110;
+    case ST_CUDA_IQ4_XS: return (size_t) n / 256 * 136;
+    }
+    return 0;
+}
+
+
+extern "C" uint32_t
+st_cuda_block_values(int type)
+{
+    switch (type) {
+    case ST_CUDA_F32: case ST_CUDA_F16: case ST_CUDA_BF16:
+        return 1;
+    case ST_CUDA_Q4_0: case ST_CUDA_Q8_0: case ST_CUDA_Q4_1: case ST_CUDA_Q5_0:
+    case ST_CUDA_Q5_1: case ST_CUDA_Q8_1: case ST_CUDA_IQ4_NL:
+        return 32;
+    case ST_CUDA_Q4_K: case ST_CUDA_Q5_K: case ST_CUDA_Q6_K: case ST_CUDA_Q8_K:
+    case ST_CUDA_Q2_K: case ST_CUDA_Q3_K: case ST_CUDA_IQ4_XS:
+        return 256;
     }
     return 0;
 }
@@ -493,8 +530,9 @@ st_max_ps(float a, float b)
 
 
 /* One thread per 32-value block: llama.cpp's x86 quantize_row_q8_0 (the
- * CPU reference, quant_ref.c), max taken in the same lane order. */
-static __device__ void
+ * CPU reference, quant_ref.c), max taken in the same lane order; y gets
+ * d (f16) and qs[32] @2. Returns d before its rounding to f16. */
+static __device__ float
 st_quantize_q8_0_block(const float *x, uint8_t *y)
 {
     float lane[8], amax, d, id;
@@ -519,6 +557,28 @@ st_quantize_q8_0_block(const float *x, uint8_t *y)
         int32_t v = st_round_i32(x[j] * id);
         y[2 + j] = (uint8_t) (int8_t) (v < -128 ? -128 : v > 127 ? 127 : v);
     }
+    return d;
+}
+
+
+/* One thread per 32-value block: llama.cpp's x86 quantize_row_q8_1 (the
+ * CPU reference): the Q8_0 quants and d, then s = f16(d * sum of the
+ * quants). 36 bytes: d f16, s f16 @2, qs[32] @4. */
+static __device__ void
+st_quantize_q8_1_block(const float *x, uint8_t *y)
+{
+    uint8_t  q8_0[34];
+    int32_t  sum = 0;
+    int      j;
+    float    d = st_quantize_q8_0_block(x, q8_0);
+
+    for (j = 0; j < 32; j++) {
+        y[4 + j] = q8_0[2 + j];
+        sum += (int8_t) q8_0[2 + j];
+    }
+    y[0] = q8_0[0];
+    y[1] = q8_0[1];
+    *(uint16_t *) (y + 2) = st_f2h(d * (float) sum);
 }
 
 
@@ -591,6 +651,11 @@ st_k_quantize_act(const float *x, uint32_t n_in, int vdt, uint8_t *act,
             st_quantize_q8_0_block(xr + (size_t) i * 32, ar + (size_t) i * 34);
         }
         break;
+    case ST_CUDA_Q8_1:
+        if (i < n_in / 32) {
+            st_quantize_q8_1_block(xr + (size_t) i * 32, ar + (size_t) i * 36);
+        }
+        break;
     case ST_CUDA_Q8_K:
         if (i < n_in / 256) {
             st_quantize_q8_K_block(xr + (size_t) i * 256,
@@ -605,7 +670,7 @@ extern "C" int
 st_cuda_quantize_act(const float *x, uint32_t n, uint32_t n_in, int vdt,
     void *act, void *stream)
 {
-    uint32_t units = vdt == ST_CUDA_Q8_0 ? n_in / 32
+    uint32_t units = vdt == ST_CUDA_Q8_0 || vdt == ST_CUDA_Q8_1 ? n_in / 32
                      : vdt == ST_CUDA_Q8_K ? n_in / 256 : n_in;
 
     if (n == 0 || units == 0) {

@@ -6,7 +6,8 @@
  *
  * Numerics mirror the CPU backend (src/backend/cpu/forward.c, quant_ref.c):
  * matmuls convert activations to the weight's vec_dot type first (Q8_0 for
- * Q4_0/Q8_0 weights, Q8_K for K-quants, F16/BF16 for F16/BF16) and add the
+ * Q4_0/Q5_0/Q8_0/IQ4_NL weights, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants and
+ * IQ4_XS, F16/BF16 for F16/BF16) and add the
  * per-block products in block order, so quantized matmuls give the same
  * bits as the CPU's scalar reference. No kernel uses atomics: every
  * reduction has a fixed order, so the same input gives the same bytes.
@@ -25,11 +26,19 @@ extern "C" {
 #define ST_CUDA_F32   0
 #define ST_CUDA_F16   1
 #define ST_CUDA_Q4_0  2
+#define ST_CUDA_Q4_1  3
+#define ST_CUDA_Q5_0  6
+#define ST_CUDA_Q5_1  7
 #define ST_CUDA_Q8_0  8
+#define ST_CUDA_Q8_1  9
+#define ST_CUDA_Q2_K  10
+#define ST_CUDA_Q3_K  11
 #define ST_CUDA_Q4_K  12
 #define ST_CUDA_Q5_K  13
 #define ST_CUDA_Q6_K  14
 #define ST_CUDA_Q8_K  15
+#define ST_CUDA_IQ4_NL 20
+#define ST_CUDA_IQ4_XS 23
 #define ST_CUDA_BF16  30
 
 /* 1 if type is a weight type these kernels handle. */
@@ -38,6 +47,9 @@ int st_cuda_type_supported(int type);
  * of n values (n a multiple of the block size). */
 int st_cuda_vec_dot_type(int type);
 size_t st_cuda_row_bytes(int type, int64_t n);
+/* Values per block of a weight or activation type (1 for float types,
+ * 0 if unknown). */
+uint32_t st_cuda_block_values(int type);
 
 /* out (n, E) = rows tokens[i] of the (n_vocab, E) weight, dequantized. */
 int st_cuda_embed(const void *w, int type, size_t row_bytes,
@@ -83,7 +95,7 @@ int st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
     uint32_t n_out, const void *act, uint32_t n, float *y, void *stream);
 
 /* out (rows, n_in) F32 = rows row0.. of W, dequantized with the CPU's
- * to_float arithmetic (for cuBLAS). type may also be Q8_0 / Q8_K
+ * to_float arithmetic (for cuBLAS). type may also be Q8_0 / Q8_1 / Q8_K
  * activation rows from st_cuda_quantize_act. */
 int st_cuda_dequant_f32(const void *w, int type, size_t row_bytes,
     uint32_t n_in, uint32_t row0, uint32_t rows, float *out, void *stream);

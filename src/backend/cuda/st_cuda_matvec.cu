@@ -7,6 +7,7 @@
 #include "backend/cuda/st_cuda_compat.h"
 #include "backend/cuda/st_cuda_kernels.h"
 #include "backend/cuda/st_cuda_blocks.h"
+#include "backend/cuda/st_cuda_quant_types.h"
 
 /* ---------------------------------------------------------------------- */
 /* matvec: a warp per output, one weight pass for up to 16 batch rows     */
@@ -14,7 +15,8 @@
 
 /* Block b of a quantized weight row times the activation's block: the
  * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. */
+ * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. The types
+ * added for issue 10 (Q4_1 .. IQ4_XS) are in st_cuda_quant_types.h. */
 static __device__ void
 st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
     float *ta, float *tb)
@@ -125,7 +127,7 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         return;
     }
     }
-    *tb = 0.0f;
+    st_block_term_qt(type, wr, ar, b, ta, tb);
 }
 
 
@@ -163,8 +165,8 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
 static __global__ void
 st_k_matvec(const uint8_t *w, int type, size_t row_bytes, uint32_t n_in,
     uint32_t n_out, const uint8_t *act, size_t act_row_bytes, float *y,
-    uint32_t opw, uint32_t n, uint32_t rows_per, uint32_t blk_bytes,
-    uint32_t wwords)
+    uint32_t opw, uint32_t n, uint32_t rows_per, uint32_t bs,
+    uint32_t blk_bytes, uint32_t wwords)
 {
     ST_DYN_SHARED(uint4, smem);
     uint32_t       lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -178,8 +180,6 @@ st_k_matvec(const uint8_t *w, int type, size_t row_bytes, uint32_t n_in,
                           + (size_t) warp * part_n * (flt ? 2 : 1);
     const uint8_t *ar0 = act + (size_t) r0 * act_row_bytes;
     int            two = type == ST_CUDA_Q4_K || type == ST_CUDA_Q5_K;
-    uint32_t       bs = (type == ST_CUDA_Q4_0 || type == ST_CUDA_Q8_0)
-                        ? 32 : 256;
     uint32_t       nb = flt ? 32 : n_in / bs, b0, e;
 
     for (j = 0; j < opw; j++) {
@@ -289,6 +289,7 @@ st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
     uint32_t n_out, const void *act, uint32_t n, float *y, void *stream)
 {
     uint32_t per_block = ST_WARPS * ST_MATVEC_OPW, rows_per, blk_bytes = 0;
+    uint32_t bs = 1;
     uint32_t wwords = 0;
     size_t   smem;
 
@@ -299,9 +300,10 @@ st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
         return 1;
     }
     if (type != ST_CUDA_F32 && type != ST_CUDA_F16 && type != ST_CUDA_BF16) {
-        uint32_t bs = (type == ST_CUDA_Q4_0 || type == ST_CUDA_Q8_0)
-                      ? 32 : 256;
-
+        bs = st_cuda_block_values(type);
+        if (n_in % bs != 0) {
+            return (int) cudaErrorInvalidValue;   /* not whole blocks */
+        }
         /* 32 blocks and the alignment slack on both sides */
         blk_bytes = (uint32_t) st_cuda_row_bytes(type, bs);
         wwords = (32 * blk_bytes + 30) / 16 + 1;
@@ -317,5 +319,5 @@ st_cuda_matvec(const void *w, int type, size_t row_bytes, uint32_t n_in,
         (cudaStream_t) stream, (const uint8_t *) w, type, row_bytes, n_in,
         n_out, (const uint8_t *) act,
         st_cuda_row_bytes(st_cuda_vec_dot_type(type), n_in), y,
-        (uint32_t) ST_MATVEC_OPW, n, rows_per, blk_bytes, wwords);
+        (uint32_t) ST_MATVEC_OPW, n, rows_per, bs, blk_bytes, wwords);
 }

@@ -9,16 +9,35 @@
 st_status
 st_cuda_check_weight(const st_weight *w, const char *name, st_error *err)
 {
+    uint32_t bs;
+
     if (!st_cuda_type_supported((int) w->type)) {
         const st_type_traits *tr = st_type_traits_get(w->type);
         return st_error_set(err, ST_ERR_UNSUPPORTED,
-                            "cuda: weight %s has type %s, which the CUDA "
-                            "backend does not support", name,
-                            tr ? tr->name : "unknown");
+                            "cuda: weight %s has type %s (ggml type %u), "
+                            "which the CUDA backend does not support", name,
+                            tr ? tr->name : "unknown", (unsigned) w->type);
     }
     if (w->n_in > UINT32_MAX || w->n_out > UINT32_MAX) {
         return st_error_set(err, ST_ERR_UNSUPPORTED,
                             "cuda: weight %s is too large", name);
+    }
+    /* the kernels index whole blocks of row_bytes-strided rows */
+    bs = st_cuda_block_values((int) w->type);
+    if (w->n_in == 0 || w->n_in % bs != 0) {
+        return st_error_set(err, ST_ERR_UNSUPPORTED,
+                            "cuda: weight %s (%s) has %llu inputs per row, "
+                            "not a multiple of the type's %u-value blocks",
+                            name, st_type_traits_get(w->type)->name,
+                            (unsigned long long) w->n_in, bs);
+    }
+    if (w->row_bytes != st_cuda_row_bytes((int) w->type, w->n_in)) {
+        return st_error_set(err, ST_ERR_UNSUPPORTED,
+                            "cuda: weight %s (%s) has %zu bytes per row; "
+                            "%llu values of the type take %zu", name,
+                            st_type_traits_get(w->type)->name, w->row_bytes,
+                            (unsigned long long) w->n_in,
+                            st_cuda_row_bytes((int) w->type, w->n_in));
     }
     return ST_OK;
 }
