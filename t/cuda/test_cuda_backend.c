@@ -71,6 +71,11 @@ static const synth_tol synth_tols[] = {
     { "synth-llama-Q4_K_M",       6.0, 4.0,  0.05 },
     { "synth-llama-BF16-embQ4_0", 1.5, 1.0,  0.2 },
     { "synth-qwen2-F16-embQ4_0",  1.0, 0.5,  0.1 },
+    /* second set: the architectures of the model plan (qwen3 q/k norms,
+     * Llama-3 rope factors, gemma3 sliding window / GeGLU / post norms) */
+    { "synth-qwen3-Q4_K_M",       6.0, 4.0,  0.05 },
+    { "synth-llama3-Q5_K_M",      6.0, 4.0,  0.05 },
+    { "synth-gemma3-Q8_0",        1.0, 0.5,  0.01 },
 };
 
 
@@ -569,6 +574,9 @@ main(void)
         "synth-llama-F32", "synth-llama-Q4_K_M", "synth-llama-BF16-embQ4_0",
         "synth-qwen2-F16-embQ4_0"
     };
+    static const char *synth2[] = {
+        "synth-qwen3-Q4_K_M", "synth-llama3-Q5_K_M", "synth-gemma3-Q8_0"
+    };
     st_threadpool *tp = NULL;
     st_error       err = { 0 };
     char           model[1024], refs[1024];
@@ -603,6 +611,22 @@ main(void)
         }
         fclose(fp);
         test_model(model, refs, synth[i], tp, 0);
+    }
+
+    /* the second synthetic set, files whose types the kernels have */
+    snprintf(refs, sizeof(refs), "%s/reference/generation/synthetic-2",
+             tap_shared_dir());
+    for (i = 0; i < sizeof(synth2) / sizeof(synth2[0]); i++) {
+        FILE *fp;
+        snprintf(model, sizeof(model), "%s/models/synthetic-2/%s.gguf",
+                 tap_shared_dir(), synth2[i]);
+        fp = fopen(model, "rb");
+        if (fp == NULL) {
+            skip("%s: not present (needs ../shared)", synth2[i]);
+            continue;
+        }
+        fclose(fp);
+        test_model(model, refs, synth2[i], tp, 0);
     }
 
 #if !ST_CUDA_TEST_GPU

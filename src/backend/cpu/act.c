@@ -3,31 +3,19 @@
  */
 #include "backend/cpu/act.h"
 #include "base/f16.h"
+#include "model/gelu.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-/* ggml's constants for the tanh approximation */
-#define ST_GELU_COEF_A      0.044715f
-#define ST_SQRT_2_OVER_PI   0.79788456080286535587989211986876f
-
-
 int
 st_gelu_table_init(st_gelu_table *t)
 {
-    uint32_t i;
-
-    t->v = malloc(sizeof(float) * 65536);
+    t->v = malloc(sizeof(float) * ST_GELU_TABLE_SIZE);
     if (t->v == NULL) {
         return -1;
     }
-    for (i = 0; i < 65536; i++) {
-        float x = st_f16_to_f32((st_f16) i);
-        float g = 0.5f * x * (1.0f + tanhf(ST_SQRT_2_OVER_PI * x
-                                           * (1.0f + ST_GELU_COEF_A * x * x)));
-
-        t->v[i] = st_f16_to_f32(st_f32_to_f16(g));
-    }
+    st_gelu_table_fill(t->v);
     return 0;
 }
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* GELU(tanh) of every F16 value, rounded to F16 and held as float
- * (65536 entries), indexed by the F16 bit pattern of the input. */
+ * (model/gelu.h), indexed by the F16 bit pattern of the input. */
 typedef struct {
     float *v;
 } st_gelu_table;
