@@ -5,6 +5,14 @@
  *
  *   starling-synth --arch qwen2.5-0.5b --type q8_0 -o /tmp/qwen-q8_0.gguf
  *
+ * Architectures: qwen2.5-0.5b, tinyllama-1.1b, tiny (llama, rows of 256),
+ * and the model-plan ones at their real shapes: qwen3-0.6b (q/k norms,
+ * head size 128 != n_embd / n_head), llama3.2-1b (Llama-3 rope_freqs
+ * factors, factor 32, tied output), gemma3-1b (q/k and post norms,
+ * sliding window 512 every 6th layer global, head size 256). Their
+ * vocabularies are padded from the nearest tokenizer in ../shared (gemma3:
+ * the llama SentencePiece one) to the real embedding row counts.
+ *
  * Tensor names and metadata keys are llama.cpp's. The tokenizer is copied
  * key by key (every tokenizer.* key, original types) from a vocab GGUF.
  *
@@ -60,18 +68,39 @@ typedef struct {
     int         qkv_bias;
     const char *default_vocab; /* relative to the shared dir, or "@" for
                                   the repo's models/ */
+    uint32_t    head_dim;      /* attention.key_length; 0: n_embd/n_head */
+    int         qk_norm;       /* attn_q_norm / attn_k_norm (qwen3, gemma3) */
+    int         post_norms;    /* post_attention_norm, post_ffw_norm */
+    float       rope_factor;   /* Llama-3 rope_freqs factor, 0: none */
+    uint32_t    n_swa;         /* attention.sliding_window, 0: none */
+    uint32_t    swa_pattern;
 } synth_arch;
 
 static const synth_arch synth_archs[] = {
     { "qwen2.5-0.5b", "qwen2", 24, 896, 14, 2, 4864, 151936, 32768,
       1e6f, 1e-6f, 1, 1,
-      "reference/tokenizer/ggml-vocab-qwen2.reconstructed.gguf" },
+      "reference/tokenizer/ggml-vocab-qwen2.reconstructed.gguf",
+      0, 0, 0, 0.0f, 0, 0 },
     { "tinyllama-1.1b", "llama", 22, 2048, 32, 4, 5632, 32000, 2048,
       10000.0f, 1e-5f, 0, 0,
-      "reference/tokenizer/ggml-vocab-llama-spm.gguf" },
+      "reference/tokenizer/ggml-vocab-llama-spm.gguf",
+      0, 0, 0, 0.0f, 0, 0 },
     /* a few MB, for tests: rows of 256 so every --type is really used */
     { "tiny", "llama", 2, 256, 4, 2, 512, 0, 512,
-      10000.0f, 1e-5f, 0, 0, "@models/stories260K.gguf" },
+      10000.0f, 1e-5f, 0, 0, "@models/stories260K.gguf",
+      0, 0, 0, 0.0f, 0, 0 },
+    { "qwen3-0.6b", "qwen3", 28, 1024, 16, 8, 3072, 151936, 40960,
+      1e6f, 1e-6f, 1, 0,
+      "reference/tokenizer/ggml-vocab-qwen2.reconstructed.gguf",
+      128, 1, 0, 0.0f, 0, 0 },
+    { "llama3.2-1b", "llama", 16, 2048, 32, 8, 8192, 128256, 131072,
+      500000.0f, 1e-5f, 1, 0,
+      "reference/tokenizer/ggml-vocab-llama-bpe.reconstructed.gguf",
+      0, 0, 0, 32.0f, 0, 0 },
+    { "gemma3-1b", "gemma3", 26, 1152, 4, 1, 6912, 262144, 32768,
+      1e6f, 1e-6f, 1, 0,
+      "reference/tokenizer/ggml-vocab-llama-spm.gguf",
+      256, 1, 1, 0.0f, 512, 6 },
 };
 
 typedef struct {
@@ -103,6 +132,7 @@ typedef struct {
     uint32_t n_dims;
     uint64_t ne[2];
     int      is_norm;
+    float   *fixed;            /* values instead of random ones, or NULL */
 } synth_tensor;
 
 typedef struct {
@@ -117,7 +147,8 @@ usage(FILE *fp)
 {
     fprintf(fp,
         "usage: starling-synth --arch NAME -o FILE [options]\n"
-        "  --arch NAME     qwen2.5-0.5b | tinyllama-1.1b | tiny\n"
+        "  --arch NAME     qwen2.5-0.5b | tinyllama-1.1b | tiny | qwen3-0.6b |\n"
+        "                  llama3.2-1b | gemma3-1b\n"
         "  --type T        f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q4_1 | "
         "q5_0 | q5_1\n"
         "                  | q2_k | q3_k | iq4_nl | iq4_xs (default q8_0)\n"
@@ -231,7 +262,36 @@ list_add(synth_list *l, const char *name, st_type type, uint32_t n_dims,
     t->ne[0] = ne0;
     t->ne[1] = ne1;
     t->is_norm = is_norm;
+    t->fixed = NULL;
     return 0;
+}
+
+
+/* Llama 3.1+'s rope frequency divisors (HF rope_scaling "llama3", low
+ * factor 1, high factor 4, original context 8192), one per rotated pair:
+ * 1 for wavelengths below 8192/4, the factor above 8192, a smooth blend
+ * in between. */
+static float *
+llama3_rope_factors(const synth_arch *a, uint32_t n_rot)
+{
+    const double old_ctx = 8192.0, low = 1.0, high = 4.0;
+    float       *f = malloc(sizeof(float) * (n_rot / 2));
+    uint32_t     i;
+
+    for (i = 0; f != NULL && i < n_rot / 2; i++) {
+        double freq = pow((double) a->rope_base, -2.0 * i / n_rot);
+        double wavelen = 2.0 * M_PI / freq;
+
+        if (wavelen < old_ctx / high) {
+            f[i] = 1.0f;
+        } else if (wavelen > old_ctx / low) {
+            f[i] = a->rope_factor;
+        } else {
+            double smooth = (old_ctx / wavelen - low) / (high - low);
+            f[i] = (float) (1.0 / ((1.0 - smooth) / a->rope_factor + smooth));
+        }
+    }
+    return f;
 }
 
 
@@ -269,8 +329,9 @@ build_tensors(synth_list *l, const synth_arch *a, uint32_t n_layer,
 {
     char     nm[ST_GGUF_MAX_NAME + 1];
     uint64_t E = a->n_embd, F = a->n_ff, V = n_vocab;
-    uint64_t Q = (uint64_t) a->n_head * (a->n_embd / a->n_head);
-    uint64_t KV = (uint64_t) a->n_head_kv * (a->n_embd / a->n_head);
+    uint64_t HD = a->head_dim ? a->head_dim : a->n_embd / a->n_head;
+    uint64_t Q = (uint64_t) a->n_head * HD;
+    uint64_t KV = (uint64_t) a->n_head_kv * HD;
     st_type  base = ty->type, emb, out, v_t, down_t;
     int      k4 = ty->type == ST_TYPE_Q4_K;
     uint32_t i;
@@ -282,6 +343,15 @@ build_tensors(synth_list *l, const synth_arch *a, uint32_t n_layer,
     }
     if (list_add(l, "token_embd.weight", fit_type(emb, E), 2, E, V, 0)) {
         return -1;
+    }
+    if (a->rope_factor > 0.0f) {
+        if (list_add(l, "rope_freqs.weight", ST_TYPE_F32, 1, HD / 2, 1, 0)) {
+            return -1;
+        }
+        l->t[l->n - 1].fixed = llama3_rope_factors(a, (uint32_t) HD);
+        if (l->t[l->n - 1].fixed == NULL) {
+            return -1;
+        }
     }
     for (i = 0; i < n_layer; i++) {
         v_t = (k4 && more_bits(i, n_layer)) ? ST_TYPE_Q6_K : base;
@@ -304,11 +374,21 @@ build_tensors(synth_list *l, const synth_arch *a, uint32_t n_layer,
         if (a->qkv_bias) {
             ADD("attn_v.bias", base, 1, KV, 1, 0);
         }
+        if (a->qk_norm) {
+            ADD("attn_q_norm.weight", base, 1, HD, 1, 1);
+            ADD("attn_k_norm.weight", base, 1, HD, 1, 1);
+        }
         ADD("attn_output.weight", base, 2, Q, E, 0);
+        if (a->post_norms) {
+            ADD("post_attention_norm.weight", base, 1, E, 1, 1);
+        }
         ADD("ffn_norm.weight", base, 1, E, 1, 1);
         ADD("ffn_gate.weight", base, 2, E, F, 0);
         ADD("ffn_up.weight", base, 2, E, F, 0);
         ADD("ffn_down.weight", down_t, 2, F, E, 0);
+        if (a->post_norms) {
+            ADD("post_ffw_norm.weight", base, 1, E, 1, 1);
+        }
 #undef ADD
     }
     if (list_add(l, "output_norm.weight", base, 1, E, 1, 1)) {
@@ -455,6 +535,10 @@ write_tensor(st_gguf_writer *w, const synth_tensor *t, uint64_t seed,
     uint64_t  row_bytes = st_row_bytes(t->type, ne0);
     st_status rc;
 
+    if (t->fixed != NULL) {
+        return st_gguf_writer_write(w, t->fixed, (size_t) (ne0 * sizeof(float)),
+                                    err);
+    }
     synth_rng_init(&rng, seed, t->name);
     chunk = SYNTH_CHUNK_VALUES / ne0;
     if (chunk == 0) {
@@ -647,7 +731,20 @@ main(int argc, char **argv)
                            a->n_head_kv, &err);
     st_gguf_writer_add_f32(w, ARCH_KEY("rope.freq_base"), a->rope_base, &err);
     st_gguf_writer_add_u32(w, ARCH_KEY("rope.dimension_count"),
-                           a->n_embd / a->n_head, &err);
+                           a->head_dim ? a->head_dim : a->n_embd / a->n_head,
+                           &err);
+    if (a->head_dim) {
+        st_gguf_writer_add_u32(w, ARCH_KEY("attention.key_length"),
+                               a->head_dim, &err);
+        st_gguf_writer_add_u32(w, ARCH_KEY("attention.value_length"),
+                               a->head_dim, &err);
+    }
+    if (a->n_swa) {
+        st_gguf_writer_add_u32(w, ARCH_KEY("attention.sliding_window"),
+                               a->n_swa, &err);
+        st_gguf_writer_add_u32(w, ARCH_KEY("attention.sliding_window_pattern"),
+                               a->swa_pattern, &err);
+    }
     st_gguf_writer_add_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"),
                            a->rms_eps, &err);
 #undef ARCH_KEY
@@ -712,6 +809,9 @@ main(int argc, char **argv)
 done:
     st_gguf_writer_free(w);      /* removes a partial file */
     st_gguf_close(vocab);
+    for (i = 0; i < tl.n; i++) {
+        free(tl.t[i].fixed);
+    }
     free(tl.t);
     free(xbuf);
     free(qbuf);

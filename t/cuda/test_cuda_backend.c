@@ -60,6 +60,15 @@
  *                             llama.cpp there, the CUDA kernels 2.2e-6;
  *                             flip at step 14, CPU gap 0.21)
  *   synth-qwen2-F16-embQ4_0   all 0.45   top5 0.19   rms 0.042
+ *   synth-qwen3-Q4_K_M        all 1.15   top5 0.42   rms 0.163 (prompt
+ *                             1: 0.093 against the AVX2 CPU kernels, 0
+ *                             with ST_CPU_KERNELS=scalar, whose block
+ *                             order the CUDA kernels follow; flips at
+ *                             steps 23 / 29, CPU gaps 0.10 / 0.29)
+ *   synth-llama3-Q5_K_M       all 0.18   top5 0.13   rms 0.045 (flips
+ *                             at steps 6 / 25, CPU gaps 0.024 / 0.014)
+ *   synth-gemma3-Q8_0         all 0.13   top5 0.094  rms 0.034 (prompt
+ *                             2, 22 rows through the sliding window)
  * Not measured on a device (no GPU in these sessions). */
 typedef struct {
     const char *stem;
@@ -71,6 +80,11 @@ static const synth_tol synth_tols[] = {
     { "synth-llama-Q4_K_M",       6.0, 4.0,  0.05 },
     { "synth-llama-BF16-embQ4_0", 1.5, 1.0,  0.2 },
     { "synth-qwen2-F16-embQ4_0",  1.0, 0.5,  0.1 },
+    /* second set: the architectures of the model plan (qwen3 q/k norms,
+     * Llama-3 rope factors, gemma3 sliding window / GeGLU / post norms) */
+    { "synth-qwen3-Q4_K_M",       3.0, 1.5,  0.3 },
+    { "synth-llama3-Q5_K_M",      1.0, 0.5,  0.1 },
+    { "synth-gemma3-Q8_0",        0.5, 0.25, 0.1 },
 };
 
 
@@ -569,6 +583,9 @@ main(void)
         "synth-llama-F32", "synth-llama-Q4_K_M", "synth-llama-BF16-embQ4_0",
         "synth-qwen2-F16-embQ4_0"
     };
+    static const char *synth2[] = {
+        "synth-qwen3-Q4_K_M", "synth-llama3-Q5_K_M", "synth-gemma3-Q8_0"
+    };
     st_threadpool *tp = NULL;
     st_error       err = { 0 };
     char           model[1024], refs[1024];
@@ -603,6 +620,22 @@ main(void)
         }
         fclose(fp);
         test_model(model, refs, synth[i], tp, 0);
+    }
+
+    /* the second synthetic set, files whose types the kernels have */
+    snprintf(refs, sizeof(refs), "%s/reference/generation/synthetic-2",
+             tap_shared_dir());
+    for (i = 0; i < sizeof(synth2) / sizeof(synth2[0]); i++) {
+        FILE *fp;
+        snprintf(model, sizeof(model), "%s/models/synthetic-2/%s.gguf",
+                 tap_shared_dir(), synth2[i]);
+        fp = fopen(model, "rb");
+        if (fp == NULL) {
+            skip("%s: not present (needs ../shared)", synth2[i]);
+            continue;
+        }
+        fclose(fp);
+        test_model(model, refs, synth2[i], tp, 0);
     }
 
 #if !ST_CUDA_TEST_GPU

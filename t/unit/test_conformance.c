@@ -20,6 +20,7 @@
 #include "starling/st_engine.h"
 #include "model/model.h"
 #include "backend/cpu/forward.h"
+#include "gguf/gguf.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -51,6 +52,10 @@
  *   synth-llama-Q4_K_M             2.6    (random weights are chaotic:
  *                                  one flipped Q8_K rounding moves logits
  *                                  of std ~24 by ~1-2)
+ *   synth-qwen3-Q4_K_M             0.60   (first step of prompt 2; 0.53
+ *                                  over the teacher-forced steps)
+ *   synth-llama3-Q5_K_M            0.11   (first step <= 0.10)
+ *   synth-gemma3-Q8_0              0.12   (first step <= 1.5e-6)
  * For scale, llama.cpp's own noise floor (two builds, same CPU) is 2.9e-3
  * on stories260K and up to 0.40 on synth-qwen2-F16 (../shared README).
  * The AVX-512 kernels were not measured on this CPU; the tolerances leave
@@ -67,6 +72,22 @@ static const conf_tol conf_tols[] = {
     { "synth-llama-BF16-embQ4_0", 1.0,   0.3 },
     { "synth-qwen2-F16-embQ4_0",  0.5,   0.15 },
     { "synth-llama-Q4_K_M",       4.0,   0.6 },
+    /* second set (synthetic-2) */
+    { "synth-qwen3-Q4_K_M",       1.0,   0.25 },
+    { "synth-llama3-Q5_K_M",      0.25,  0.06 },
+    { "synth-gemma3-Q8_0",        0.25,  0.01 },
+    /* types without kernels on this branch (the file is skipped while
+     * so): provisional, as synth-llama-Q4_K_M for the mixes of 2-3 bit
+     * K-quants, as synth-qwen3 for the rest; to be set from measurement
+     * once the type runs */
+    { "synth-qwen3w-Q4_K_M",      1.0,   0.25 },
+    { "synth-llama3-Q2_K",        4.0,   0.6 },
+    { "synth-llama3-Q3_K_M",      4.0,   0.6 },
+    { "synth-llama3-IQ4_XS",      1.0,   0.25 },
+    { "synth-llama3-IQ4_NL",      1.0,   0.25 },
+    { "synth-llama3-Q4_1",        1.0,   0.25 },
+    { "synth-llama3-Q5_0",        1.0,   0.25 },
+    { "synth-llama3-Q5_1",        1.0,   0.25 },
 };
 
 
@@ -194,6 +215,38 @@ ref_gap(const double *top5_step, int32_t got)
 }
 
 
+/* Whether a load failure is the loader refusing a weight type that the
+ * kernels do not support yet (such a file is skipped, and runs once the
+ * type is supported): the error says so and the file does hold a tensor
+ * of a type without kernels. Any other failure fails the test. */
+static int
+type_unsupported(const char *model_path, const st_error *load_err)
+{
+    st_gguf    *g;
+    st_error    err;
+    uint64_t    i;
+    int         found = 0;
+
+    if (load_err->code != ST_ERR_UNSUPPORTED
+        || strstr(load_err->msg, "not supported") == NULL
+        || strstr(load_err->msg, " has type ") == NULL)
+    {
+        return 0;
+    }
+    if (st_gguf_open(&g, model_path, NULL, &err) != ST_OK) {
+        return 0;
+    }
+    for (i = 0; i < st_gguf_n_tensors(g) && !found; i++) {
+        const st_type_traits *tr
+            = st_type_traits_get(st_gguf_tensor_at(g, i)->type);
+
+        found = tr == NULL || !tr->supported;
+    }
+    st_gguf_close(g);
+    return found;
+}
+
+
 static void
 check_case(const char *model_path, const char *json_path, const char *stem,
     int strict)
@@ -246,7 +299,11 @@ check_case(const char *model_path, const char *json_path, const char *stem,
         ep.n_ctx = (uint32_t) (n_pids + n_gids + 16);
     }
     if (st_engine_create(&e, &ep, &err) != ST_OK) {
-        ok(0, "%s: engine loads (%s)", name, err.msg);
+        if (type_unsupported(model_path, &err)) {
+            skip("%s: %s (weight type not supported yet)", name, err.msg);
+        } else {
+            ok(0, "%s: engine loads (%s)", name, err.msg);
+        }
         goto done;
     }
     n_vocab = st_engine_info(e)->n_vocab;
@@ -508,6 +565,14 @@ main(void)
     snprintf(sdir, sizeof(sdir), "%s/reference/generation/synthetic",
              tap_shared_dir());
     snprintf(models, sizeof(models), "%s/models/synthetic", tap_shared_dir());
+    run_dir(sdir, models);
+
+    /* the second synthetic set: qwen3, Llama-3 rope factors, gemma3 and
+     * the quantization types of real downloads */
+    snprintf(sdir, sizeof(sdir), "%s/reference/generation/synthetic-2",
+             tap_shared_dir());
+    snprintf(models, sizeof(models), "%s/models/synthetic-2",
+             tap_shared_dir());
     run_dir(sdir, models);
 
     return done_testing();

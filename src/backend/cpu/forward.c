@@ -1,5 +1,6 @@
 /*
- * Batched forward pass of the llama-family transformer on the CPU.
+ * Batched forward pass on the CPU: executes the model's plan (model.h),
+ * one layer after the other.
  *
  * A batch is a list of (token, position, sequence) rows. Every row is
  * computed independently except in attention, where a row reads the K/V
@@ -9,6 +10,7 @@
  * (matmul.h) and everything else is per row.
  */
 #include "backend/cpu/forward.h"
+#include "backend/cpu/act.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/vec_f16.h"
 
@@ -35,10 +37,12 @@ struct st_forward {
     float              *proj;     /* (T, n_embd) projection output */
     float              *gate;     /* (T, n_ff) */
     float              *up;       /* (T, n_ff) */
-    float              *rope_cs;  /* (T, n_rot) cos/sin pairs per row */
+    float              *rope_cs;  /* (T, n_rope_sets, n_rot + 2) cos/sin
+                                     pairs per row and rope set */
     uint32_t           *out_rows; /* (T) rows that want logits */
     int                 n_threads;
     float              *attn_scratch; /* per thread: ST_ATTN_SCRATCH * hd */
+    st_gelu_table       gelu;     /* GeGLU models only */
 };
 
 
@@ -73,13 +77,16 @@ st_forward_create(st_forward **out, const st_model *m, uint32_t max_tokens,
     f->proj = malloc(sizeof(float) * T * hp->n_embd);
     f->gate = malloc(sizeof(float) * T * hp->n_ff);
     f->up = malloc(sizeof(float) * T * hp->n_ff);
-    f->rope_cs = malloc(sizeof(float) * T * (hp->n_rot + 2));
+    f->rope_cs = malloc(sizeof(float) * T * m->plan.n_rope_sets
+                        * (hp->n_rot + 2));
     f->out_rows = malloc(sizeof(uint32_t) * T);
     f->attn_scratch = malloc(sizeof(float) * ST_ATTN_SCRATCH * hp->head_dim
                              * f->n_threads);
     if (!f->x || !f->xn || !f->q || !f->k || !f->v || !f->attn || !f->proj
         || !f->gate || !f->up || !f->rope_cs || !f->out_rows
-        || !f->attn_scratch)
+        || !f->attn_scratch
+        || (m->plan.act == ST_ACT_GELU_TANH
+            && st_gelu_table_init(&f->gelu) != 0))
     {
         st_forward_free(f);
         return st_error_set(err, ST_ERR_NOMEM,
@@ -110,6 +117,7 @@ st_forward_free(st_forward *f)
     free(f->rope_cs);
     free(f->out_rows);
     free(f->attn_scratch);
+    st_gelu_table_free(&f->gelu);
     free(f);
 }
 
@@ -134,17 +142,23 @@ st_rms_norm(const float *x, const float *w, float *y, uint32_t n, float eps)
 }
 
 
-/* cos/sin table for one position, as ggml's rope cache builds it: theta
- * starts at pos and is multiplied by theta_scale per pair (in float). */
+/* cos/sin table for one position and rope set, as ggml's rope cache
+ * builds it: theta starts at pos and is multiplied by theta_scale per
+ * pair (in float); each pair's angle is theta / freq_factor (Llama 3)
+ * times freq_scale (linear scaling). */
 static void
-st_rope_table(const st_hparams *hp, uint32_t pos, float *cs)
+st_rope_table(const st_model *m, uint32_t set, uint32_t pos, float *cs)
 {
-    float     theta_scale = powf(hp->rope_base, -2.0f / (float) hp->n_rot);
-    float     theta = (float) pos;
-    uint32_t  i;
+    const st_plan  *p = &m->plan;
+    float           theta_scale = p->rope_theta_scale[set];
+    float           freq_scale = p->rope_freq_scale[set];
+    float           theta = (float) pos;
+    uint32_t        i;
 
-    for (i = 0; i < hp->n_rot; i += 2) {
-        float t = theta * hp->rope_freq_scale;
+    for (i = 0; i < m->hp.n_rot; i += 2) {
+        float t = p->rope_freqs ? theta / p->rope_freqs[i / 2] : theta;
+
+        t = t * freq_scale;
         cs[i] = cosf(t);
         cs[i + 1] = sinf(t);
         theta *= theta_scale;
@@ -205,6 +219,8 @@ st_attn_heads(const st_attn_job *job, uint32_t row, uint32_t h0, uint32_t nh,
     const st_hparams      *hp = &f->m->hp;
     const st_kv_cache     *kv = job->kv;
     const st_batch_entry  *e = &job->batch[row];
+    const st_model        *m = f->m;
+    uint32_t               win = m->layers[job->layer].plan.window_tokens;
     uint32_t               hd = hp->head_dim;
     uint32_t               group = hp->n_head / hp->n_head_kv;
     uint32_t               bt = kv->block_tokens;
@@ -212,7 +228,9 @@ st_attn_heads(const st_attn_job *job, uint32_t row, uint32_t h0, uint32_t nh,
     const st_f16          *vbase = kv->v[job->layer];
     const float           *q = f->q + ((size_t) row * hp->n_head + h0) * hd;
     float                 *out = f->attn + ((size_t) row * hp->n_head + h0) * hd;
-    float                  scale = 1.0f / sqrtf((float) hd);
+    /* Q already scaled when the plan says so (gemma3) */
+    float                  scale = m->plan.attn_q_scale != 0.0f
+                                   ? 1.0f : 1.0f / sqrtf((float) hd);
     st_attn_f16_state      st[ST_ATTN_HEADS_MAX];
     size_t                 off[ST_ATTN_HEADS_MAX];
     uint32_t               c, run, i;
@@ -222,7 +240,11 @@ st_attn_heads(const st_attn_job *job, uint32_t row, uint32_t h0, uint32_t nh,
         st_attn_f16_begin(&st[i], q + (size_t) i * hd, hd, scale,
                           scratch + (size_t) i * 2 * hd);
     }
-    for (c = 0; c <= e->pos; c += run) {
+    /* a sliding window sees keys at p0 > pos - window (llama.cpp masks
+     * the others with -inf, which its kernel skips: skipping them here is
+     * the same arithmetic) */
+    c = win > 0 && e->pos + 1 > win ? e->pos + 1 - win : 0;
+    for ( ; c <= e->pos; c += run) {
         size_t r = st_kv_row(kv, e->seq, c);
 
         run = bt - c % bt;
@@ -298,9 +320,11 @@ st_add_bias(float *y, const float *b, uint32_t n_rows, uint32_t dim)
 typedef enum {
     ST_ROWS_ROPE_TABLE,          /* rope_cs of the row's position */
     ST_ROWS_NORM,                /* xn = rms_norm(x) * norm_w */
-    ST_ROWS_RESID_NORM,          /* x += proj; then as NORM (norm_w set) */
-    ST_ROWS_QKV_POST,            /* biases, RoPE, K/V into the cache */
-    ST_ROWS_SWIGLU               /* gate = silu(gate) * up */
+    ST_ROWS_RESID_NORM,          /* proj = post_norm(proj) if post_w;
+                                    x += proj; then as NORM (norm_w set) */
+    ST_ROWS_QKV_POST,            /* biases, q/k norms, RoPE, Q scale, K/V
+                                    into the cache */
+    ST_ROWS_GLU                  /* gate = act(gate) * up */
 } st_rows_op;
 
 typedef struct {
@@ -312,6 +336,7 @@ typedef struct {
     uint32_t                n;
     st_rows_op              op;
     const float            *norm_w;
+    const float            *post_w;
 } st_rows_job;
 
 /* below this many values a row pass stays on the caller: waking the
@@ -325,6 +350,20 @@ typedef struct {
 #define ST_ROPE_STRIDE(hp)  ((size_t) (hp)->n_rot + 2)
 
 
+/* RMSNorm of each of n_heads heads of hd values, in place, with the
+ * same (hd) weight. */
+static void
+st_head_norm(float *x, const float *w, uint32_t n_heads, uint32_t hd,
+    float eps)
+{
+    uint32_t h;
+
+    for (h = 0; h < n_heads; h++) {
+        st_rms_norm(x + (size_t) h * hd, w, x + (size_t) h * hd, hd, eps);
+    }
+}
+
+
 static void
 st_rows_do(const st_rows_job *j, uint32_t i0, uint32_t i1)
 {
@@ -334,18 +373,27 @@ st_rows_do(const st_rows_job *j, uint32_t i0, uint32_t i1)
     size_t             d;
 
     switch (j->op) {
-    case ST_ROWS_ROPE_TABLE:
+    case ST_ROWS_ROPE_TABLE: {
+        uint32_t ns = f->m->plan.n_rope_sets, s;
+
         for (i = i0; i < i1; i++) {
-            st_rope_table(hp, j->batch[i].pos,
-                          f->rope_cs + i * ST_ROPE_STRIDE(hp));
+            for (s = 0; s < ns; s++) {
+                st_rope_table(f->m, s, j->batch[i].pos,
+                              f->rope_cs + ((size_t) i * ns + s)
+                                           * ST_ROPE_STRIDE(hp));
+            }
         }
         break;
+    }
 
     case ST_ROWS_RESID_NORM:
         for (i = i0; i < i1; i++) {
             float       *x = f->x + (size_t) i * E;
-            const float *p = f->proj + (size_t) i * E;
+            float       *p = f->proj + (size_t) i * E;
 
+            if (j->post_w != NULL) {
+                st_rms_norm(p, j->post_w, p, E, hp->rms_eps);
+            }
             for (d = 0; d < E; d++) {
                 x[d] += p[d];
             }
@@ -365,31 +413,51 @@ st_rows_do(const st_rows_job *j, uint32_t i0, uint32_t i1)
         const st_layer *L = j->L;
         uint32_t        qdim = hp->n_head * hp->head_dim;
         uint32_t        kvdim = hp->n_head_kv * hp->head_dim;
+        const st_plan  *p = &f->m->plan;
+        uint32_t        ns = p->n_rope_sets;
 
         for (i = i0; i < i1; i++) {
             float  *q = f->q + (size_t) i * qdim;
             float  *k = f->k + (size_t) i * kvdim;
             float  *v = f->v + (size_t) i * kvdim;
-            const float *cs = f->rope_cs + i * ST_ROPE_STRIDE(hp);
+            const float *cs = f->rope_cs + ((size_t) i * ns + L->plan.rope_set)
+                                           * ST_ROPE_STRIDE(hp);
             size_t  row = st_kv_row(j->kv, j->batch[i].seq, j->batch[i].pos);
 
             st_add_bias(q, L->bq, 1, qdim);
             st_add_bias(k, L->bk, 1, kvdim);
             st_add_bias(v, L->bv, 1, kvdim);
+            if (L->q_norm != NULL) {
+                st_head_norm(q, L->q_norm, hp->n_head, hp->head_dim,
+                             hp->rms_eps);
+            }
+            if (L->k_norm != NULL) {
+                st_head_norm(k, L->k_norm, hp->n_head_kv, hp->head_dim,
+                             hp->rms_eps);
+            }
             st_rope_apply(hp, cs, q, hp->n_head);
             st_rope_apply(hp, cs, k, hp->n_head_kv);
+            if (p->attn_q_scale != 0.0f) {
+                for (d = 0; d < qdim; d++) {
+                    q[d] *= p->attn_q_scale;
+                }
+            }
             st_vec_f32_to_f16(k, j->kv->k[j->layer] + row, kvdim);
             st_vec_f32_to_f16(v, j->kv->v[j->layer] + row, kvdim);
         }
         break;
     }
 
-    case ST_ROWS_SWIGLU:
-        for (d = (size_t) i0 * hp->n_ff; d < (size_t) i1 * hp->n_ff; d++) {
-            float g = f->gate[d];
-            f->gate[d] = g / (1.0f + expf(-g)) * f->up[d];
+    case ST_ROWS_GLU: {
+        size_t d0 = (size_t) i0 * hp->n_ff, nd = (size_t) (i1 - i0) * hp->n_ff;
+
+        if (f->m->plan.act == ST_ACT_GELU_TANH) {
+            st_geglu(&f->gelu, f->gate + d0, f->up + d0, nd);
+        } else {
+            st_swiglu(f->gate + d0, f->up + d0, nd);
         }
         break;
+    }
     }
 }
 
@@ -410,6 +478,9 @@ st_rows(st_rows_job *j, st_rows_op op, const float *norm_w,
 {
     j->op = op;
     j->norm_w = norm_w;
+    if (op != ST_ROWS_RESID_NORM) {
+        j->post_w = NULL;
+    }
     if (j->f->n_threads > 1 && j->n > 1
         && (size_t) j->n * values_per_row >= ST_ROWS_PAR_MIN)
     {
@@ -463,6 +534,14 @@ st_forward_run(st_forward *f, st_kv_cache *kv, const st_batch_entry *batch,
         emb_tr->to_float((const char *) m->tok_embd.data
                              + (size_t) e->token * m->tok_embd.row_bytes,
                          f->x + (size_t) i * E, E);
+        if (m->plan.emb_scale != 1.0f) {
+            float   *x = f->x + (size_t) i * E;
+            uint32_t d;
+
+            for (d = 0; d < E; d++) {
+                x[d] *= m->plan.emb_scale;
+            }
+        }
     }
 
     attn_work = 0;
@@ -476,8 +555,10 @@ st_forward_run(st_forward *f, st_kv_cache *kv, const st_batch_entry *batch,
     rj.n = n;
     rj.L = NULL;
     rj.layer = 0;
-    /* RoPE tables once per row, shared by the layers */
-    st_rows(&rj, ST_ROWS_ROPE_TABLE, NULL, hp->n_rot * 8);
+    rj.post_w = NULL;
+    /* RoPE tables once per row and rope set, shared by the layers */
+    st_rows(&rj, ST_ROWS_ROPE_TABLE, NULL,
+            (size_t) hp->n_rot * 8 * m->plan.n_rope_sets);
     if (hp->n_layer > 0) {
         st_rows(&rj, ST_ROWS_NORM, m->layers[0].attn_norm, E);
     }
@@ -515,18 +596,20 @@ st_forward_run(st_forward *f, st_kv_cache *kv, const st_batch_entry *batch,
             return st_error_set(err, rc, "forward: matmul failed");
         }
 
-        /* feed-forward block (SwiGLU): x += proj; xn = ffn_norm(x) */
+        /* feed-forward block: x += post_attn_norm(proj); xn = ffn_norm(x) */
+        rj.post_w = L->post_attn_norm;
         st_rows(&rj, ST_ROWS_RESID_NORM, L->ffn_norm, 2 * (size_t) E);
         if ((rc = st_matmul(f->tp, &f->mm, &L->w_gate, f->xn, n, f->gate))
             || (rc = st_matmul(f->tp, &f->mm, &L->w_up, f->xn, n, f->up)))
         {
             return st_error_set(err, rc, "forward: matmul failed");
         }
-        st_rows(&rj, ST_ROWS_SWIGLU, NULL, (size_t) hp->n_ff * 4);
+        st_rows(&rj, ST_ROWS_GLU, NULL, (size_t) hp->n_ff * 4);
         if ((rc = st_matmul(f->tp, &f->mm, &L->w_down, f->gate, n, f->proj))) {
             return st_error_set(err, rc, "forward: matmul failed");
         }
-        /* x += proj, and the next layer's attn_norm */
+        /* x += post_ffn_norm(proj), and the next layer's attn_norm */
+        rj.post_w = L->post_ffn_norm;
         st_rows(&rj, ST_ROWS_RESID_NORM,
                 l + 1 < hp->n_layer ? m->layers[l + 1].attn_norm : NULL,
                 2 * (size_t) E);
@@ -545,6 +628,10 @@ st_forward_run(st_forward *f, st_kv_cache *kv, const st_batch_entry *batch,
         rc = st_matmul(f->tp, &f->mm, &m->output, f->xn, n_out, logits);
         if (rc != ST_OK) {
             return st_error_set(err, rc, "forward: output matmul failed");
+        }
+        if (m->plan.logit_softcap != 0.0f) {
+            st_softcap(logits, (size_t) n_out * hp->n_vocab,
+                       m->plan.logit_softcap);
         }
     }
     return ST_OK;

@@ -154,9 +154,11 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
     const st_cuda_in_layout *lay, float *logits, st_error *err)
 {
     const st_hparams  *hp = &c->m->hp;
+    const st_plan     *p = &c->m->plan;
     uint32_t           E = hp->n_embd, qdim = hp->n_head * hp->head_dim;
     uint32_t           kvdim = hp->n_head_kv * hp->head_dim, l, r0;
-    float              theta_scale;
+    uint32_t           hd = hp->head_dim;
+    float              kq_scale;
     st_status          rc;
     const int32_t     *d_tokens, *d_out_rows;
     const uint32_t    *d_pos, *d_blk_off, *d_blocks;
@@ -168,13 +170,20 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
     d_out_rows = (const int32_t *) (c->d_in + lay->out_rows);
     d_kv_row = (const uint64_t *) (c->d_in + lay->kv_row);
     d_blocks = (const uint32_t *) (c->d_in + lay->blocks);
-    theta_scale = powf(hp->rope_base, -2.0f / (float) hp->n_rot);
+    /* Q already scaled when the plan says so (gemma3) */
+    kq_scale = p->attn_q_scale != 0.0f ? 1.0f : 1.0f / sqrtf((float) hd);
 
     ST_CK(st_cuda_embed(c->tok_embd.d, c->tok_embd.type, c->tok_embd.row_bytes,
                         d_tokens, n, E, c->x, c->stream), "embed");
+    if (p->emb_scale != 1.0f) {
+        ST_CK(st_cuda_scale(c->x, p->emb_scale, (size_t) n * E, c->stream),
+              "scale");
+    }
 
+    /* the layers, as the model's plan describes them (model.h) */
     for (l = 0; l < hp->n_layer; l++) {
         const st_cuda_layer *L = &c->layers[l];
+        const st_layer_plan *lp = &c->m->layers[l].plan;
         uint16_t            *kc = c->kv + 2 * l * c->kv_layer_elems;
         uint16_t            *vc = kc + c->kv_layer_elems;
 
@@ -191,22 +200,41 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         ST_CK(st_cuda_add_bias(c->q, L->bq, n, qdim, c->stream), "bias");
         ST_CK(st_cuda_add_bias(c->k, L->bk, n, kvdim, c->stream), "bias");
         ST_CK(st_cuda_add_bias(c->v, L->bv, n, kvdim, c->stream), "bias");
-        ST_CK(st_cuda_rope_store(c->q, c->k, c->v, d_pos, d_kv_row, kc, vc, n,
-                                 hp->n_head, hp->n_head_kv, hp->head_dim,
-                                 hp->n_rot, hp->rope_type == ST_ROPE_NEOX,
-                                 theta_scale, hp->rope_freq_scale, c->stream),
+        if (L->q_norm != NULL) {
+            ST_CK(st_cuda_rmsnorm(c->q, NULL, L->q_norm, n * hp->n_head, hd,
+                                  hp->rms_eps, c->q, c->stream), "q_norm");
+        }
+        if (L->k_norm != NULL) {
+            ST_CK(st_cuda_rmsnorm(c->k, NULL, L->k_norm, n * hp->n_head_kv,
+                                  hd, hp->rms_eps, c->k, c->stream), "k_norm");
+        }
+        ST_CK(st_cuda_rope_store_ff(c->q, c->k, c->v, d_pos, d_kv_row, kc, vc,
+                                    n, hp->n_head, hp->n_head_kv, hd,
+                                    hp->n_rot, hp->rope_type == ST_ROPE_NEOX,
+                                    p->rope_theta_scale[lp->rope_set],
+                                    p->rope_freq_scale[lp->rope_set],
+                                    c->rope_freqs, c->stream),
               "rope");
-        ST_CK(st_cuda_attention(c->q, kc, vc, d_blocks, d_blk_off, d_pos, n,
-                                hp->n_head, hp->n_head_kv, hp->head_dim,
-                                kv->block_tokens, c->attn, c->stream),
+        if (p->attn_q_scale != 0.0f) {
+            ST_CK(st_cuda_scale(c->q, p->attn_q_scale, (size_t) n * qdim,
+                                c->stream), "scale");
+        }
+        ST_CK(st_cuda_attention_win(c->q, kc, vc, d_blocks, d_blk_off, d_pos,
+                                    n, hp->n_head, hp->n_head_kv, hd,
+                                    kv->block_tokens, lp->window_tokens,
+                                    kq_scale, c->attn, c->stream),
               "attention");
         c->act_src = NULL;
         if ((rc = st_cuda_matmul(c, &L->wo, c->attn, n, c->lead_rows, c->proj, err))) {
             return rc;
         }
+        if (L->post_attn_norm != NULL) {
+            ST_CK(st_cuda_rmsnorm(c->proj, NULL, L->post_attn_norm, n, E,
+                                  hp->rms_eps, c->proj, c->stream), "rmsnorm");
+        }
         ST_CK(st_cuda_add(c->x, c->proj, (size_t) n * E, c->stream), "add");
 
-        /* feed-forward block (SwiGLU) */
+        /* feed-forward block (gated: SwiGLU or GeGLU) */
         ST_CK(st_cuda_rmsnorm(c->x, NULL, L->ffn_norm, n, E, hp->rms_eps,
                               c->xn, c->stream), "rmsnorm");
         c->act_src = NULL;
@@ -215,11 +243,20 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         {
             return rc;
         }
-        ST_CK(st_cuda_swiglu(c->gate, c->up, (size_t) n * hp->n_ff,
-                             c->stream), "swiglu");
+        if (p->act == ST_ACT_GELU_TANH) {
+            ST_CK(st_cuda_geglu(c->gate, c->up, c->gelu,
+                                (size_t) n * hp->n_ff, c->stream), "geglu");
+        } else {
+            ST_CK(st_cuda_swiglu(c->gate, c->up, (size_t) n * hp->n_ff,
+                                 c->stream), "swiglu");
+        }
         c->act_src = NULL;
         if ((rc = st_cuda_matmul(c, &L->w_down, c->gate, n, c->lead_rows, c->proj, err))) {
             return rc;
+        }
+        if (L->post_ffn_norm != NULL) {
+            ST_CK(st_cuda_rmsnorm(c->proj, NULL, L->post_ffn_norm, n, E,
+                                  hp->rms_eps, c->proj, c->stream), "rmsnorm");
         }
         ST_CK(st_cuda_add(c->x, c->proj, (size_t) n * E, c->stream), "add");
     }
@@ -236,6 +273,11 @@ st_cuda_enqueue(st_cuda_impl *c, st_kv_cache *kv, uint32_t n, uint32_t n_out,
         c->act_src = NULL;
         if ((rc = st_cuda_matmul(c, &c->output, c->xn, cnt, cnt, c->logits, err))) {
             return rc;
+        }
+        if (p->logit_softcap != 0.0f) {
+            ST_CK(st_cuda_softcap(c->logits, p->logit_softcap,
+                                  (size_t) cnt * hp->n_vocab, c->stream),
+                  "softcap");
         }
         if (logits == NULL) {
             continue;

@@ -16,10 +16,12 @@
 #endif
 extern "C" {
 #include "backend/backend.h"
+#include "model/gelu.h"
 }
 
 #include "backend/cuda/st_cuda_compat.h"
 #include "backend/cuda/st_cuda_kernels.h"
+#include "backend/cuda/st_cuda_arch.h"
 #include "backend/cuda/st_cuda_backend.h"
 
 #include <math.h>
@@ -43,6 +45,8 @@ typedef struct {
 typedef struct {
     const float    *attn_norm, *ffn_norm;    /* (n_embd) */
     const float    *bq, *bk, *bv;            /* qwen2 biases or NULL */
+    const float    *q_norm, *k_norm;         /* (hd) or NULL */
+    const float    *post_attn_norm, *post_ffn_norm; /* (n_embd) or NULL */
     st_cuda_weight  wq, wk, wv, wo, w_gate, w_up, w_down;
 } st_cuda_layer;
 
@@ -59,6 +63,8 @@ typedef struct {
     uint64_t         weight_bytes;
     st_cuda_weight   tok_embd, output;
     const float     *output_norm;
+    const float     *rope_freqs;      /* (n_rot / 2) or NULL */
+    const float     *gelu;            /* (ST_GELU_TABLE_SIZE) GeGLU models */
     st_cuda_layer   *layers;          /* host array of device pointers */
 
     uint16_t        *kv;              /* (n_layer, 2, n_blocks*bt, kv_dim) */

@@ -327,7 +327,7 @@ st_cuda_swiglu(float *gate, const float *up, size_t count, void *stream)
  * as the CPU builds its table: pos, multiplied by theta_scale p times. */
 static __device__ void
 st_rope_pair(float *h, uint32_t p, uint32_t n_rot, int neox, float pos,
-    float theta_scale, float freq_scale)
+    float theta_scale, float freq_scale, const float *ff)
 {
     float    theta = pos, t, c, s, x0, x1;
     uint32_t i, a, b;
@@ -335,7 +335,7 @@ st_rope_pair(float *h, uint32_t p, uint32_t n_rot, int neox, float pos,
     for (i = 0; i < p; i++) {
         theta *= theta_scale;
     }
-    t = theta * freq_scale;
+    t = (ff ? theta / ff[p] : theta) * freq_scale;
     c = cosf(t);
     s = sinf(t);
     a = neox ? p : 2 * p;
@@ -352,7 +352,7 @@ static __global__ void
 st_k_rope_store(float *q, float *k, const float *v, const uint32_t *pos,
     const uint64_t *kv_row, uint16_t *kcache, uint16_t *vcache,
     uint32_t n_head, uint32_t n_kv, uint32_t hd, uint32_t n_rot, int neox,
-    float theta_scale, float freq_scale)
+    float theta_scale, float freq_scale, const float *ff)
 {
     uint32_t r = blockIdx.x, t = threadIdx.x, half = n_rot / 2, i;
     uint32_t kvdim = n_kv * hd, n_pairs = (n_head + n_kv) * half;
@@ -364,7 +364,7 @@ st_k_rope_store(float *q, float *k, const float *v, const uint32_t *pos,
         uint32_t h = i / half, p = i % half;
         float   *base = h < n_head ? qr + (size_t) h * hd
                                    : kr + (size_t) (h - n_head) * hd;
-        st_rope_pair(base, p, n_rot, neox, fpos, theta_scale, freq_scale);
+        st_rope_pair(base, p, n_rot, neox, fpos, theta_scale, freq_scale, ff);
     }
     __syncthreads();
     for (i = t; i < kvdim; i += blockDim.x) {
@@ -380,12 +380,24 @@ st_cuda_rope_store(float *q, float *k, const float *v, const uint32_t *pos,
     uint32_t n_head, uint32_t n_kv, uint32_t hd, uint32_t n_rot, int neox,
     float theta_scale, float freq_scale, void *stream)
 {
+    return st_cuda_rope_store_ff(q, k, v, pos, kv_row, kcache, vcache, n,
+        n_head, n_kv, hd, n_rot, neox, theta_scale, freq_scale, NULL, stream);
+}
+
+
+extern "C" int
+st_cuda_rope_store_ff(float *q, float *k, const float *v,
+    const uint32_t *pos, const uint64_t *kv_row, uint16_t *kcache,
+    uint16_t *vcache, uint32_t n, uint32_t n_head, uint32_t n_kv,
+    uint32_t hd, uint32_t n_rot, int neox, float theta_scale,
+    float freq_scale, const float *freq_factors, void *stream)
+{
     if (n == 0) {
         return 0;
     }
     return ST_LAUNCH(st_k_rope_store, dim3(n), dim3(128), 0,
         (cudaStream_t) stream, q, k, v, pos, kv_row, kcache, vcache, n_head,
-        n_kv, hd, n_rot, neox, theta_scale, freq_scale);
+        n_kv, hd, n_rot, neox, theta_scale, freq_scale, freq_factors);
 }
 
 
@@ -405,17 +417,16 @@ static __global__ void
 st_k_attention(const float *q, const uint16_t *kcache, const uint16_t *vcache,
     const uint32_t *blocks, const uint32_t *blk_off, const uint32_t *pos,
     uint32_t n_head, uint32_t n_kv, uint32_t hd, uint32_t block_tokens,
-    float *out)
+    uint32_t window, float scale, float *out)
 {
     __shared__ float qf[256];
     __shared__ float score[ST_ATT_CHUNK];
     uint32_t         h = blockIdx.x, r = blockIdx.y, t = threadIdx.x;
     uint32_t         lane = t % 32, warp = t / 32, nt = blockDim.x;
     uint32_t         kh = h / (n_head / n_kv), kvdim = n_kv * hd;
-    uint32_t         last = pos[r], c0, c, d, cn;
+    uint32_t         last = pos[r], first, c0, c, d, cn;
     const uint32_t  *tab = blocks + blk_off[r];
     const float     *qr = q + ((size_t) r * n_head + h) * hd;
-    float            scale = 1.0f / sqrtf((float) hd);
     float            M = -INFINITY, S = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
 
     for (d = t; d < hd; d += nt) {
@@ -423,7 +434,9 @@ st_k_attention(const float *q, const uint16_t *kcache, const uint16_t *vcache,
     }
     __syncthreads();
 
-    for (c0 = 0; c0 <= last; c0 += ST_ATT_CHUNK) {
+    /* a sliding window sees positions > last - window only */
+    first = window > 0 && last + 1 > window ? last + 1 - window : 0;
+    for (c0 = first; c0 <= last; c0 += ST_ATT_CHUNK) {
         cn = last - c0 + 1 < ST_ATT_CHUNK ? last - c0 + 1 : ST_ATT_CHUNK;
         for (c = warp; c < cn; c += nt / 32) {
             uint32_t        p = c0 + c;
@@ -495,6 +508,19 @@ st_cuda_attention(const float *q, const uint16_t *kcache,
     const uint32_t *pos, uint32_t n, uint32_t n_head, uint32_t n_kv,
     uint32_t hd, uint32_t block_tokens, float *out, void *stream)
 {
+    return st_cuda_attention_win(q, kcache, vcache, blocks, blk_off, pos, n,
+        n_head, n_kv, hd, block_tokens, 0, 1.0f / sqrtf((float) hd), out,
+        stream);
+}
+
+
+extern "C" int
+st_cuda_attention_win(const float *q, const uint16_t *kcache,
+    const uint16_t *vcache, const uint32_t *blocks, const uint32_t *blk_off,
+    const uint32_t *pos, uint32_t n, uint32_t n_head, uint32_t n_kv,
+    uint32_t hd, uint32_t block_tokens, uint32_t window, float scale,
+    float *out, void *stream)
+{
     if (n == 0) {
         return 0;
     }
@@ -503,7 +529,8 @@ st_cuda_attention(const float *q, const uint16_t *kcache,
     }
     return ST_LAUNCH(st_k_attention, dim3(n_head, n),
         dim3(32 * ST_WARPS), 0, (cudaStream_t) stream, q, kcache, vcache,
-        blocks, blk_off, pos, n_head, n_kv, hd, block_tokens, out);
+        blocks, blk_off, pos, n_head, n_kv, hd, block_tokens, window, scale,
+        out);
 }
 
 

@@ -69,6 +69,13 @@ int st_cuda_rope_store(float *q, float *k, const float *v,
     uint16_t *vcache, uint32_t n, uint32_t n_head, uint32_t n_kv,
     uint32_t hd, uint32_t n_rot, int neox, float theta_scale,
     float freq_scale, void *stream);
+/* The same with per-pair frequency divisors (Llama 3 rope_freqs, n_rot/2
+ * values; NULL = none): angle = (theta / freq_factors[pair]) * freq_scale. */
+int st_cuda_rope_store_ff(float *q, float *k, const float *v,
+    const uint32_t *pos, const uint64_t *kv_row, uint16_t *kcache,
+    uint16_t *vcache, uint32_t n, uint32_t n_head, uint32_t n_kv,
+    uint32_t hd, uint32_t n_rot, int neox, float theta_scale,
+    float freq_scale, const float *freq_factors, void *stream);
 
 /* Attention over the paged F16 cache, one (row, head) per block: out
  * (n, n_head*hd). Row i attends positions 0..pos[i] of the block table
@@ -80,6 +87,14 @@ int st_cuda_attention(const float *q, const uint16_t *kcache,
     const uint16_t *vcache, const uint32_t *blocks, const uint32_t *blk_off,
     const uint32_t *pos, uint32_t n, uint32_t n_head, uint32_t n_kv,
     uint32_t hd, uint32_t block_tokens, float *out, void *stream);
+/* The same with a sliding window (window > 0: row i attends positions
+ * > pos[i] - window only) and the K.Q scale given (1 when Q is already
+ * scaled; st_cuda_attention uses 1/sqrtf(hd)). */
+int st_cuda_attention_win(const float *q, const uint16_t *kcache,
+    const uint16_t *vcache, const uint32_t *blocks, const uint32_t *blk_off,
+    const uint32_t *pos, uint32_t n, uint32_t n_head, uint32_t n_kv,
+    uint32_t hd, uint32_t block_tokens, uint32_t window, float scale,
+    float *out, void *stream);
 
 /* act (n rows of st_cuda_row_bytes(vdt, n_in)) = x (n, n_in) converted to
  * the vec_dot type vdt (F32: a copy). */

@@ -96,6 +96,28 @@ st_cuda_put_model(st_cuda_impl *c, st_cuda_uploader *u)
     }
     c->output_norm = (const float *) st_cuda_put(u, m->output_norm,
                                                  E * sizeof(float));
+    c->rope_freqs = m->plan.rope_freqs
+        ? (const float *) st_cuda_put(u, m->plan.rope_freqs,
+                                      hp->n_rot / 2 * sizeof(float))
+        : NULL;
+    c->gelu = NULL;
+    if (m->plan.act == ST_ACT_GELU_TANH) {
+        float *t = NULL;
+
+        /* the table of model/gelu.h, built on the host for the upload */
+        if (u->base != NULL && u->rc == ST_OK) {
+            t = (float *) malloc(sizeof(float) * ST_GELU_TABLE_SIZE);
+            if (t == NULL) {
+                u->rc = st_error_set(u->err, ST_ERR_NOMEM,
+                                     "cuda: out of memory (GELU table)");
+            } else {
+                st_gelu_table_fill(t);
+            }
+        }
+        c->gelu = (const float *) st_cuda_put(u, t, sizeof(float)
+                                                    * ST_GELU_TABLE_SIZE);
+        free(t);
+    }
     for (l = 0; l < hp->n_layer; l++) {
         const st_layer *L = &m->layers[l];
         st_cuda_layer  *D = &c->layers[l];
@@ -105,6 +127,14 @@ st_cuda_put_model(st_cuda_impl *c, st_cuda_uploader *u)
         D->bq = L->bq ? (const float *) st_cuda_put(u, L->bq, qdim * 4) : NULL;
         D->bk = L->bk ? (const float *) st_cuda_put(u, L->bk, kvdim * 4) : NULL;
         D->bv = L->bv ? (const float *) st_cuda_put(u, L->bv, kvdim * 4) : NULL;
+        D->q_norm = L->q_norm
+            ? (const float *) st_cuda_put(u, L->q_norm, hp->head_dim * 4) : NULL;
+        D->k_norm = L->k_norm
+            ? (const float *) st_cuda_put(u, L->k_norm, hp->head_dim * 4) : NULL;
+        D->post_attn_norm = L->post_attn_norm
+            ? (const float *) st_cuda_put(u, L->post_attn_norm, E * 4) : NULL;
+        D->post_ffn_norm = L->post_ffn_norm
+            ? (const float *) st_cuda_put(u, L->post_ffn_norm, E * 4) : NULL;
         st_cuda_put_weight(u, &L->wq, &D->wq);
         st_cuda_put_weight(u, &L->wk, &D->wk);
         st_cuda_put_weight(u, &L->wv, &D->wv);
