@@ -149,6 +149,23 @@ like($log, qr/^chat-1 hit \d+$/m, 'access log: $starling_session hit');
 like($log, qr/^s2 restored \d+$/m, 'access log: $starling_session restored');
 like($log, qr/^s2 miss 0$/m, 'access log: a new session is a miss');
 
+# --- close and list while a stream runs (they wait for the step's end) ------
+my $st = $t->stream_open('/execute',
+    { job_id => 'long', prompt => 'Once upon a time', max_tokens => 150,
+      temperature => 0, ignore_eos => JSON::PP::true, session_id => 'busy' });
+$st->next_event(30);
+my $lb = $t->request('GET', '/v1/sessions');
+my ($busy) = grep { $_->{session_id} eq 'busy' } @{$lb->{json}{data} // []};
+ok($busy && $busy->{busy}, 'a session with a turn in flight is listed busy');
+is($t->request('POST', '/v1/session/close', { session_id => 'busy' })->{json}{status},
+   'closed', 'closing a busy session answers at once');
+my @rest;
+while (my $e = $st->next_event(30)) { push @rest, $e }
+$st->close;
+ok((grep { ($_->{event} // '') eq 'end' } @rest), 'its turn still ends normally');
+($busy) = grep { $_->{session_id} eq 'busy' } @{$t->request('GET', '/v1/sessions')->{json}{data}};
+ok(!$busy, 'and the session is gone afterwards');
+
 # --- bad input ----------------------------------------------------------------------
 my $r = $t->request('POST', '/v1/completions',
     { prompt => 'x', max_tokens => 1, session_id => 'a' x 129 });
