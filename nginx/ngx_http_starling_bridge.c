@@ -56,6 +56,7 @@ ngx_http_starling_bridge_init(ngx_cycle_t *cycle,
         m[i].n_waiting = 0;
         ngx_queue_init(&m[i].live);
         ngx_queue_init(&m[i].waiting);
+        ngx_queue_init(&m[i].session_ops);
 
         m[i].orphans = ngx_array_create(cycle->pool, 8, sizeof(st_seq *));
         if (m[i].orphans == NULL) {
@@ -239,6 +240,7 @@ ngx_http_starling_task_done(ngx_event_t *ev)
         } else {
             m->info = st_engine_info(m->engine);
             m->loaded = 1;
+            ngx_http_starling_session_store_init(m);
             if (m->info->backend_note[0] != '\0') {
                 ngx_log_error(NGX_LOG_WARN, m->log, 0,
                               "starling: model \"%V\": %s", &m->name,
@@ -362,6 +364,9 @@ ngx_http_starling_between_steps(ngx_http_starling_model_t *m)
             ngx_http_starling_on_output(ctx, &out);
         }
     }
+
+    /* session close/list requests that arrived during the step */
+    ngx_http_starling_session_ops(m);
 
     /* /health and /metrics read this copy while a step runs */
     st_engine_get_stats(m->engine, &m->stats);

@@ -159,6 +159,13 @@ ngx_command_t  ngx_http_starling_commands[] = {
       offsetof(ngx_http_starling_loc_conf_t, request_timeout),
       NULL },
 
+    { ngx_string("starling_session_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      ngx_http_starling_session_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 

@@ -36,7 +36,9 @@ typedef enum {
     NGX_HTTP_STARLING_READY,
     NGX_HTTP_STARLING_TOKENIZE,
     NGX_HTTP_STARLING_DETOKENIZE,
-    NGX_HTTP_STARLING_METRICS
+    NGX_HTTP_STARLING_METRICS,
+    NGX_HTTP_STARLING_SESSION_CLOSE,  /* POST .../session/close */
+    NGX_HTTP_STARLING_SESSIONS        /* GET .../sessions */
 } ngx_http_starling_surface_e;
 
 
@@ -75,6 +77,8 @@ struct ngx_http_starling_model_s {
     ngx_uint_t                  n_waiting;
     ngx_array_t                *orphans;         /* st_seq* to release */
     st_engine_stats             stats;           /* as of the last step */
+    ngx_queue_t                 session_ops;     /* session close/list
+                                                    waiting for the step */
 
     /* written by the pool thread, read after completion */
     st_status                   task_rc;
@@ -90,6 +94,9 @@ typedef struct {
     ngx_thread_pool_t          *pool;
     ngx_shm_zone_t             *shm_zone;
     ngx_int_t                   request_id_index;
+    ngx_str_t                   session_store;   /* "" = no spilling */
+    off_t                       session_store_size;
+    ngx_msec_t                  session_max_idle;
 } ngx_http_starling_main_conf_t;
 
 

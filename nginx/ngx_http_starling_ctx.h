@@ -84,6 +84,11 @@ struct ngx_http_starling_ctx_s {
     double                      decode_ms;
     st_finish_reason            finish;
     ngx_uint_t                  has_figures;
+
+    /* sessions (ngx_http_starling_session.c) */
+    ngx_str_t                   session_id;
+    ngx_uint_t                  session_close;   /* close, not list */
+    st_session_result           session_result;
 };
 
 

@@ -242,6 +242,17 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->sreq.n_stop = ctx->n_stop;
     ctx->sreq.ignore_eos = req->ignore_eos;
 
+    switch (ngx_http_starling_session_id(r, ctx, req)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                   "session_id", "format", "X-Session-ID must be 1..128 "
+                   "printable ASCII characters");
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ctx->max_tokens = ctx->sreq.max_tokens;
     ctx->stream = (req->kind == ST_API_EXECUTE) ? 1 : req->stream;
     ctx->include_usage = req->include_usage;

@@ -64,6 +64,18 @@ ngx_http_starling_handler(ngx_http_request_t *r)
 
     switch (surface) {
 
+    case NGX_HTTP_STARLING_SESSIONS:
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_starling_not_allowed(r, ctx, "GET, HEAD");
+        }
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_starling_session_request(r, ctx, NULL);
+
     case NGX_HTTP_STARLING_HEALTH:
     case NGX_HTTP_STARLING_READY:
     case NGX_HTTP_STARLING_METRICS:
@@ -134,6 +146,12 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/models")) {
             return NGX_HTTP_STARLING_MODELS;
         }
+        if (ngx_http_starling_suffix(uri, "/session/close")) {
+            return NGX_HTTP_STARLING_SESSION_CLOSE;
+        }
+        if (ngx_http_starling_suffix(uri, "/sessions")) {
+            return NGX_HTTP_STARLING_SESSIONS;
+        }
         return NGX_HTTP_STARLING_OFF;
     }
 
@@ -149,6 +167,8 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
             { "/detokenize", NGX_HTTP_STARLING_DETOKENIZE },
             { "/tokenize", NGX_HTTP_STARLING_TOKENIZE },
             { "/metrics", NGX_HTTP_STARLING_METRICS },
+            { "/session/close", NGX_HTTP_STARLING_SESSION_CLOSE },
+            { "/sessions", NGX_HTTP_STARLING_SESSIONS },
             { NULL, NGX_HTTP_STARLING_OFF }
         };
         ngx_uint_t  i;
@@ -325,6 +345,8 @@ ngx_http_starling_cleanup(void *data)
      * when an end path counted it already) */
     ngx_http_starling_count_finish(ctx->request, ctx);
 
+    ngx_http_starling_session_unqueue(ctx);
+
     if (ctx->model != NULL && (ctx->queued_in || ctx->seq != NULL)) {
         ngx_http_starling_detach(ctx);
     }
@@ -372,6 +394,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
     case NGX_HTTP_STARLING_DETOKENIZE:
         kind = ST_API_DETOKENIZE;
         break;
+    case NGX_HTTP_STARLING_SESSION_CLOSE:
+        kind = ST_API_SESSION_CLOSE;
+        break;
     default:
         kind = ST_API_CANCEL;
         break;
@@ -402,6 +427,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         break;
     case ST_API_CANCEL:
         rc = ngx_http_starling_cancel_request(r, req);
+        break;
+    case ST_API_SESSION_CLOSE:
+        rc = ngx_http_starling_session_request(r, ctx, req);
         break;
     default:
         rc = ngx_http_starling_generate(r, ctx, req);

@@ -51,5 +51,19 @@ ngx_int_t ngx_http_starling_metrics(ngx_http_request_t *r,
 ngx_int_t ngx_http_starling_models(ngx_http_request_t *r,
     ngx_http_starling_main_conf_t *smcf);
 
+/* session (session ids, /v1/session/close, /v1/sessions, the store) */
+ngx_int_t ngx_http_starling_session_id(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+ngx_int_t ngx_http_starling_session_request(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+void ngx_http_starling_session_ops(ngx_http_starling_model_t *m);
+void ngx_http_starling_session_unqueue(ngx_http_starling_ctx_t *ctx);
+char *ngx_http_starling_session_store(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_starling_session_store_init(ngx_http_starling_model_t *m);
+ngx_int_t ngx_http_starling_session_add_variables(ngx_conf_t *cf);
+void ngx_http_starling_session_metrics(st_jbuf *b,
+    ngx_http_starling_main_conf_t *smcf);
+
 
 #endif /* _NGX_HTTP_STARLING_HANDLERS_H_INCLUDED_ */

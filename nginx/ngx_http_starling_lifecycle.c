@@ -163,6 +163,7 @@ ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
     ctx->prompt_tokens = out->n_prompt_tokens ? out->n_prompt_tokens
                                               : ctx->prompt_tokens;
     ctx->cached_tokens = out->n_cached_tokens;
+    ctx->session_result = out->session;
     ctx->completion_tokens = out->n_generated;
     ctx->queue_ms = out->queue_ms;
     ctx->ttft_ms = out->ttft_ms;

@@ -20,6 +20,8 @@
  *   ngx_http_starling_lifecycle.c  timers, disconnects, engine output
  *   ngx_http_starling_tokenize.c   /tokenize, /detokenize
  *   ngx_http_starling_cancel.c     /cancel
+ *   ngx_http_starling_session.c    session ids, /v1/session/close,
+ *                                  /v1/sessions, session store, variables
  *   ngx_http_starling_ops.c        health/ready/metrics/models, variables,
  *                                  shared-memory counters
  *   ngx_http_starling_shm.h        the shared zone: counters, registry root
@@ -76,6 +78,10 @@ ngx_module_t  ngx_http_starling_module = {
 static ngx_int_t
 ngx_http_starling_preconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_starling_session_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_starling_add_variables(cf);
 }
 

@@ -659,6 +659,8 @@ ngx_http_starling_metrics(ngx_http_request_t *r,
         }
     }
 
+    ngx_http_starling_session_metrics(&b, smcf);
+
     return ngx_http_starling_send_jbuf(r, NGX_HTTP_OK, &b,
                                        "text/plain; version=0.0.4");
 }

@@ -61,7 +61,8 @@ typedef enum {
     ST_API_EXECUTE,             /* POST /execute (worker API) */
     ST_API_TOKENIZE,            /* POST /tokenize */
     ST_API_DETOKENIZE,          /* POST /detokenize */
-    ST_API_CANCEL               /* POST /cancel */
+    ST_API_CANCEL,              /* POST /cancel */
+    ST_API_SESSION_CLOSE        /* POST /v1/session/close */
 } st_api_kind;
 
 typedef struct {
@@ -103,6 +104,8 @@ typedef struct {
     int                 top_logprobs;   /* 0..20 */
     int                 add_special;    /* tokenize: add BOS */
     int                 with_pieces;    /* tokenize: pieces + offsets */
+    char               *session_id;     /* chat, completions, execute,
+                                           session close; NULL: none */
 
     st_api_error        errors[ST_API_MAX_ERRORS];
     size_t              n_errors;

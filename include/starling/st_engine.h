@@ -102,7 +102,22 @@ typedef struct {
     const char *const  *stop;         /* copied */
     size_t              n_stop;
     int                 ignore_eos;
+    const char         *session_id;   /* optional, copied: 1..128
+                                         printable ASCII; NULL = none */
+    size_t              session_id_len;
 } st_request;
+
+/* Sessions (see st_engine_session_* below). */
+#define ST_SESSION_ID_MAX 128
+
+typedef enum {
+    ST_SESSION_NONE = 0,      /* the request named no session */
+    ST_SESSION_MISS,          /* new session, or nothing kept was usable */
+    ST_SESSION_HIT,           /* resumed from blocks kept in memory */
+    ST_SESSION_RESTORED       /* resumed from the spill store */
+} st_session_result;
+
+const char *st_session_result_str(st_session_result r); /* "hit"... */
 
 /* Queue a request (validated: ids in vocab, prompt non-empty and
  * n_prompt + 1 <= n_ctx). The sequence starts at a later step. */
@@ -150,6 +165,7 @@ typedef struct {
     double              queue_ms;    /* submit -> first step */
     double              ttft_ms;     /* submit -> first token */
     double              decode_ms;   /* first token -> last token */
+    st_session_result   session;     /* set once the sequence started */
 } st_seq_output;
 
 /* Between steps: new output of s since the previous take. Pointers are
@@ -168,8 +184,69 @@ typedef struct {
     uint64_t steps;
     uint64_t tokens_prefilled;
     uint64_t tokens_generated;
+    uint32_t sessions_resident;
+    uint32_t sessions_spilled;
+    uint32_t session_blocks;      /* KV blocks pinned by idle sessions */
+    uint64_t session_hits;
+    uint64_t session_misses;
+    uint64_t session_restores;
+    uint64_t session_restore_failures; /* bad/missing file: recomputed */
+    uint64_t session_spills;
+    uint64_t session_spill_bytes;
+    uint64_t session_restore_bytes;
+    double   session_restore_ms;  /* total time spent restoring */
+    uint64_t session_evictions;   /* idle sessions evicted for memory */
+    uint64_t session_expired;     /* spilled sessions removed (max_idle
+                                     or store size) */
+    uint64_t session_store_bytes; /* spill files now on disk */
 } st_engine_stats;
 
 void st_engine_get_stats(const st_engine *e, st_engine_stats *out);
+
+/*
+ * Sessions. A request with a session_id keeps its KV blocks (prompt +
+ * generated tokens) after it finishes; the session's next turn whose
+ * tokens start with them computes only the rest (n_cached_tokens). Idle
+ * sessions count against the KV budget and are evicted least recently
+ * used first when running sequences need blocks; with a store they are
+ * spilled to files (per-block SHA-256) and restored exactly. A second turn
+ * submitted while one is in flight is refused (ST_ERR_INVALID).
+ */
+typedef enum {
+    ST_SESSION_RESIDENT = 0,
+    ST_SESSION_SPILLED,
+    ST_SESSION_EMPTY          /* known, nothing kept (turn in flight or
+                                 evicted without a store) */
+} st_session_state;
+
+typedef struct {
+    char             id[ST_SESSION_ID_MAX + 1];
+    st_session_state state;
+    int              busy;          /* a turn is in flight */
+    uint32_t         n_tokens;      /* positions kept */
+    uint64_t         bytes;         /* KV bytes held (memory or file) */
+    double           idle_ms;
+} st_session_info;
+
+/* Spill store: dir must exist and be writable; max_bytes bounds the
+ * files (oldest removed first), spilled sessions idle longer than
+ * max_idle_ms are removed (0 = never). Files are this process's own and
+ * removed by st_engine_free(). */
+st_status st_engine_session_store(st_engine *e, const char *dir,
+    uint64_t max_bytes, double max_idle_ms, st_error *err);
+
+/* Between steps: frees the session's blocks or file. 1 if it existed, 0
+ * if not (idempotent). A turn in flight finishes normally and its
+ * blocks are dropped then. */
+int st_engine_session_close(st_engine *e, const char *id, size_t id_len);
+
+/* Between steps: up to cap sessions, most recently used first; returns
+ * how many there are in all. Expired spilled sessions are removed
+ * first. */
+size_t st_engine_sessions_list(st_engine *e, st_session_info *out,
+    size_t cap);
+
+/* Whether id is a valid session id (1..128 printable ASCII). */
+int st_session_id_valid(const char *id, size_t len);
 
 #endif /* ST_ENGINE_H */

@@ -31,5 +31,8 @@ int st_api_seed(st_api_request *req, yajl_val obj, const char *key,
     uint64_t *out);
 char *st_api_strdup(st_api_request *req, const char *s, size_t len,
     int *nomem);
+/* st_api_session.c: "session_id" into req->session_id */
+void st_api_session_field(st_api_request *req, yajl_val obj, int required,
+    int *nomem);
 
 #endif /* ST_API_FIELD_H */

@@ -798,6 +798,14 @@ st_api_parse(st_api_kind kind, const char *body, size_t len,
     case ST_API_CANCEL:
         st_api_cancel(req, root, &nomem);
         break;
+    case ST_API_SESSION_CLOSE:
+        break;
+    }
+    if (kind == ST_API_COMPLETIONS || kind == ST_API_CHAT
+        || kind == ST_API_EXECUTE || kind == ST_API_SESSION_CLOSE)
+    {
+        st_api_session_field(req, root, kind == ST_API_SESSION_CLOSE,
+                             &nomem);
     }
 
     yajl_tree_free(root);
@@ -822,6 +830,7 @@ st_api_request_free(st_api_request *req)
 
     free(req->model);
     free(req->job_id);
+    free(req->session_id);
     free(req->prompt);
     free(req->prompt_ids);
 

@@ -309,6 +309,7 @@ st_engine_free(st_engine *e)
     st_list_destroy(e, &e->queued);
     st_list_destroy(e, &e->active);
     st_list_destroy(e, &e->done);
+    st_sessions_free(e);
     if (e->be != NULL) {
         e->be->free(e->be);
     }
@@ -394,6 +395,10 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
         st_sampler_accept_prompt(s->sampler, req->prompt, req->n_prompt);
         rc = st_textstream_create(&s->ts, req->stop, req->n_stop, err);
     }
+    if (rc == ST_OK && req->session_id != NULL) {
+        rc = st_session_begin(e, s, req->session_id, req->session_id_len,
+                              err);
+    }
     if (rc != ST_OK) {
         st_seq_destroy(s);
         return rc;
@@ -420,6 +425,7 @@ st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why)
         return;
     }
     s->finish = why;
+    st_session_end_turn(e, s, why);    /* keeps the blocks, if a session */
     st_kv_seq_release(&e->kv, &s->kv);
     st_list_remove(s->state == ST_SEQ_QUEUED ? &e->queued : &e->active, s);
     s->state = ST_SEQ_DONE;
@@ -462,4 +468,5 @@ st_engine_get_stats(const st_engine *e, st_engine_stats *out)
     out->kv_blocks_cached = e->kv.n_registered;
     out->prefix_hit_tokens = e->kv.hits_tokens;
     out->kv_evictions = e->kv.evictions;
+    st_sessions_get_stats(e, out);
 }

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "backend/registry.h"
 #include "engine/sampler.h"
+#include "engine/session.h"
 #include "text/textstream.h"
 #include "text/tokenizer.h"
 
@@ -68,6 +69,9 @@ struct st_seq {
     size_t             text_len, text_cap;
 
     double             t_submit_ms, t_start_ms, t_first_ms, t_last_ms;
+
+    st_session        *session;         /* session.c: turn of, or NULL */
+    st_session_result  session_result;
 };
 
 typedef struct {
@@ -95,6 +99,7 @@ struct st_engine {
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
     float             *logits;          /* (max_seqs, n_vocab) */
     st_engine_stats    stats;
+    st_sessions        sessions;        /* session.c */
 };
 
 

@@ -93,6 +93,7 @@ st_seq_take(st_seq *s, st_seq_output *out)
     memcpy(out->error, s->error, sizeof(out->error));
     out->n_prompt_tokens = s->n_prompt;
     out->n_cached_tokens = s->n_cached;
+    out->session = s->session_result;
     out->n_generated = s->n_generated;
     out->queue_ms = s->t_start_ms > 0 ? s->t_start_ms - s->t_submit_ms : 0;
     out->ttft_ms = s->t_first_ms > 0 ? s->t_first_ms - s->t_submit_ms : 0;

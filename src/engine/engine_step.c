@@ -107,7 +107,7 @@ st_engine_step(st_engine *e, st_error *err)
              * it fits; an older stream never waits for a newer one */
             reserved = 0;
             while (s->preempted_at != e->step_id) {
-                if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + 1) == ST_OK) {
+                if (st_session_reserve(e, &s->kv, s->n_past + 1) == ST_OK) {
                     reserved = 1;
                     break;
                 }
@@ -138,8 +138,14 @@ st_engine_step(st_engine *e, st_error *err)
             if (s->n_past == 0 && s->kv.n_blocks == 0) {
                 /* share cached blocks of an equal prefix; leave at least
                  * one token to compute so the step yields logits */
-                s->n_past = st_kv_prefix_lookup(&e->kv, &s->kv, s->tokens,
-                                                s->n_tokens, s->n_tokens - 1);
+                if (!s->started && s->session != NULL) {
+                    s->n_past = st_session_resume(e, s);
+                }
+                if (s->n_past == 0) {
+                    s->n_past = st_kv_prefix_lookup(&e->kv, &s->kv, s->tokens,
+                                                    s->n_tokens,
+                                                    s->n_tokens - 1);
+                }
                 if (!s->started) {
                     s->n_cached = s->n_past;
                 }
@@ -147,7 +153,7 @@ st_engine_step(st_engine *e, st_error *err)
             s->started = 1;
             todo = s->n_tokens - s->n_past;
             take = todo < budget ? todo : budget;
-            if (st_kv_seq_reserve(&e->kv, &s->kv, s->n_past + take) != ST_OK) {
+            if (st_session_reserve(e, &s->kv, s->n_past + take) != ST_OK) {
                 continue;
             }
             for (j = 0; j < take; j++) {

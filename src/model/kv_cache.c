@@ -360,3 +360,51 @@ st_kv_commit(st_kv_cache *kv, st_kv_seq *seq, const int32_t *tokens,
         seq->n_committed++;
     }
 }
+
+
+/* Drops seq's last block reference. */
+static void
+st_kv_seq_pop(st_kv_cache *kv, st_kv_seq *seq)
+{
+    uint32_t b = seq->blocks[--seq->n_blocks];
+
+    if (--kv->ref[b] > 0) {
+        return;
+    }
+    if (kv->registered[b]) {
+        st_lru_push(kv, b);
+    } else {
+        kv->free_list[kv->n_free++] = b;
+    }
+}
+
+
+uint32_t
+st_kv_seq_truncate(st_kv_cache *kv, st_kv_seq *seq, const int32_t *tokens,
+    uint32_t n_keep)
+{
+    uint32_t bt = kv->block_tokens, last, i;
+    uint64_t h;
+
+    if (n_keep > seq->n_blocks * bt) {
+        n_keep = seq->n_blocks * bt;
+    }
+    if (n_keep % bt != 0) {
+        last = seq->blocks[n_keep / bt];
+        if (kv->registered[last] || kv->ref[last] > 1) {
+            n_keep -= n_keep % bt;
+        }
+    }
+    while (seq->n_blocks > (n_keep + bt - 1) / bt) {
+        st_kv_seq_pop(kv, seq);
+    }
+    if (seq->n_committed > n_keep / bt) {
+        seq->n_committed = n_keep / bt;
+        h = 0;
+        for (i = 0; i < seq->n_committed; i++) {
+            h = st_kv_block_hash(h, tokens + (size_t) i * bt, bt);
+        }
+        seq->chain = h;
+    }
+    return n_keep;
+}

@@ -97,6 +97,22 @@ uint32_t st_kv_prefix_lookup(st_kv_cache *kv, st_kv_seq *seq,
 void st_kv_commit(st_kv_cache *kv, st_kv_seq *seq, const int32_t *tokens,
     uint32_t n_valid);
 
+/* Shrink seq (which covers tokens[0..) computed) to positions [0, n_keep)
+ * so that the next position can be written: blocks past n_keep are
+ * released, and when n_keep ends inside a block that is registered or
+ * shared (so not writable), n_keep drops to that block's start. The
+ * commit chain is recomputed from tokens. Returns the positions kept. */
+uint32_t st_kv_seq_truncate(st_kv_cache *kv, st_kv_seq *seq,
+    const int32_t *tokens, uint32_t n_keep);
+
+/* Bytes of one block's K and V over all layers. */
+static inline uint64_t
+st_kv_block_bytes(const st_kv_cache *kv)
+{
+    return (uint64_t) kv->block_tokens * kv->kv_dim * sizeof(st_f16) * 2
+           * kv->n_layer;
+}
+
 static inline size_t
 st_kv_row(const st_kv_cache *kv, const st_kv_seq *seq, uint32_t pos)
 {

@@ -299,6 +299,34 @@ test_misc(void)
     ok(r->n_errors == 0 && strcmp(r->job_id, "abc") == 0, "cancel");
     st_api_request_free(r);
 
+    r = parse(ST_API_CHAT, "{\"messages\":[{\"role\":\"user\","
+              "\"content\":\"hi\"}],\"session_id\":\"chat 1\"}");
+    ok(r->n_errors == 0 && r->session_id
+       && strcmp(r->session_id, "chat 1") == 0, "chat: session_id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"x\",\"session_id\":\"\"}");
+    ok(has_error(r, "session_id", "format"), "empty session_id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE, "{\"job_id\":\"j\",\"prompt\":\"x\","
+              "\"session_id\":\"a\\u0001b\"}");
+    ok(has_error(r, "session_id", "format"), "control character in "
+       "session_id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"x\",\"session_id\":7}");
+    ok(has_error(r, "session_id", "type"), "numeric session_id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_SESSION_CLOSE, "{}");
+    ok(has_error(r, "session_id", "required"), "close needs session_id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_SESSION_CLOSE, "{\"session_id\":\"s\"}");
+    ok(r->n_errors == 0 && strcmp(r->session_id, "s") == 0, "close");
+    st_api_request_free(r);
+
     st_jbuf_init(&b);
     st_api_write_openai_error(&b, "bad \"x\"", "invalid_request_error",
                               "temperature", NULL);
