@@ -70,6 +70,18 @@ typedef struct {
     size_t   content_len;
 } st_api_message;
 
+/* one prompt of a completions batch ("prompt": ["a", "b"] or
+ * [[1, 2], [3]]): text or token ids */
+typedef struct {
+    char    *text;              /* NUL-terminated, or NULL */
+    size_t   len;
+    int32_t *ids;               /* or NULL */
+    size_t   n_ids;
+} st_api_prompt;
+
+/* "n" * prompts: at most this many choices in one request */
+#define ST_API_MAX_CHOICES  64
+
 typedef struct {
     uint32_t max_tokens_limit;  /* starling_max_tokens */
     uint32_t max_prompt_chars;  /* worker API prompt limit (32768) */
@@ -101,6 +113,10 @@ typedef struct {
     int                 include_usage;
     int                 logprobs;       /* chat: bool; completions: n */
     int                 top_logprobs;   /* 0..20 */
+    uint32_t            n;              /* choices per prompt, >= 1 */
+    st_api_prompt      *batch;          /* completions: >= 2 prompts, */
+    size_t              n_batch;        /* else NULL / 0 (prompt above) */
+    int                 echo;           /* completions: prompt + text */
     int                 add_special;    /* tokenize: add BOS */
     int                 with_pieces;    /* tokenize: pieces + offsets */
 

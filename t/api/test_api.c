@@ -119,16 +119,54 @@ test_completions(void)
     ok(r->max_tokens == 16, "default max_tokens 16");
     st_api_request_free(r);
 
-    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}");
-    ok(has_error(r, "prompt", "max_items"), "batch of prompts rejected");
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"bc\"],\"n\":3}");
+    ok(r->n_errors == 0 && r->n_batch == 2 && r->n == 3
+       && strcmp(r->batch[1].text, "bc") == 0 && r->prompt == NULL,
+       "batch of string prompts, n=3");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[[1,2],[3]]}");
+    ok(r->n_errors == 0 && r->n_batch == 2 && r->batch[0].n_ids == 2
+       && r->batch[1].ids[0] == 3 && r->n == 1, "batch of token arrays");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",[]]}");
+    ok(has_error(r, "prompt[1]", "type"), "empty token array in a batch");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"],\"n\":33}");
+    ok(has_error(r, "n", "range"), "n * prompts over %d",
+       ST_API_MAX_CHOICES);
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"n\":2,"
+              "\"best_of\":2,\"echo\":true}");
+    ok(r->n_errors == 0 && r->echo && r->n == 2, "echo, best_of = n");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"n\":2,"
+              "\"best_of\":1}");
+    ok(has_error(r, "best_of", "unsupported"), "best_of < n");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"best_of\":3}");
+    ok(has_error(r, "best_of", "unsupported")
+       && strstr(r->errors[0].message, "best_of > n") != NULL,
+       "best_of > n: clear 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE, "{\"job_id\":\"j\",\"prompt\":\"a\","
+              "\"n\":2}");
+    ok(has_error(r, "n", "range"), "worker API: n=2 rejected");
     st_api_request_free(r);
 
     r = parse(ST_API_COMPLETIONS,
-              "{\"prompt\":\"x\",\"temperature\":1e999,\"n\":2,"
-              "\"echo\":true,\"max_tokens\":99999,\"top_p\":\"1\"}");
+              "{\"prompt\":\"x\",\"temperature\":1e999,\"n\":65,"
+              "\"echo\":true,\"logprobs\":1,\"max_tokens\":99999,"
+              "\"top_p\":\"1\"}");
     ok(has_error(r, "temperature", "range"), "overflowing number");
-    ok(has_error(r, "n", NULL), "n=2");
-    ok(has_error(r, "echo", "unsupported"), "echo");
+    ok(has_error(r, "n", "range"), "n=65");
+    ok(has_error(r, "echo", "unsupported"), "echo with logprobs");
     ok(has_error(r, "max_tokens", "range"), "max_tokens over the limit");
     ok(has_error(r, "top_p", "type"), "top_p as string");
     ok(r->n_errors == 5, "all five reported (%zu)", r->n_errors);
