@@ -325,9 +325,13 @@ ngx_http_starling_cleanup(void *data)
      * when an end path counted it already) */
     ngx_http_starling_count_finish(ctx->request, ctx);
 
-    if (ctx->model != NULL && (ctx->queued_in || ctx->seq != NULL)) {
+    if (ctx->model != NULL
+        && (ctx->queued_in || ctx->seq != NULL || ctx->n_choices))
+    {
         ngx_http_starling_detach(ctx);
     }
+
+    ngx_http_starling_choices_free(ctx);
 
     st_jbuf_free(&ctx->text);
     st_jbuf_free(&ctx->scratch);
