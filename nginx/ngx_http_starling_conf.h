@@ -36,7 +36,8 @@ typedef enum {
     NGX_HTTP_STARLING_READY,
     NGX_HTTP_STARLING_TOKENIZE,
     NGX_HTTP_STARLING_DETOKENIZE,
-    NGX_HTTP_STARLING_METRICS
+    NGX_HTTP_STARLING_METRICS,
+    NGX_HTTP_STARLING_APPLY_TEMPLATE  /* chat messages -> prompt, no run */
 } ngx_http_starling_surface_e;
 
 

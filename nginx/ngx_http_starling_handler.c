@@ -134,6 +134,9 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/models")) {
             return NGX_HTTP_STARLING_MODELS;
         }
+        if (ngx_http_starling_suffix(uri, "/apply-template")) {
+            return NGX_HTTP_STARLING_APPLY_TEMPLATE;
+        }
         return NGX_HTTP_STARLING_OFF;
     }
 
@@ -365,6 +368,7 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         kind = ST_API_COMPLETIONS;
         break;
     case NGX_HTTP_STARLING_CHAT:
+    case NGX_HTTP_STARLING_APPLY_TEMPLATE:
         kind = ST_API_CHAT;
         break;
     case NGX_HTTP_STARLING_EXECUTE:
@@ -408,7 +412,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         rc = ngx_http_starling_cancel_request(r, req);
         break;
     default:
-        rc = ngx_http_starling_generate(r, ctx, req);
+        rc = ctx->surface == NGX_HTTP_STARLING_APPLY_TEMPLATE
+             ? ngx_http_starling_apply_template(r, ctx, req)
+             : ngx_http_starling_generate(r, ctx, req);
         break;
     }
 
