@@ -522,6 +522,11 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
         }
         req->n_messages++;
 
+        st_api_tools_message(req, m, out, i, nomem);
+        if (*nomem) {
+            return;
+        }
+
         content = st_api_opt(m, "content");
         snprintf(field, sizeof(field), "messages[%zu].content", i);
 
@@ -589,6 +594,8 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
     }
 
 sampling:
+
+    st_api_tools_fields(req, obj, nomem);
 
     {
         int  lp = 0;
@@ -922,8 +929,18 @@ st_api_request_free(st_api_request *req)
     for (i = 0; i < req->n_messages; i++) {
         free(req->messages[i].role);
         free(req->messages[i].content);
+        free(req->messages[i].tool_call_id);
+        st_api_tool_calls_free(req->messages[i].tool_calls,
+                               req->messages[i].n_tool_calls);
     }
     free(req->messages);
+
+    for (i = 0; i < req->n_tools; i++) {
+        free(req->tools[i].name);
+        free(req->tools[i].json);
+    }
+    free(req->tools);
+    free(req->tool_choice_name);
 
     for (i = 0; i < req->n_stop; i++) {
         free(req->stop[i]);
