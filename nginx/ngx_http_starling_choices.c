@@ -70,6 +70,10 @@ ngx_http_starling_choices_create(ngx_http_request_t *r,
         c->max_tokens = ctx->max_tokens;
         c->stop = ctx->stop;
         c->n_stop = ctx->n_stop;
+        c->tools = ctx->tools;
+        c->n_tools = ctx->n_tools;
+        c->tools_on = ctx->tools_on;
+        c->parallel_tool_calls = ctx->parallel_tool_calls;
         c->finish = ST_FINISH_NONE;
         st_jbuf_init(&c->text);
         st_jbuf_init(&c->scratch);

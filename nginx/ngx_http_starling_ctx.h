@@ -95,6 +95,15 @@ struct ngx_http_starling_ctx_s {
                                                     cache hits (usage);
                                                     cached_tokens: all */
 
+    /* tools (ngx_http_starling_tools.c): calls parsed out of the text */
+    st_api_tool                *tools;           /* names (r->pool) */
+    size_t                      n_tools;
+    ngx_uint_t                  tools_on;
+    ngx_uint_t                  parallel_tool_calls;
+    size_t                      tool_sent;       /* stream: content out */
+    ngx_uint_t                  tool_held;       /* stream: a call began */
+    ngx_uint_t                  tool_calls;      /* calls found */
+
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;
     ngx_http_log_handler_pt     orig_log_handler;

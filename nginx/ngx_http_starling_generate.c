@@ -272,11 +272,25 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     extra_stop = NULL;
 
     if (req->kind == ST_API_CHAT) {
+        for (i = 0; i < req->n_messages; i++) {
+            if (req->messages[i].n_tool_calls
+                || ngx_strcmp(req->messages[i].role, "tool") == 0)
+            {
+                break;
+            }
+        }
+
         st_jbuf_init(&chat);
-        st = st_api_chat_render((const char *) m->chat_template.data,
-                                m->info->chat_template, req->messages,
-                                req->n_messages, &chat, &extra_stop,
-                                &n_extra, &err);
+        if (req->n_tools || i < req->n_messages) {
+            st = st_api_chat_render_tools((const char *) m->chat_template.data,
+                                          m->info->chat_template, req, &chat,
+                                          &extra_stop, &n_extra, &err);
+        } else {
+            st = st_api_chat_render((const char *) m->chat_template.data,
+                                    m->info->chat_template, req->messages,
+                                    req->n_messages, &chat, &extra_stop,
+                                    &n_extra, &err);
+        }
         if (st != ST_OK) {
             st_jbuf_free(&chat);
             return ngx_http_starling_reject(r, ctx,
@@ -400,6 +414,10 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->logprobs = req->logprobs;
     ctx->top_logprobs = (ngx_uint_t) req->top_logprobs;
     ctx->n_per_prompt = req->n ? req->n : 1;
+
+    if (ngx_http_starling_tools_setup(r, ctx, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /* several choices (n > 1, a prompt batch) or echo: one child ctx
      * per choice (ngx_http_starling_choices.c) */

@@ -239,6 +239,17 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
             continue;
         }
 
+        if (ctx->tools_on && ctx->surface == NGX_HTTP_STARLING_CHAT) {
+            /* content until a call begins (logprobs are not streamed
+             * with tools) */
+            if (ngx_http_starling_tools_stream(ctx, t->text, t->text_len, 0)
+                == NGX_ERROR)
+            {
+                return NGX_ERROR;
+            }
+            continue;
+        }
+
         /* OpenAI: a chunk per token with text (or logprobs to report) */
         if (t->text_len == 0 && !(ctx->logprobs && t->token >= 0)) {
             continue;
@@ -372,6 +383,13 @@ ngx_http_starling_emit_finish(ngx_http_starling_ctx_t *ctx,
     timed_out = ctx->timed_out
                 || (ctx->parent != NULL && ctx->parent->timed_out);
 
+    if (out->finish != ST_FINISH_ERROR && ctx->tools_on
+        && ctx->surface == NGX_HTTP_STARLING_CHAT
+        && ngx_http_starling_tools_stream(ctx, NULL, 0, 1) == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
     st_jbuf_reset(b);
 
     if (out->finish == ST_FINISH_ERROR) {
@@ -393,7 +411,8 @@ ngx_http_starling_emit_finish(ngx_http_starling_ctx_t *ctx,
                          "\"logprobs\":null,\"finish_reason\":",
                          (unsigned) ctx->index);
         }
-        st_jbuf_addf(b, "\"%s\"}]", timed_out ? "length"
+        st_jbuf_addf(b, "\"%s\"}]", ctx->tool_calls ? "tool_calls"
+                                    : timed_out ? "length"
                                     : ngx_http_starling_openai_reason(
                                         out->finish));
         if (ctx->include_usage) {
@@ -450,11 +469,18 @@ ngx_http_starling_choice(ngx_http_starling_ctx_t *ctx,
     n_lp = c->lps ? c->lps->nelts : 0;
 
     if (ctx->surface == NGX_HTTP_STARLING_CHAT) {
-        st_jbuf_addf(b, "{\"index\":%u,\"message\":"
-                     "{\"role\":\"assistant\",\"content\":",
-                     (unsigned) c->index);
-        st_jbuf_add_jstr(b, c->text.data ? c->text.data : "", c->text.len);
-        st_jbuf_adds(b, "},\"logprobs\":");
+        st_jbuf_addf(b, "{\"index\":%u,\"message\":", (unsigned) c->index);
+        if (c->tools_on) {
+            if (ngx_http_starling_tools_message(c, b) != NGX_OK) {
+                b->failed = 1;
+            }
+        } else {
+            st_jbuf_adds(b, "{\"role\":\"assistant\",\"content\":");
+            st_jbuf_add_jstr(b, c->text.data ? c->text.data : "",
+                             c->text.len);
+            st_jbuf_adds(b, "}");
+        }
+        st_jbuf_adds(b, ",\"logprobs\":");
         if (lp != NULL) {
             ngx_http_starling_chat_logprobs(c, b, lp, n_lp);
         } else {
@@ -472,8 +498,9 @@ ngx_http_starling_choice(ngx_http_starling_ctx_t *ctx,
     }
 
     st_jbuf_addf(b, ",\"finish_reason\":\"%s\"}",
-                 ctx->timed_out ? "length"
-                                : ngx_http_starling_openai_reason(c->finish));
+                 c->tool_calls ? "tool_calls"
+                 : ctx->timed_out ? "length"
+                 : ngx_http_starling_openai_reason(c->finish));
 }
 
 

@@ -40,9 +40,11 @@ ngx_http_starling_apply_template(ngx_http_request_t *r,
     }
 
     st_jbuf_init(&chat);
-    st = st_api_chat_render((const char *) m->chat_template.data,
-                            m->info->chat_template, req->messages,
-                            req->n_messages, &chat, &stop, &n_stop, &err);
+    /* with tools and tool turns, as /v1/chat/completions renders them
+     * (without, the same as st_api_chat_render) */
+    st = st_api_chat_render_tools((const char *) m->chat_template.data,
+                                  m->info->chat_template, req, &chat, &stop,
+                                  &n_stop, &err);
     if (st != ST_OK) {
         st_jbuf_free(&chat);
         return ngx_http_starling_reject(r, ctx,
