@@ -12,6 +12,7 @@
  */
 
 #include "ngx_http_starling_bridge.h"
+#include "ngx_http_starling_output.h"
 #include "ngx_http_starling_jobs.h"
 #include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_handlers.h"
@@ -451,6 +452,10 @@ ngx_http_starling_detach(ngx_http_starling_ctx_t *ctx)
 
     ngx_http_starling_job_ended(ctx);
 
+    if (ctx->n_choices) {
+        ngx_http_starling_choices_detach(ctx);
+    }
+
     if (ctx->queued_in == 2) {
         ngx_queue_remove(&ctx->queue);
         m->n_waiting--;
@@ -501,6 +506,13 @@ void
 ngx_http_starling_cancel(ngx_http_starling_ctx_t *ctx)
 {
     if (ctx->done || ctx->cancel_requested) {
+        return;
+    }
+
+    if (ctx->n_choices) {
+        /* n > 1: the choices end at the next step boundary */
+        ctx->cancel_requested = 1;
+        ngx_http_starling_choices_cancel(ctx);
         return;
     }
 

@@ -38,7 +38,8 @@ typedef enum {
     NGX_HTTP_STARLING_DETOKENIZE,
     NGX_HTTP_STARLING_METRICS,
     NGX_HTTP_STARLING_SESSION_CLOSE,  /* POST .../session/close */
-    NGX_HTTP_STARLING_SESSIONS        /* GET .../sessions */
+    NGX_HTTP_STARLING_SESSIONS,       /* GET .../sessions */
+    NGX_HTTP_STARLING_APPLY_TEMPLATE  /* chat messages -> prompt, no run */
 } ngx_http_starling_surface_e;
 
 

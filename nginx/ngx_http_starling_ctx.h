@@ -73,6 +73,37 @@ struct ngx_http_starling_ctx_s {
     size_t                      text_offset;
     ngx_event_t                 timer;           /* drain + queue limit */
 
+    /* n > 1 or a prompt batch (ngx_http_starling_choices.c): the
+     * request's ctx holds no sequence; each choice is a child ctx in
+     * r->pool with its own sequence, rendered under its index */
+    ngx_http_starling_ctx_t    *parent;          /* child: the request's */
+    ngx_http_starling_ctx_t   **choices;         /* parent: n_choices */
+    ngx_uint_t                  n_choices;
+    ngx_uint_t                  n_per_prompt;    /* the request's n */
+    ngx_uint_t                  n_ended;         /* parent: choices done */
+    ngx_uint_t                  index;           /* child: choice index */
+    ngx_uint_t                  submitted;       /* child: given to the
+                                                    engine (followers wait
+                                                    for their prompt's
+                                                    first prefill) */
+    ngx_uint_t                  echo;            /* completions echo */
+    ngx_str_t                   echo_text;       /* prompt text (r->pool) */
+    ngx_event_t                 end_event;       /* parent: deferred
+                                                    finalization */
+    ngx_int_t                   end_rc;
+    uint32_t                    usage_cached_tokens; /* parent: leaders'
+                                                    cache hits (usage);
+                                                    cached_tokens: all */
+
+    /* tools (ngx_http_starling_tools.c): calls parsed out of the text */
+    st_api_tool                *tools;           /* names (r->pool) */
+    size_t                      n_tools;
+    ngx_uint_t                  tools_on;
+    ngx_uint_t                  parallel_tool_calls;
+    size_t                      tool_sent;       /* stream: content out */
+    ngx_uint_t                  tool_held;       /* stream: a call began */
+    ngx_uint_t                  tool_calls;      /* calls found */
+
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;
     ngx_http_log_handler_pt     orig_log_handler;

@@ -37,10 +37,142 @@ ngx_http_starling_pick_model(ngx_http_request_t *r,
 }
 
 
+/* echo: the prompt's own text, or the text of its token ids */
+static ngx_int_t
+ngx_http_starling_echo_text(ngx_http_request_t *r, const st_tokenizer *tok,
+    const char *text, size_t len, const int32_t *ids, size_t n_ids,
+    ngx_str_t *echo)
+{
+    size_t  cap;
+
+    if (text != NULL) {
+        echo->len = len;
+        echo->data = ngx_pnalloc(r->pool, len + 1);
+        if (echo->data == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(echo->data, text, len);
+        return NGX_OK;
+    }
+
+    cap = st_detokenize(tok, ids, n_ids, NULL, 0, 0, 0);
+    echo->data = ngx_pnalloc(r->pool, cap + 1);
+    if (echo->data == NULL) {
+        return NGX_ERROR;
+    }
+    echo->len = st_detokenize(tok, ids, n_ids, (char *) echo->data, cap, 0,
+                              0);
+    return NGX_OK;
+}
+
+
+/*
+ * One completions prompt (text or ids) -> ids in r->pool, checked against
+ * the vocabulary and the context. NGX_OK, or NGX_DECLINED with the reply
+ * (400) in *rc, or NGX_ERROR.
+ */
+static ngx_int_t
+ngx_http_starling_batch_prompt(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, const st_api_prompt *bp, size_t index,
+    int32_t **ids, size_t *n_ids, ngx_str_t *echo, ngx_int_t *rc)
+{
+    char                           msg[192];
+    size_t                         i, n_ctx;
+    st_error                       err;
+    st_tokens                      toks;
+    ngx_http_starling_model_t     *m = ctx->model;
+    ngx_http_starling_loc_conf_t  *slcf;
+    const st_tokenizer            *tok = st_engine_tokenizer(m->engine);
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_starling_module);
+    n_ctx = m->info->n_ctx;
+
+    toks.ids = NULL;
+    toks.n = 0;
+    toks.cap = 0;
+
+    if (bp->text != NULL) {
+        if (!st_api_utf8_valid(bp->text, bp->len)) {
+            ngx_snprintf((u_char *) msg, sizeof(msg),
+                         "prompt[%uz] is not valid UTF-8%Z", index);
+            goto invalid;
+        }
+        if (st_tokenize(tok, bp->text, bp->len, 1, 1, &toks, &err)
+            != ST_OK)
+        {
+            free(toks.ids);
+            return NGX_ERROR;
+        }
+    } else {
+        for (i = 0; i < bp->n_ids; i++) {
+            if ((uint32_t) bp->ids[i] >= m->info->n_vocab) {
+                ngx_snprintf((u_char *) msg, sizeof(msg),
+                             "prompt[%uz]: token id out of the "
+                             "vocabulary%Z", index);
+                goto invalid;
+            }
+        }
+    }
+
+    *n_ids = bp->text != NULL ? toks.n : bp->n_ids;
+
+    if (*n_ids == 0) {
+        free(toks.ids);
+        ngx_snprintf((u_char *) msg, sizeof(msg), "prompt[%uz] is empty%Z",
+                     index);
+        goto invalid;
+    }
+
+    if (*n_ids + 1 > n_ctx
+        || (slcf->max_prompt_tokens && *n_ids > slcf->max_prompt_tokens))
+    {
+        free(toks.ids);
+        ngx_snprintf((u_char *) msg, sizeof(msg),
+                     "prompt[%uz] is %uz tokens; this model's context is "
+                     "%uz tokens%Z", index, *n_ids, n_ctx);
+        *rc = ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "prompt", "context_length_exceeded",
+                                       msg);
+        return NGX_DECLINED;
+    }
+
+    *ids = ngx_palloc(r->pool, *n_ids * sizeof(int32_t));
+    if (*ids == NULL) {
+        free(toks.ids);
+        return NGX_ERROR;
+    }
+    ngx_memcpy(*ids, bp->text != NULL ? toks.ids : bp->ids,
+               *n_ids * sizeof(int32_t));
+    free(toks.ids);
+
+    if (echo == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_starling_echo_text(r, tok, bp->text, bp->len, *ids,
+                                       *n_ids, echo);
+
+invalid:
+
+    free(toks.ids);
+    *rc = ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST, "prompt",
+                                   "invalid", msg);
+    return NGX_DECLINED;
+}
+
+
 ngx_int_t
 ngx_http_starling_generate(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, st_api_request *req)
 {
+    ngx_int_t                       rc = NGX_ERROR;
+    ngx_uint_t                      n_prompts;
+    int32_t                       **batch_ids;
+    size_t                         *batch_n;
+    ngx_str_t                      *echo;
+    const char                     *p_text;
+    size_t                          p_len, n_p_ids, n_new;
+    const int32_t                  *p_ids;
     char                          **stop, msg[192];
     const char *const              *extra_stop;
     size_t                          i, n_extra, n_ctx, limit;
@@ -98,7 +230,15 @@ ngx_http_starling_generate(ngx_http_request_t *r,
                    "starling: admission: %ui live + %ui waiting, limit %uz",
                    m->n_live, m->n_waiting, limit);
 
-    if (m->n_live + m->n_waiting >= limit) {
+    /* a request's choices count (n > 1, prompt batches) unless the model
+     * is idle: then any n fits, the choices taking turns for slots */
+    n_new = (req->kind == ST_API_EXECUTE) ? 1
+            : (req->n ? req->n : 1) * (req->n_batch ? req->n_batch : 1);
+
+    if (m->n_live + m->n_waiting >= limit
+        || (m->n_live + m->n_waiting > 0
+            && m->n_live + m->n_waiting + n_new > limit))
+    {
         ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_REJECTED);
         if (ngx_http_starling_set_retry_after(r, 1) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -111,6 +251,19 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     tok = st_engine_tokenizer(m->engine);
     n_ctx = m->info->n_ctx;
 
+    /* a batch's first prompt takes the single prompt's way; the others
+     * are checked one by one below */
+    p_text = req->prompt;
+    p_len = req->prompt_len;
+    p_ids = req->prompt_ids;
+    n_p_ids = req->n_prompt_ids;
+    if (req->n_batch) {
+        p_text = req->batch[0].text;
+        p_len = req->batch[0].len;
+        p_ids = req->batch[0].ids;
+        n_p_ids = req->batch[0].n_ids;
+    }
+
     /* prompt -> ids, in the event loop */
     ctx->tokens.ids = NULL;
     ctx->tokens.n = 0;
@@ -119,11 +272,25 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     extra_stop = NULL;
 
     if (req->kind == ST_API_CHAT) {
+        for (i = 0; i < req->n_messages; i++) {
+            if (req->messages[i].n_tool_calls
+                || ngx_strcmp(req->messages[i].role, "tool") == 0)
+            {
+                break;
+            }
+        }
+
         st_jbuf_init(&chat);
-        st = st_api_chat_render((const char *) m->chat_template.data,
-                                m->info->chat_template, req->messages,
-                                req->n_messages, &chat, &extra_stop,
-                                &n_extra, &err);
+        if (req->n_tools || i < req->n_messages) {
+            st = st_api_chat_render_tools((const char *) m->chat_template.data,
+                                          m->info->chat_template, req, &chat,
+                                          &extra_stop, &n_extra, &err);
+        } else {
+            st = st_api_chat_render((const char *) m->chat_template.data,
+                                    m->info->chat_template, req->messages,
+                                    req->n_messages, &chat, &extra_stop,
+                                    &n_extra, &err);
+        }
         if (st != ST_OK) {
             st_jbuf_free(&chat);
             return ngx_http_starling_reject(r, ctx,
@@ -135,27 +302,26 @@ ngx_http_starling_generate(ngx_http_request_t *r,
                          &ctx->tokens, &err);
         st_jbuf_free(&chat);
 
-    } else if (req->prompt_ids != NULL) {
+    } else if (p_ids != NULL) {
         st = ST_OK;
-        for (i = 0; i < req->n_prompt_ids; i++) {
-            if ((uint32_t) req->prompt_ids[i] >= m->info->n_vocab) {
+        for (i = 0; i < n_p_ids; i++) {
+            if ((uint32_t) p_ids[i] >= m->info->n_vocab) {
                 return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
                            "prompt", "range",
                            "prompt token id out of the vocabulary");
             }
         }
-        ctx->tokens.ids = malloc(req->n_prompt_ids * sizeof(int32_t));
+        ctx->tokens.ids = malloc(n_p_ids * sizeof(int32_t));
         if (ctx->tokens.ids == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        ngx_memcpy(ctx->tokens.ids, req->prompt_ids,
-                   req->n_prompt_ids * sizeof(int32_t));
-        ctx->tokens.n = req->n_prompt_ids;
-        ctx->tokens.cap = req->n_prompt_ids;
+        ngx_memcpy(ctx->tokens.ids, p_ids, n_p_ids * sizeof(int32_t));
+        ctx->tokens.n = n_p_ids;
+        ctx->tokens.cap = n_p_ids;
 
     } else {
-        text = req->prompt ? req->prompt : "";
-        text_len = req->prompt_len;
+        text = p_text ? p_text : "";
+        text_len = p_len;
 
         if (!st_api_utf8_valid(text, text_len)) {
             return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -258,8 +424,59 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->include_usage = req->include_usage;
     ctx->logprobs = req->logprobs;
     ctx->top_logprobs = (ngx_uint_t) req->top_logprobs;
+    ctx->n_per_prompt = req->n ? req->n : 1;
 
-    if (ctx->logprobs && !ctx->stream) {
+    if (ngx_http_starling_tools_setup(r, ctx, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* several choices (n > 1, a prompt batch) or echo: one child ctx
+     * per choice (ngx_http_starling_choices.c) */
+    if (req->kind != ST_API_EXECUTE
+        && (ctx->n_per_prompt > 1 || req->n_batch || req->echo))
+    {
+        n_prompts = req->n_batch ? req->n_batch : 1;
+        batch_ids = ngx_pcalloc(r->pool, n_prompts * sizeof(int32_t *));
+        batch_n = ngx_pcalloc(r->pool, n_prompts * sizeof(size_t));
+        echo = ngx_pcalloc(r->pool, n_prompts * sizeof(ngx_str_t));
+        if (batch_ids == NULL || batch_n == NULL || echo == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        batch_ids[0] = ids;
+        batch_n[0] = ctx->prompt_tokens;
+        if (req->echo
+            && ngx_http_starling_echo_text(r, tok, p_text, p_len, ids,
+                                           batch_n[0], &echo[0]) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (i = 1; i < req->n_batch; i++) {
+            switch (ngx_http_starling_batch_prompt(r, ctx, &req->batch[i],
+                        i, &batch_ids[i], &batch_n[i],
+                        req->echo ? &echo[i] : NULL, &rc))
+            {
+            case NGX_OK:
+                break;
+            case NGX_DECLINED:
+                return rc;
+            default:
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            ctx->prompt_tokens += (uint32_t) batch_n[i];
+        }
+
+        if (ngx_http_starling_choices_create(r, ctx, n_prompts, batch_ids,
+                                             batch_n,
+                                             req->echo ? echo : NULL)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ctx->logprobs && !ctx->stream && ctx->n_choices == 0) {
         ctx->lps = ngx_array_create(r->pool, 16,
                                     sizeof(ngx_http_starling_lp_t));
         if (ctx->lps == NULL) {
@@ -267,7 +484,10 @@ ngx_http_starling_generate(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_starling_submit(ctx, &err) != NGX_OK) {
+    if ((ctx->n_choices ? ngx_http_starling_choices_submit(ctx, &err)
+                        : ngx_http_starling_submit(ctx, &err))
+        != NGX_OK)
+    {
         if (err.code == ST_ERR_FULL) {
             if (ngx_http_starling_set_retry_after(r, 1) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;

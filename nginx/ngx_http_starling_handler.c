@@ -152,6 +152,9 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/sessions")) {
             return NGX_HTTP_STARLING_SESSIONS;
         }
+        if (ngx_http_starling_suffix(uri, "/apply-template")) {
+            return NGX_HTTP_STARLING_APPLY_TEMPLATE;
+        }
         return NGX_HTTP_STARLING_OFF;
     }
 
@@ -347,9 +350,13 @@ ngx_http_starling_cleanup(void *data)
 
     ngx_http_starling_session_unqueue(ctx);
 
-    if (ctx->model != NULL && (ctx->queued_in || ctx->seq != NULL)) {
+    if (ctx->model != NULL
+        && (ctx->queued_in || ctx->seq != NULL || ctx->n_choices))
+    {
         ngx_http_starling_detach(ctx);
     }
+
+    ngx_http_starling_choices_free(ctx);
 
     st_jbuf_free(&ctx->text);
     st_jbuf_free(&ctx->scratch);
@@ -383,6 +390,7 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         kind = ST_API_COMPLETIONS;
         break;
     case NGX_HTTP_STARLING_CHAT:
+    case NGX_HTTP_STARLING_APPLY_TEMPLATE:
         kind = ST_API_CHAT;
         break;
     case NGX_HTTP_STARLING_EXECUTE:
@@ -432,7 +440,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         rc = ngx_http_starling_session_request(r, ctx, req);
         break;
     default:
-        rc = ngx_http_starling_generate(r, ctx, req);
+        rc = ctx->surface == NGX_HTTP_STARLING_APPLY_TEMPLATE
+             ? ngx_http_starling_apply_template(r, ctx, req)
+             : ngx_http_starling_generate(r, ctx, req);
         break;
     }
 

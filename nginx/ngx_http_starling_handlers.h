@@ -30,6 +30,10 @@ void ngx_http_starling_timer_handler(ngx_event_t *ev);
 void ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
     const st_seq_output *out);
 
+/* apply-template (chat messages -> prompt text and ids, no generation) */
+ngx_int_t ngx_http_starling_apply_template(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+
 /* tokenize (worker utility endpoints) */
 ngx_int_t ngx_http_starling_tokenize(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, st_api_request *req);

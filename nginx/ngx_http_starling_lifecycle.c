@@ -143,6 +143,11 @@ ngx_http_starling_on_output(ngx_http_starling_ctx_t *ctx,
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
+    if (ctx->parent != NULL) {
+        ngx_http_starling_choice_output(ctx, out);
+        return;
+    }
+
     r = ctx->request;
     c = r->connection;
 

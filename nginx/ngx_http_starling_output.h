@@ -49,8 +49,32 @@ ngx_int_t ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
     const st_seq_output *out);
 ngx_int_t ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
     const st_seq_output *out);
+ngx_int_t ngx_http_starling_emit_finish(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+ngx_int_t ngx_http_starling_emit_tail(ngx_http_starling_ctx_t *ctx);
 ngx_int_t ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
     const st_seq_output *out);
+
+/* tools: ngx_http_starling_tools.c */
+ngx_int_t ngx_http_starling_tools_setup(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, const st_api_request *req);
+ngx_int_t ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
+    const char *text, size_t len, ngx_uint_t final);
+ngx_int_t ngx_http_starling_tools_message(ngx_http_starling_ctx_t *c,
+    st_jbuf *b);
+
+/* choices (n > 1, prompt batches): ngx_http_starling_choices.c */
+ngx_int_t ngx_http_starling_choices_create(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, ngx_uint_t n_prompts,
+    int32_t *const *prompt_ids, const size_t *n_prompt_ids,
+    const ngx_str_t *echo_texts);
+ngx_int_t ngx_http_starling_choices_submit(ngx_http_starling_ctx_t *ctx,
+    st_error *err);
+void ngx_http_starling_choice_output(ngx_http_starling_ctx_t *child,
+    const st_seq_output *out);
+void ngx_http_starling_choices_detach(ngx_http_starling_ctx_t *ctx);
+void ngx_http_starling_choices_cancel(ngx_http_starling_ctx_t *ctx);
+void ngx_http_starling_choices_free(ngx_http_starling_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_STARLING_OUTPUT_H_INCLUDED_ */

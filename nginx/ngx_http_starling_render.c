@@ -169,7 +169,8 @@ ngx_http_starling_usage(ngx_http_starling_ctx_t *ctx, st_jbuf *b)
                  "\"prompt_tokens_details\":{\"cached_tokens\":%u}}",
                  ctx->prompt_tokens, ctx->completion_tokens,
                  ctx->prompt_tokens + ctx->completion_tokens,
-                 ctx->cached_tokens);
+                 ctx->n_choices ? ctx->usage_cached_tokens
+                                : ctx->cached_tokens);
 }
 
 
@@ -182,6 +183,27 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
     st_jbuf                 *b = &ctx->scratch;
     const st_token_out      *t;
     ngx_http_starling_lp_t   lp, *slot;
+
+    if (ctx->stream && ctx->echo && out->n_tokens) {
+        /* echo: the prompt is the choice's first text */
+        ctx->echo = 0;
+        st_jbuf_reset(b);
+        ngx_http_starling_openai_head(ctx, b, "text_completion");
+        st_jbuf_addf(b, ",\"choices\":[{\"index\":%u,\"text\":",
+                     (unsigned) ctx->index);
+        st_jbuf_add_jstr(b, (const char *) ctx->echo_text.data,
+                         ctx->echo_text.len);
+        st_jbuf_adds(b, ",\"logprobs\":null,\"finish_reason\":null}]");
+        if (ctx->include_usage) {
+            st_jbuf_adds(b, ",\"usage\":null");
+        }
+        st_jbuf_adds(b, "}");
+        ctx->text_offset += ctx->echo_text.len;
+        rc = ngx_http_starling_stream_event(ctx, NULL, b->data, b->len, 0);
+        if (rc == NGX_ERROR || b->failed) {
+            return NGX_ERROR;
+        }
+    }
 
     for (i = 0; i < out->n_tokens; i++) {
         t = &out->tokens[i];
@@ -217,6 +239,17 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
             continue;
         }
 
+        if (ctx->tools_on && ctx->surface == NGX_HTTP_STARLING_CHAT) {
+            /* content until a call begins (logprobs are not streamed
+             * with tools) */
+            if (ngx_http_starling_tools_stream(ctx, t->text, t->text_len, 0)
+                == NGX_ERROR)
+            {
+                return NGX_ERROR;
+            }
+            continue;
+        }
+
         /* OpenAI: a chunk per token with text (or logprobs to report) */
         if (t->text_len == 0 && !(ctx->logprobs && t->token >= 0)) {
             continue;
@@ -224,13 +257,14 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
 
         if (ctx->surface == NGX_HTTP_STARLING_CHAT) {
             ngx_http_starling_openai_head(ctx, b, "chat.completion.chunk");
-            st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"delta\":"
-                         "{\"content\":");
+            st_jbuf_addf(b, ",\"choices\":[{\"index\":%u,\"delta\":"
+                         "{\"content\":", (unsigned) ctx->index);
             st_jbuf_add_jstr(b, t->text, t->text_len);
             st_jbuf_adds(b, "},\"logprobs\":");
         } else {
             ngx_http_starling_openai_head(ctx, b, "text_completion");
-            st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"text\":");
+            st_jbuf_addf(b, ",\"choices\":[{\"index\":%u,\"text\":",
+                         (unsigned) ctx->index);
             st_jbuf_add_jstr(b, t->text, t->text_len);
             st_jbuf_adds(b, ",\"logprobs\":");
         }
@@ -324,7 +358,38 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
         return ngx_http_starling_stream_event(ctx, "end", b->data, b->len, 1);
     }
 
-    /* OpenAI */
+    rc = ngx_http_starling_emit_finish(ctx, out);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (out->finish == ST_FINISH_ERROR) {
+        return ngx_http_starling_stream_event(ctx, NULL, "[DONE]", 6, 1);
+    }
+
+    return ngx_http_starling_emit_tail(ctx);
+}
+
+
+/* OpenAI: the chunk that ends one choice (or the error object) */
+ngx_int_t
+ngx_http_starling_emit_finish(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out)
+{
+    st_jbuf     *b = &ctx->scratch;
+    ngx_int_t    rc;
+    ngx_uint_t   timed_out;
+
+    timed_out = ctx->timed_out
+                || (ctx->parent != NULL && ctx->parent->timed_out);
+
+    if (out->finish != ST_FINISH_ERROR && ctx->tools_on
+        && ctx->surface == NGX_HTTP_STARLING_CHAT
+        && ngx_http_starling_tools_stream(ctx, NULL, 0, 1) == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
     st_jbuf_reset(b);
 
     if (out->finish == ST_FINISH_ERROR) {
@@ -337,14 +402,17 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
     } else {
         if (ctx->surface == NGX_HTTP_STARLING_CHAT) {
             ngx_http_starling_openai_head(ctx, b, "chat.completion.chunk");
-            st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"delta\":{},"
-                         "\"logprobs\":null,\"finish_reason\":");
+            st_jbuf_addf(b, ",\"choices\":[{\"index\":%u,\"delta\":{},"
+                         "\"logprobs\":null,\"finish_reason\":",
+                         (unsigned) ctx->index);
         } else {
             ngx_http_starling_openai_head(ctx, b, "text_completion");
-            st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"text\":\"\","
-                         "\"logprobs\":null,\"finish_reason\":");
+            st_jbuf_addf(b, ",\"choices\":[{\"index\":%u,\"text\":\"\","
+                         "\"logprobs\":null,\"finish_reason\":",
+                         (unsigned) ctx->index);
         }
-        st_jbuf_addf(b, "\"%s\"}]", ctx->timed_out ? "length"
+        st_jbuf_addf(b, "\"%s\"}]", ctx->tool_calls ? "tool_calls"
+                                    : timed_out ? "length"
                                     : ngx_http_starling_openai_reason(
                                         out->finish));
         if (ctx->include_usage) {
@@ -358,7 +426,18 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ctx->include_usage && out->finish != ST_FINISH_ERROR) {
+    return rc;
+}
+
+
+/* OpenAI: the usage chunk (stream_options.include_usage) and [DONE] */
+ngx_int_t
+ngx_http_starling_emit_tail(ngx_http_starling_ctx_t *ctx)
+{
+    st_jbuf     *b = &ctx->scratch;
+    ngx_int_t    rc;
+
+    if (ctx->include_usage) {
         st_jbuf_reset(b);
         ngx_http_starling_openai_head(ctx, b,
             ctx->surface == NGX_HTTP_STARLING_CHAT ? "chat.completion.chunk"
@@ -377,50 +456,83 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
 }
 
 
-ngx_int_t
-ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
-    const st_seq_output *out)
+/* one element of a non-stream reply's "choices" (c: the request's ctx
+ * or one of its choices; rendered into the request's buffer b) */
+static void
+ngx_http_starling_choice(ngx_http_starling_ctx_t *ctx,
+    ngx_http_starling_ctx_t *c, st_jbuf *b)
 {
-    ngx_int_t                rc;
-    st_jbuf                 *b = &ctx->scratch;
     ngx_http_starling_lp_t  *lp;
     size_t                   n_lp;
 
-    (void) out;
-
-    lp = ctx->lps ? ctx->lps->elts : NULL;
-    n_lp = ctx->lps ? ctx->lps->nelts : 0;
-
-    st_jbuf_reset(b);
+    lp = c->lps ? c->lps->elts : NULL;
+    n_lp = c->lps ? c->lps->nelts : 0;
 
     if (ctx->surface == NGX_HTTP_STARLING_CHAT) {
-        ngx_http_starling_openai_head(ctx, b, "chat.completion");
-        st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"message\":"
-                     "{\"role\":\"assistant\",\"content\":");
-        st_jbuf_add_jstr(b, ctx->text.data ? ctx->text.data : "",
-                         ctx->text.len);
-        st_jbuf_adds(b, "},\"logprobs\":");
+        st_jbuf_addf(b, "{\"index\":%u,\"message\":", (unsigned) c->index);
+        if (c->tools_on) {
+            if (ngx_http_starling_tools_message(c, b) != NGX_OK) {
+                b->failed = 1;
+            }
+        } else {
+            st_jbuf_adds(b, "{\"role\":\"assistant\",\"content\":");
+            st_jbuf_add_jstr(b, c->text.data ? c->text.data : "",
+                             c->text.len);
+            st_jbuf_adds(b, "}");
+        }
+        st_jbuf_adds(b, ",\"logprobs\":");
         if (lp != NULL) {
-            ngx_http_starling_chat_logprobs(ctx, b, lp, n_lp);
+            ngx_http_starling_chat_logprobs(c, b, lp, n_lp);
         } else {
             st_jbuf_adds(b, "null");
         }
     } else {
-        ngx_http_starling_openai_head(ctx, b, "text_completion");
-        st_jbuf_adds(b, ",\"choices\":[{\"index\":0,\"text\":");
-        st_jbuf_add_jstr(b, ctx->text.data ? ctx->text.data : "",
-                         ctx->text.len);
+        st_jbuf_addf(b, "{\"index\":%u,\"text\":", (unsigned) c->index);
+        st_jbuf_add_jstr(b, c->text.data ? c->text.data : "", c->text.len);
         st_jbuf_adds(b, ",\"logprobs\":");
         if (lp != NULL) {
-            ngx_http_starling_completion_logprobs(ctx, b, lp, n_lp);
+            ngx_http_starling_completion_logprobs(c, b, lp, n_lp);
         } else {
             st_jbuf_adds(b, "null");
         }
     }
 
-    st_jbuf_addf(b, ",\"finish_reason\":\"%s\"}],",
-                 ctx->timed_out ? "length"
-                                : ngx_http_starling_openai_reason(ctx->finish));
+    st_jbuf_addf(b, ",\"finish_reason\":\"%s\"}",
+                 c->tool_calls ? "tool_calls"
+                 : ctx->timed_out ? "length"
+                 : ngx_http_starling_openai_reason(c->finish));
+}
+
+
+ngx_int_t
+ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out)
+{
+    ngx_uint_t   i;
+    ngx_int_t    rc;
+    st_jbuf     *b = &ctx->scratch;
+
+    (void) out;
+
+    st_jbuf_reset(b);
+
+    ngx_http_starling_openai_head(ctx, b,
+        ctx->surface == NGX_HTTP_STARLING_CHAT ? "chat.completion"
+                                               : "text_completion");
+    st_jbuf_adds(b, ",\"choices\":[");
+
+    if (ctx->n_choices == 0) {
+        ngx_http_starling_choice(ctx, ctx, b);
+    }
+
+    for (i = 0; i < ctx->n_choices; i++) {
+        if (i) {
+            st_jbuf_adds(b, ",");
+        }
+        ngx_http_starling_choice(ctx, ctx->choices[i], b);
+    }
+
+    st_jbuf_adds(b, "],");
     ngx_http_starling_usage(ctx, b);
     st_jbuf_adds(b, "}\n");
 

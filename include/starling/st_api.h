@@ -65,11 +65,49 @@ typedef enum {
     ST_API_SESSION_CLOSE        /* POST /v1/session/close */
 } st_api_kind;
 
+/* a function call: what an assistant message carries in its history,
+ * or what was parsed from generated text */
 typedef struct {
-    char    *role;              /* "system" | "user" | "assistant" | ... */
-    char    *content;           /* text parts joined */
-    size_t   content_len;
+    char    *id;                /* "call_..." */
+    char    *name;
+    char    *arguments;         /* JSON text (OpenAI sends a string) */
+} st_api_tool_call;
+
+typedef struct {
+    char             *role;     /* "system" | "user" | "assistant" | ... */
+    char             *content;  /* text parts joined */
+    size_t            content_len;
+    char             *tool_call_id;     /* role "tool" */
+    st_api_tool_call *tool_calls;       /* role "assistant" */
+    size_t            n_tool_calls;
 } st_api_message;
+
+/* "tools": [{"type":"function","function":{name, description,
+ * parameters}}] */
+typedef struct {
+    char    *name;
+    char    *json;              /* the whole tool object, re-serialised
+                                   as the chat templates' tojson does */
+} st_api_tool;
+
+typedef enum {
+    ST_API_TOOLS_AUTO = 0,      /* default with tools */
+    ST_API_TOOLS_NONE,
+    ST_API_TOOLS_REQUIRED,
+    ST_API_TOOLS_NAMED          /* tool_choice {"function":{"name"}} */
+} st_api_tool_choice;
+
+/* one prompt of a completions batch ("prompt": ["a", "b"] or
+ * [[1, 2], [3]]): text or token ids */
+typedef struct {
+    char    *text;              /* NUL-terminated, or NULL */
+    size_t   len;
+    int32_t *ids;               /* or NULL */
+    size_t   n_ids;
+} st_api_prompt;
+
+/* "n" * prompts: at most this many choices in one request */
+#define ST_API_MAX_CHOICES  64
 
 typedef struct {
     uint32_t max_tokens_limit;  /* starling_max_tokens */
@@ -89,6 +127,11 @@ typedef struct {
 
     st_api_message     *messages;       /* chat */
     size_t              n_messages;
+    st_api_tool        *tools;          /* chat: tools (st_api_tools.c) */
+    size_t              n_tools;
+    st_api_tool_choice  tool_choice;
+    char               *tool_choice_name;   /* ST_API_TOOLS_NAMED */
+    int                 parallel_tool_calls;
 
     uint32_t            max_tokens;     /* 0: not given */
     st_sampling_params  sampling;
@@ -102,6 +145,10 @@ typedef struct {
     int                 include_usage;
     int                 logprobs;       /* chat: bool; completions: n */
     int                 top_logprobs;   /* 0..20 */
+    uint32_t            n;              /* choices per prompt, >= 1 */
+    st_api_prompt      *batch;          /* completions: >= 2 prompts, */
+    size_t              n_batch;        /* else NULL / 0 (prompt above) */
+    int                 echo;           /* completions: prompt + text */
     int                 add_special;    /* tokenize: add BOS */
     int                 with_pieces;    /* tokenize: pieces + offsets */
     char               *session_id;     /* chat, completions, execute,
@@ -147,5 +194,42 @@ int st_api_chat_family_valid(const char *family);
 st_status st_api_chat_render(const char *family, const char *model_template,
     const st_api_message *msgs, size_t n_msgs, st_jbuf *out,
     const char *const **stop, size_t *n_stop, st_error *err);
+
+
+/*
+ * Tools (st_api_tools.c). The tool list and tool turns are rendered in
+ * the Hermes convention that Qwen's ChatML template uses (tools in the
+ * system turn inside <tools></tools>, calls as <tool_call>{"name",
+ * "arguments"}</tool_call>, results as <tool_response> in a user turn),
+ * in every family's own turns; see README "Tools".
+ *
+ * st_api_chat_render_tools: as st_api_chat_render, with req's tools and
+ * tool/assistant-tool_calls messages.
+ */
+st_status st_api_chat_render_tools(const char *family,
+    const char *model_template, const st_api_request *req, st_jbuf *out,
+    const char *const **stop, size_t *n_stop, st_error *err);
+
+/*
+ * Function calls in generated text: every <tool_call>{json}</tool_call>
+ * whose JSON has a "name" among tools (or any name when n_tools == 0)
+ * and object "arguments" (or "parameters"). *calls (malloc'd, free with
+ * st_api_tool_calls_free) gets them with ids "call_<id_prefix>_<i>";
+ * *content_len the length of the text before the first call (the
+ * message's content). Returns the number of calls (0: plain text), or -1
+ * when out of memory.
+ */
+int st_api_tool_calls_parse(const char *text, size_t len,
+    const st_api_tool *tools, size_t n_tools, const char *id_prefix,
+    st_api_tool_call **calls, size_t *content_len);
+void st_api_tool_calls_free(st_api_tool_call *calls, size_t n);
+
+/* Parses "tools", "tool_choice", "parallel_tool_calls" and the messages'
+ * tool fields (called by the chat parser). */
+struct yajl_val_s;
+void st_api_tools_fields(st_api_request *req, struct yajl_val_s *root,
+    int *nomem);
+void st_api_tools_message(st_api_request *req, struct yajl_val_s *m,
+    st_api_message *out, size_t index, int *nomem);
 
 #endif /* ST_API_H */

@@ -209,11 +209,15 @@ st_api_sampling(st_api_request *req, yajl_val obj, const st_api_limits *lim,
         req->max_tokens = (uint32_t) ll;
     }
 
-    if (st_api_int(req, obj, "n", 1, 1, &ll) < 0) {
-        /* message says "between 1 and 1"; make it clearer */
-        snprintf(req->errors[req->n_errors - 1].message,
-                 sizeof(req->errors[0].message),
-                 "only n=1 is supported");
+    if (req->kind == ST_API_EXECUTE) {
+        if (st_api_int(req, obj, "n", 1, 1, &ll) < 0) {
+            /* message says "between 1 and 1"; make it clearer */
+            snprintf(req->errors[req->n_errors - 1].message,
+                     sizeof(req->errors[0].message),
+                     "the worker API generates one sequence (n=1)");
+        }
+    } else if (st_api_int(req, obj, "n", 1, ST_API_MAX_CHOICES, &ll) > 0) {
+        req->n = (uint32_t) ll;
     }
 
     (void) st_api_bool(req, obj, "ignore_eos", &req->ignore_eos);
@@ -265,19 +269,86 @@ st_api_prompt_ids(st_api_request *req, yajl_val arr, int *nomem)
 }
 
 
+/* "prompt": ["a", "b", ...] or [[1, 2], [3, 4], ...]: one choice per
+ * prompt (times n), all submitted together */
+static void
+st_api_prompt_batch(st_api_request *req, yajl_val p, int *nomem)
+{
+    size_t          i, j, n = p->u.array.len;
+    yajl_val        item, t;
+    st_api_prompt  *bp;
+    char            field[64];
+
+    if (n > ST_API_MAX_CHOICES) {
+        st_api_err(req, "prompt", "max_items", "",
+                   "prompt takes at most %d prompts", ST_API_MAX_CHOICES);
+        return;
+    }
+
+    req->batch = calloc(n, sizeof(st_api_prompt));
+    if (req->batch == NULL) {
+        *nomem = 1;
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        item = p->u.array.values[i];
+        bp = &req->batch[i];
+        snprintf(field, sizeof(field), "prompt[%zu]", i);
+
+        if (item->type == yajl_t_string) {
+            bp->len = strlen(item->u.string);
+            bp->text = st_api_strdup(req, item->u.string, bp->len, nomem);
+            if (bp->text == NULL) {
+                return;
+            }
+            req->n_batch++;
+            continue;
+        }
+
+        if (item->type != yajl_t_array || item->u.array.len == 0) {
+            st_api_err(req, field, "type", "",
+                       "%s must be a string or a non-empty array of token "
+                       "ids", field);
+            return;
+        }
+
+        bp->ids = calloc(item->u.array.len, sizeof(int32_t));
+        if (bp->ids == NULL) {
+            *nomem = 1;
+            return;
+        }
+        req->n_batch++;
+
+        for (j = 0; j < item->u.array.len; j++) {
+            t = item->u.array.values[j];
+            if (t->type != yajl_t_number
+                || !(t->u.number.flags & YAJL_NUMBER_INT_VALID)
+                || t->u.number.i < 0 || t->u.number.i > INT32_MAX)
+            {
+                st_api_err(req, field, "type", "",
+                           "%s must hold token ids (integers >= 0)", field);
+                return;
+            }
+            bp->ids[j] = (int32_t) t->u.number.i;
+        }
+        bp->n_ids = item->u.array.len;
+    }
+}
+
+
 static void
 st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
 {
-    yajl_val     p, first;
+    yajl_val     p;
     long long    ll;
     int          echo = 0;
-    size_t       n_err;
     const char  *s;
 
     p = st_api_opt(obj, "prompt");
 
-    /* OpenAI accepts a string, [string], [int...] or [[int...]]; batches
-     * (several prompts) are not supported. */
+    /* OpenAI accepts a string, [string], [int...] or [[int...]], and
+     * batches of several strings or token arrays */
     if (p != NULL && p->type == yajl_t_array && p->u.array.len == 1
         && (p->u.array.values[0]->type == yajl_t_string
             || p->u.array.values[0]->type == yajl_t_array))
@@ -285,7 +356,13 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
         p = p->u.array.values[0];
     }
 
-    if (p == NULL) {
+    if (p != NULL && p->type == yajl_t_array && p->u.array.len > 1
+        && p->u.array.values[0]->type != yajl_t_number)
+    {
+        st_api_prompt_batch(req, p, nomem);
+        p = NULL;
+
+    } else if (p == NULL) {
         st_api_err(req, "prompt", "required", "", "prompt is required");
 
     } else if (p->type == yajl_t_string) {
@@ -294,11 +371,7 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
         req->prompt = st_api_strdup(req, s, req->prompt_len, nomem);
 
     } else if (p->type == yajl_t_array) {
-        first = p->u.array.len ? p->u.array.values[0] : NULL;
-        if (first != NULL && first->type != yajl_t_number) {
-            st_api_err(req, "prompt", "max_items", "",
-                       "only one prompt per request is supported");
-        } else if (p->u.array.len == 0) {
+        if (p->u.array.len == 0) {
             st_api_err(req, "prompt", "length", "", "prompt is empty");
         } else {
             (void) st_api_prompt_ids(req, p, nomem);
@@ -316,18 +389,32 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
     }
 
     if (st_api_bool(req, obj, "echo", &echo) > 0 && echo) {
-        st_api_err(req, "echo", "unsupported", "true",
-                   "echo is not supported");
+        req->echo = 1;
+        if (req->logprobs) {
+            /* the engine reports logprobs of sampled tokens only */
+            st_api_err(req, "echo", "unsupported", "true",
+                       "echo with logprobs is not supported (prompt "
+                       "tokens' logprobs are not computed)");
+        }
     }
 
-    n_err = req->n_errors;
-    if (st_api_int(req, obj, "best_of", 1, 1, &ll) < 0
-        && req->n_errors > n_err)
+    /* best_of = n is n choices; ranking best_of > n candidates by their
+     * logprob is not offered */
+    if (st_api_int(req, obj, "best_of", 1, ST_API_MAX_CHOICES, &ll) > 0
+        && (uint32_t) ll != req->n)
     {
-        /* reword our own entry only: a full list dropped it */
-        snprintf(req->errors[req->n_errors - 1].message,
-                 sizeof(req->errors[0].message),
-                 "only best_of=1 is supported");
+        st_api_err(req, "best_of", "unsupported", "",
+                   (uint32_t) ll < req->n
+                   ? "best_of must be >= n"
+                   : "best_of > n is not supported (best_of must equal n)");
+    }
+
+    if (req->n * (req->n_batch ? req->n_batch : 1)
+        > ST_API_MAX_CHOICES)
+    {
+        st_api_err(req, "n", "range", "",
+                   "n times the number of prompts must be at most %d",
+                   ST_API_MAX_CHOICES);
     }
 
     p = st_api_opt(obj, "suffix");
@@ -435,6 +522,11 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
         }
         req->n_messages++;
 
+        st_api_tools_message(req, m, out, i, nomem);
+        if (*nomem) {
+            return;
+        }
+
         content = st_api_opt(m, "content");
         snprintf(field, sizeof(field), "messages[%zu].content", i);
 
@@ -502,6 +594,8 @@ st_api_chat(st_api_request *req, yajl_val obj, int *nomem)
     }
 
 sampling:
+
+    st_api_tools_fields(req, obj, nomem);
 
     {
         int  lp = 0;
@@ -715,6 +809,7 @@ st_api_parse(st_api_kind kind, const char *body, size_t len,
     }
 
     req->kind = kind;
+    req->n = 1;
     st_sampling_defaults(&req->sampling);
 
     if (len == 0) {
@@ -834,11 +929,27 @@ st_api_request_free(st_api_request *req)
     free(req->prompt);
     free(req->prompt_ids);
 
+    for (i = 0; i < req->n_batch; i++) {
+        free(req->batch[i].text);
+        free(req->batch[i].ids);
+    }
+    free(req->batch);
+
     for (i = 0; i < req->n_messages; i++) {
         free(req->messages[i].role);
         free(req->messages[i].content);
+        free(req->messages[i].tool_call_id);
+        st_api_tool_calls_free(req->messages[i].tool_calls,
+                               req->messages[i].n_tool_calls);
     }
     free(req->messages);
+
+    for (i = 0; i < req->n_tools; i++) {
+        free(req->tools[i].name);
+        free(req->tools[i].json);
+    }
+    free(req->tools);
+    free(req->tool_choice_name);
 
     for (i = 0; i < req->n_stop; i++) {
         free(req->stop[i]);

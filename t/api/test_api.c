@@ -119,16 +119,54 @@ test_completions(void)
     ok(r->max_tokens == 16, "default max_tokens 16");
     st_api_request_free(r);
 
-    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}");
-    ok(has_error(r, "prompt", "max_items"), "batch of prompts rejected");
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"bc\"],\"n\":3}");
+    ok(r->n_errors == 0 && r->n_batch == 2 && r->n == 3
+       && strcmp(r->batch[1].text, "bc") == 0 && r->prompt == NULL,
+       "batch of string prompts, n=3");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[[1,2],[3]]}");
+    ok(r->n_errors == 0 && r->n_batch == 2 && r->batch[0].n_ids == 2
+       && r->batch[1].ids[0] == 3 && r->n == 1, "batch of token arrays");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",[]]}");
+    ok(has_error(r, "prompt[1]", "type"), "empty token array in a batch");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"],\"n\":33}");
+    ok(has_error(r, "n", "range"), "n * prompts over %d",
+       ST_API_MAX_CHOICES);
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"n\":2,"
+              "\"best_of\":2,\"echo\":true}");
+    ok(r->n_errors == 0 && r->echo && r->n == 2, "echo, best_of = n");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"n\":2,"
+              "\"best_of\":1}");
+    ok(has_error(r, "best_of", "unsupported"), "best_of < n");
+    st_api_request_free(r);
+
+    r = parse(ST_API_COMPLETIONS, "{\"prompt\":\"a\",\"best_of\":3}");
+    ok(has_error(r, "best_of", "unsupported")
+       && strstr(r->errors[0].message, "best_of > n") != NULL,
+       "best_of > n: clear 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EXECUTE, "{\"job_id\":\"j\",\"prompt\":\"a\","
+              "\"n\":2}");
+    ok(has_error(r, "n", "range"), "worker API: n=2 rejected");
     st_api_request_free(r);
 
     r = parse(ST_API_COMPLETIONS,
-              "{\"prompt\":\"x\",\"temperature\":1e999,\"n\":2,"
-              "\"echo\":true,\"max_tokens\":99999,\"top_p\":\"1\"}");
+              "{\"prompt\":\"x\",\"temperature\":1e999,\"n\":65,"
+              "\"echo\":true,\"logprobs\":1,\"max_tokens\":99999,"
+              "\"top_p\":\"1\"}");
     ok(has_error(r, "temperature", "range"), "overflowing number");
-    ok(has_error(r, "n", NULL), "n=2");
-    ok(has_error(r, "echo", "unsupported"), "echo");
+    ok(has_error(r, "n", "range"), "n=65");
+    ok(has_error(r, "echo", "unsupported"), "echo with logprobs");
     ok(has_error(r, "max_tokens", "range"), "max_tokens over the limit");
     ok(has_error(r, "top_p", "type"), "top_p as string");
     ok(r->n_errors == 5, "all five reported (%zu)", r->n_errors);
@@ -420,6 +458,145 @@ test_chat_utf8(void)
 }
 
 
+
+/* tools: fields, the Qwen2.5 (ChatML/Hermes) rendering byte for byte,
+ * calls parsed back out of generated text */
+static void
+test_tools(void)
+{
+    st_api_request    *r;
+    st_jbuf            b;
+    st_error           err;
+    const char *const *stop;
+    size_t             n_stop, content_len;
+    st_api_tool_call  *calls;
+    int                n;
+    static const char  qwen[] = "{%- else %}{{- 'You are Qwen, created by "
+        "Alibaba Cloud. You are a helpful assistant.' }}<|im_start|>";
+    static const char  tools[] =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_weather\",\"description\":\"Get weather\",\"parameters\":"
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+        "\"string\"}},\"required\":[\"city\"]}}}]";
+    static const char  sys[] =
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are "
+        "a helpful assistant.\n\n# Tools\n\nYou may call one or more "
+        "functions to assist with the user query.\n\nYou are provided with "
+        "function signatures within <tools></tools> XML tags:\n<tools>\n"
+        "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+        "\"description\": \"Get weather\", \"parameters\": {\"type\": "
+        "\"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, "
+        "\"required\": [\"city\"]}}}\n</tools>\n\nFor each function call, "
+        "return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+        "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
+        "<|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n";
+    char               body[2048], want[2048];
+
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"Weather in Paris?\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0 && r->n_tools == 1
+       && strcmp(r->tools[0].name, "get_weather") == 0
+       && r->tool_choice == ST_API_TOOLS_AUTO && r->parallel_tool_calls,
+       "tools parsed, tool_choice auto, parallel by default");
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("chatml", qwen, r, &b, &stop, &n_stop, &err)
+       == ST_OK, "render with tools");
+    snprintf(want, sizeof(want), "%s<|im_start|>assistant\n", sys);
+    ok(b.data != NULL && strcmp(b.data, want) == 0,
+       "Qwen2.5 tool prompt, byte for byte");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    /* the call and its result in the history */
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"Weather in Paris?\"},{\"role\":\"assistant\","
+             "\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"get_weather\","
+             "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":"
+             "\"22C\"},{\"role\":\"tool\",\"tool_call_id\":\"call_2\","
+             "\"content\":\"sunny\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0 && r->messages[1].n_tool_calls == 1
+       && strcmp(r->messages[2].tool_call_id, "call_1") == 0,
+       "assistant tool_calls and tool messages parsed");
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("chatml", qwen, r, &b, &stop, &n_stop, &err)
+       == ST_OK, "render the history");
+    snprintf(want, sizeof(want), "%s<|im_start|>assistant\n<tool_call>\n"
+             "{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+             "\"Paris\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n"
+             "<tool_response>\n22C\n</tool_response>\n<tool_response>\n"
+             "sunny\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+             sys);
+    ok(b.data != NULL && strcmp(b.data, want) == 0,
+       "Qwen2.5 history with a call and two results, byte for byte");
+    st_jbuf_free(&b);
+
+    /* calls out of generated text */
+    snprintf(want, sizeof(want), "I will check.\n<tool_call>\n{\"name\": "
+             "\"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+             "</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", "
+             "\"arguments\": {\"city\": \"Rome\"}}\n</tool_call>");
+    n = st_api_tool_calls_parse(want, strlen(want), r->tools, r->n_tools,
+            "x", &calls, &content_len);
+    ok(n == 2 && strcmp(calls[0].name, "get_weather") == 0
+       && strcmp(calls[0].arguments, "{\"city\":\"Paris\"}") == 0
+       && strcmp(calls[1].arguments, "{\"city\":\"Rome\"}") == 0
+       && strcmp(calls[1].id, "call_x_1") == 0,
+       "two calls parsed, arguments as compact JSON text");
+    ok(content_len == strlen("I will check.\n"), "content before the calls");
+    st_api_tool_calls_free(calls, n > 0 ? (size_t) n : 0);
+
+    n = st_api_tool_calls_parse("<tool_call>{\"name\":\"rm_rf\","
+            "\"arguments\":{}}</tool_call>", 48, r->tools, r->n_tools, "x",
+            &calls, &content_len);
+    ok(n == 0 && content_len == 48, "a function not in tools: plain text");
+    n = st_api_tool_calls_parse("<tool_call>{\"name\":\"get_we", 26,
+            r->tools, r->n_tools, "x", &calls, &content_len);
+    ok(n == 0 && content_len == 26, "a cut call: plain text");
+    n = st_api_tool_calls_parse("no calls", 8, r->tools, r->n_tools, "x",
+            &calls, &content_len);
+    ok(n == 0 && calls == NULL, "no calls");
+    st_api_request_free(r);
+
+    /* tool_choice */
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":{\"type\":"
+             "\"function\",\"function\":{\"name\":\"get_weather\"}},"
+             "\"parallel_tool_calls\":false,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"x\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0 && r->tool_choice == ST_API_TOOLS_NAMED
+       && strcmp(r->tool_choice_name, "get_weather") == 0
+       && !r->parallel_tool_calls, "named tool_choice, parallel off");
+    st_api_request_free(r);
+
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":{\"type\":"
+             "\"function\",\"function\":{\"name\":\"nope\"}},\"messages\":"
+             "[{\"role\":\"user\",\"content\":\"x\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(has_error(r, "tool_choice", "unknown_tool"), "unknown named tool");
+    st_api_request_free(r);
+
+    r = parse(ST_API_CHAT, "{\"tool_choice\":\"required\",\"messages\":"
+              "[{\"role\":\"user\",\"content\":\"x\"}]}");
+    ok(has_error(r, "tool_choice", "dependency"), "required without tools");
+    st_api_request_free(r);
+
+    r = parse(ST_API_CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":"
+              "{\"name\":\"bad name\"}}],\"messages\":[{\"role\":\"user\","
+              "\"content\":\"x\"}]}");
+    ok(has_error(r, "tools[0]", "name"), "bad function name");
+    st_api_request_free(r);
+
+    r = parse(ST_API_CHAT, "{\"tools\":[{\"type\":\"retrieval\"}],"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    ok(has_error(r, "tools[0]", "type"), "non-function tool");
+    st_api_request_free(r);
+}
+
 int
 main(void)
 {
@@ -432,5 +609,6 @@ main(void)
     test_error_list_full();
     test_suffix();
     test_chat_utf8();
+    test_tools();
     return done_testing();
 }

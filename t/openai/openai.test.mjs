@@ -170,3 +170,54 @@ test('errors surface as OpenAI APIError', { skip }, async () => {
         client.completions.create({ model: 'nope', prompt: 'x' }),
         (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
 });
+
+test('n: 3, completions and chat, streaming and not', { skip }, async () => {
+    const r = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 8,
+        temperature: 1, seed: 3, n: 3,
+    });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+    assert.equal(r.usage.completion_tokens, 24);
+    // choice i is sampled with seed + i
+    const one = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 8,
+        temperature: 1, seed: 5,
+    });
+    assert.equal(r.choices[2].text, one.choices[0].text);
+
+    const messages = [{ role: 'user', content: 'Tell me a story.' }];
+    const full = await client.chat.completions.create({
+        model: 'q8', max_tokens: 6, temperature: 0.9, seed: 8, n: 3, messages,
+    });
+    assert.equal(full.choices.length, 3);
+    const stream = await client.chat.completions.create({
+        model: 'q8', max_tokens: 6, temperature: 0.9, seed: 8, n: 3, messages,
+        stream: true, stream_options: { include_usage: true },
+    });
+    const text = ['', '', ''];
+    const finish = [null, null, null];
+    let usage = null;
+    for await (const chunk of stream) {
+        if (chunk.usage) usage = chunk.usage;
+        for (const c of chunk.choices) {
+            text[c.index] += c.delta?.content ?? '';
+            if (c.finish_reason) finish[c.index] = c.finish_reason;
+        }
+    }
+    assert.deepEqual(text, full.choices.map((c) => c.message.content));
+    assert.ok(finish.every((f) => f === 'stop' || f === 'length'));
+    assert.equal(usage.completion_tokens, full.usage.completion_tokens);
+});
+
+test('prompt batches and echo', { skip }, async () => {
+    const r = await client.completions.create({
+        model: 'tiny', prompt: ['Once upon a time', 'The dog'], max_tokens: 4,
+        temperature: 0, echo: true,
+    });
+    assert.equal(r.choices.length, 2);
+    assert.ok(r.choices[0].text.startsWith('Once upon a time'));
+    assert.ok(r.choices[1].text.startsWith('The dog'));
+    await assert.rejects(
+        client.completions.create({ model: 'tiny', prompt: 'x', n: 2, best_of: 3 }),
+        (e) => e instanceof OpenAI.BadRequestError && e.param === 'best_of');
+});
