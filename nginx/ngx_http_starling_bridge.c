@@ -44,6 +44,8 @@ ngx_http_starling_bridge_init(ngx_cycle_t *cycle,
     smcf->pool = tp;
     m = smcf->models.elts;
 
+    ngx_http_starling_metrics_attach(cycle, smcf);
+
     for (i = 0; i < smcf->models.nelts; i++) {
         m[i].pool = tp;
         m[i].log = cycle->log;
@@ -120,6 +122,8 @@ ngx_http_starling_bridge_exit(ngx_cycle_t *cycle,
         }
         m[i].loaded = 0;
     }
+
+    ngx_http_starling_metrics_detach(smcf);
 }
 
 
@@ -260,6 +264,10 @@ ngx_http_starling_task_done(ngx_event_t *ev)
     }
 
     ngx_http_starling_between_steps(m);
+
+    ngx_http_starling_metrics_publish(
+        ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                            ngx_http_starling_module), m);
 }
 
 

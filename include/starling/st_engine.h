@@ -168,6 +168,7 @@ typedef struct {
     uint64_t steps;
     uint64_t tokens_prefilled;
     uint64_t tokens_generated;
+    uint64_t preemptions;         /* sequences preempted (KV ran out) */
 } st_engine_stats;
 
 void st_engine_get_stats(const st_engine *e, st_engine_stats *out);
