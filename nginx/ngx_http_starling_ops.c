@@ -25,7 +25,9 @@ enum {
     NGX_HTTP_STARLING_VAR_TPOT,
     NGX_HTTP_STARLING_VAR_FINISH_REASON,
     NGX_HTTP_STARLING_VAR_BACKEND,
-    NGX_HTTP_STARLING_VAR_CORRELATION_ID
+    NGX_HTTP_STARLING_VAR_CORRELATION_ID,
+    NGX_HTTP_STARLING_VAR_PREFILL_TIME,
+    NGX_HTTP_STARLING_VAR_DECODE_TIME
 };
 
 
@@ -62,6 +64,12 @@ static ngx_http_variable_t  ngx_http_starling_vars[] = {
     { ngx_string("starling_correlation_id"), NULL,
       ngx_http_starling_variable, NGX_HTTP_STARLING_VAR_CORRELATION_ID,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_prefill_time"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_PREFILL_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_decode_time"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_DECODE_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -173,6 +181,27 @@ ngx_http_starling_variable(ngx_http_request_t *r,
 
     case NGX_HTTP_STARLING_VAR_QUEUE_TIME:
         v->len = ngx_sprintf(p, "%.3f", ctx->queue_ms / 1000.0) - p;
+        break;
+
+    /* first engine step -> first token (prompt processing) */
+    case NGX_HTTP_STARLING_VAR_PREFILL_TIME:
+        if (ctx->completion_tokens == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->len = ngx_sprintf(p, "%.3f", ctx->ttft_ms > ctx->queue_ms
+                                        ? (ctx->ttft_ms - ctx->queue_ms)
+                                          / 1000.0
+                                        : 0.0) - p;
+        break;
+
+    /* first token -> last token */
+    case NGX_HTTP_STARLING_VAR_DECODE_TIME:
+        if (ctx->completion_tokens == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->len = ngx_sprintf(p, "%.3f", ctx->decode_ms / 1000.0) - p;
         break;
 
     case NGX_HTTP_STARLING_VAR_TPOT:
