@@ -488,6 +488,10 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_starling_check_model_file(cf, m) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (m->backend == ST_BACKEND_CUDA) {
         u_char  why[160];
 

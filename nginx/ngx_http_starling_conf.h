@@ -117,6 +117,9 @@ char *ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 ngx_http_starling_model_t *ngx_http_starling_find_model(
     ngx_http_starling_main_conf_t *smcf, u_char *name, size_t len);
+/* ngx_http_starling_model_check.c: validate the file (nginx -t) */
+ngx_int_t ngx_http_starling_check_model_file(ngx_conf_t *cf,
+    ngx_http_starling_model_t *m);
 
 
 #endif /* _NGX_HTTP_STARLING_CONF_H_INCLUDED_ */
