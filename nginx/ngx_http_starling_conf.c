@@ -23,6 +23,7 @@
 
 #include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_tokenlimit.h"
 
 #include <sys/wait.h>
 
@@ -157,6 +158,20 @@ ngx_command_t  ngx_http_starling_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_starling_loc_conf_t, request_timeout),
+      NULL },
+
+    { ngx_string("starling_token_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_starling_token_limit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("starling_token_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_starling_token_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -755,6 +770,7 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
      *     slcf->surface = NGX_HTTP_STARLING_OFF;
      *     slcf->model_name = { 0, NULL };
      *     slcf->model = NULL;
+     *     slcf->token_limit = NULL;
      */
 
     slcf->max_tokens = NGX_CONF_UNSET_UINT;
@@ -784,6 +800,16 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 64);
     ngx_conf_merge_msec_value(conf->queue_timeout, prev->queue_timeout,
                               30000);
+    if (conf->token_limit == NULL) {
+        conf->token_limit = prev->token_limit;
+    }
+
+    if (ngx_http_starling_token_limit_merge(cf, conf->token_limit)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               0);
 

@@ -42,6 +42,8 @@ typedef enum {
 
 typedef struct ngx_http_starling_model_s  ngx_http_starling_model_t;
 typedef struct ngx_http_starling_ctx_s    ngx_http_starling_ctx_t;
+typedef struct ngx_http_starling_token_limit_conf_s
+    ngx_http_starling_token_limit_conf_t;
 
 
 struct ngx_http_starling_model_s {
@@ -103,6 +105,7 @@ typedef struct {
     ngx_uint_t                  queue_size;
     ngx_msec_t                  queue_timeout;
     ngx_msec_t                  request_timeout;  /* wall clock; 0: off */
+    ngx_http_starling_token_limit_conf_t  *token_limit;  /* NULL: none */
 } ngx_http_starling_loc_conf_t;
 
 

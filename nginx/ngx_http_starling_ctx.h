@@ -84,6 +84,11 @@ struct ngx_http_starling_ctx_s {
     double                      decode_ms;
     st_finish_reason            finish;
     ngx_uint_t                  has_figures;
+
+    /* token budget (ngx_http_starling_tokenlimit.c): set when admitted */
+    ngx_http_starling_token_limit_conf_t  *token_limit;
+    ngx_str_t                   token_limit_key;
+    uint32_t                    token_limit_hash;
 };
 
 

@@ -18,6 +18,7 @@
 #include "ngx_http_starling_jobs.h"
 #include "ngx_http_starling_output.h"
 #include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_tokenlimit.h"
 
 
 static ngx_int_t ngx_http_starling_shm_init(ngx_shm_zone_t *zone,
@@ -281,6 +282,10 @@ ngx_http_starling_count_finish(ngx_http_request_t *r,
     if (!ctx->has_figures) {
         return;
     }
+
+    /* the request's single end: its completion tokens go to its token
+     * budget (beyond the budget, as a debt) */
+    ngx_http_starling_token_limit_charge(ctx, ctx->completion_tokens);
 
     (void) ngx_atomic_fetch_add(&shm->prompt_tokens, ctx->prompt_tokens);
     (void) ngx_atomic_fetch_add(&shm->completion_tokens,
