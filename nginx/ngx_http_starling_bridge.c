@@ -45,6 +45,8 @@ ngx_http_starling_bridge_init(ngx_cycle_t *cycle,
     smcf->pool = tp;
     m = smcf->models.elts;
 
+    ngx_http_starling_metrics_attach(cycle, smcf);
+
     for (i = 0; i < smcf->models.nelts; i++) {
         m[i].pool = tp;
         m[i].log = cycle->log;
@@ -122,6 +124,8 @@ ngx_http_starling_bridge_exit(ngx_cycle_t *cycle,
         }
         m[i].loaded = 0;
     }
+
+    ngx_http_starling_metrics_detach(smcf);
 }
 
 
@@ -157,6 +161,7 @@ ngx_http_starling_load_thread(void *data, ngx_log_t *log)
     ngx_http_starling_model_t *m = data;
 
     u_char            *path, *sha;
+    struct timespec    t0, t1;
     st_engine_params   p;
 
     (void) log;
@@ -191,7 +196,12 @@ ngx_http_starling_load_thread(void *data, ngx_log_t *log)
     p.max_seqs = (uint32_t) m->max_seqs;
     p.kv_bytes = (uint64_t) m->kv_bytes;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     m->task_rc = st_engine_create(&m->engine, &p, &m->task_err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+
+    m->step_ms = (t1.tv_sec - t0.tv_sec) * 1e3
+                 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
 
     free(path);
     free(sha);
@@ -247,10 +257,17 @@ ngx_http_starling_task_done(ngx_event_t *ev)
                               "starling: model \"%V\": %s", &m->name,
                               m->info->backend_note);
             }
+            /* one summary line per model and worker */
             ngx_log_error(NGX_LOG_NOTICE, m->log, 0,
-                          "starling: model \"%V\" loaded: %s %s, %s "
-                          "tokenizer, vocab %uD, ctx %uD, backend %s",
-                          &m->name, m->info->arch, m->info->quant_kind,
+                          "starling: model \"%V\" loaded in %.0f ms: %s "
+                          "%s, %.2fM params, weights %.1f MiB, KV cache "
+                          "%.1f MiB (%uD blocks), %s tokenizer, vocab %uD, "
+                          "ctx %uD, backend %s",
+                          &m->name, m->step_ms, m->info->arch,
+                          m->info->quant_kind, m->info->n_params / 1e6,
+                          m->info->weight_bytes / 1048576.0,
+                          m->info->kv_bytes / 1048576.0,
+                          m->info->kv_blocks_total,
                           m->info->tokenizer_kind, m->info->n_vocab,
                           m->info->n_ctx, m->info->backend);
         }
@@ -263,6 +280,10 @@ ngx_http_starling_task_done(ngx_event_t *ev)
     }
 
     ngx_http_starling_between_steps(m);
+
+    ngx_http_starling_metrics_publish(
+        ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                            ngx_http_starling_module), m);
 }
 
 

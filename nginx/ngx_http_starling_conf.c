@@ -23,6 +23,7 @@
 
 #include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_tokenlimit.h"
 
 #include <sys/wait.h>
 
@@ -164,6 +165,20 @@ ngx_command_t  ngx_http_starling_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_starling_session_store,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("starling_token_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_starling_token_limit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("starling_token_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_starling_token_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -496,6 +511,10 @@ ngx_http_starling_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_starling_check_model_file(cf, m) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (m->backend == ST_BACKEND_CUDA) {
         u_char  why[160];
 
@@ -759,6 +778,7 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
      *     slcf->surface = NGX_HTTP_STARLING_OFF;
      *     slcf->model_name = { 0, NULL };
      *     slcf->model = NULL;
+     *     slcf->token_limit = NULL;
      */
 
     slcf->max_tokens = NGX_CONF_UNSET_UINT;
@@ -788,6 +808,16 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 64);
     ngx_conf_merge_msec_value(conf->queue_timeout, prev->queue_timeout,
                               30000);
+    if (conf->token_limit == NULL) {
+        conf->token_limit = prev->token_limit;
+    }
+
+    if (ngx_http_starling_token_limit_merge(cf, conf->token_limit)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               0);
 

@@ -45,6 +45,8 @@ typedef enum {
 
 typedef struct ngx_http_starling_model_s  ngx_http_starling_model_t;
 typedef struct ngx_http_starling_ctx_s    ngx_http_starling_ctx_t;
+typedef struct ngx_http_starling_token_limit_conf_s
+    ngx_http_starling_token_limit_conf_t;
 
 
 struct ngx_http_starling_model_s {
@@ -111,6 +113,7 @@ typedef struct {
     ngx_uint_t                  queue_size;
     ngx_msec_t                  queue_timeout;
     ngx_msec_t                  request_timeout;  /* wall clock; 0: off */
+    ngx_http_starling_token_limit_conf_t  *token_limit;  /* NULL: none */
 } ngx_http_starling_loc_conf_t;
 
 
@@ -125,6 +128,9 @@ char *ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 ngx_http_starling_model_t *ngx_http_starling_find_model(
     ngx_http_starling_main_conf_t *smcf, u_char *name, size_t len);
+/* ngx_http_starling_model_check.c: validate the file (nginx -t) */
+ngx_int_t ngx_http_starling_check_model_file(ngx_conf_t *cf,
+    ngx_http_starling_model_t *m);
 
 
 #endif /* _NGX_HTTP_STARLING_CONF_H_INCLUDED_ */

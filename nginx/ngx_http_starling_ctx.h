@@ -120,6 +120,10 @@ struct ngx_http_starling_ctx_s {
     ngx_str_t                   session_id;
     ngx_uint_t                  session_close;   /* close, not list */
     st_session_result           session_result;
+    /* token budget (ngx_http_starling_tokenlimit.c): set when admitted */
+    ngx_http_starling_token_limit_conf_t  *token_limit;
+    ngx_str_t                   token_limit_key;
+    uint32_t                    token_limit_hash;
 };
 
 

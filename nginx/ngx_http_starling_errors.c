@@ -149,7 +149,7 @@ ngx_int_t
 ngx_http_starling_unavailable(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, ngx_http_starling_model_t *m)
 {
-    ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_REJECTED);
+    ngx_http_starling_stat(r, NGX_HTTP_STARLING_STAT_NOT_READY);
 
     if (ngx_http_starling_set_retry_after(r, m->load_failed ? 30 : 1)
         != NGX_OK)

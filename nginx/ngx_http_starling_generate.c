@@ -11,6 +11,7 @@
 #include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_output.h"
 #include "ngx_http_starling_handlers.h"
+#include "ngx_http_starling_tokenlimit.h"
 
 
 ngx_http_starling_model_t *
@@ -176,6 +177,7 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     char                          **stop, msg[192];
     const char *const              *extra_stop;
     size_t                          i, n_extra, n_ctx, limit;
+    ngx_int_t                       rc;
     int32_t                        *ids;
     st_jbuf                         chat;
     st_error                        err;
@@ -246,6 +248,11 @@ ngx_http_starling_generate(ngx_http_request_t *r,
         return ngx_http_starling_error_status(r, ctx,
                    NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_error", NULL,
                    "queue_full", "too many requests are queued; retry later");
+    }
+
+    /* token budget of the request's key, before any work */
+    if (ngx_http_starling_token_limit_check(r, ctx, &rc) != NGX_OK) {
+        return rc;
     }
 
     tok = st_engine_tokenizer(m->engine);
@@ -503,6 +510,7 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     }
 
     ngx_http_starling_count_start(ctx);
+    ngx_http_starling_token_limit_charge(ctx, ctx->prompt_tokens);
 
     /* the client may go away while the engine works: nginx then
      * finalizes the request and the pool cleanup frees the sequence */

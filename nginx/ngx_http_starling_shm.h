@@ -12,8 +12,61 @@
 #include "ngx_http_starling_ctx.h"
 
 
-/* shared-memory counters, aggregated across workers (atomics only) */
-#define NGX_HTTP_STARLING_TTFT_BUCKETS  12
+/* latency histograms: bucket upper bounds shared by every histogram
+ * (ngx_http_starling_metrics.c), counts non-cumulative in the zone */
+#define NGX_HTTP_STARLING_HIST_BUCKETS  15
+
+typedef struct {
+    ngx_atomic_t    bucket[NGX_HTTP_STARLING_HIST_BUCKETS + 1];
+    ngx_atomic_t    sum_us;
+    ngx_atomic_t    count;
+} ngx_http_starling_hist_t;
+
+enum {
+    NGX_HTTP_STARLING_HIST_TTFT = 0,       /* submit -> first token */
+    NGX_HTTP_STARLING_HIST_ITL,            /* mean gap between tokens */
+    NGX_HTTP_STARLING_HIST_E2E,            /* request start -> end */
+    NGX_HTTP_STARLING_HIST_QUEUE,          /* submit -> first step */
+    NGX_HTTP_STARLING_HIST_PREFILL,        /* first step -> first token */
+    NGX_HTTP_STARLING_HIST_DECODE,         /* first token -> last token */
+    NGX_HTTP_STARLING_NHIST
+};
+
+/* rejections by reason */
+enum {
+    NGX_HTTP_STARLING_REJ_QUEUE_FULL = 0,
+    NGX_HTTP_STARLING_REJ_QUEUE_TIMEOUT,
+    NGX_HTTP_STARLING_REJ_TOKEN_BUDGET,
+    NGX_HTTP_STARLING_REJ_INVALID,
+    NGX_HTTP_STARLING_REJ_NOT_READY,
+    NGX_HTTP_STARLING_NREJ
+};
+
+/* Gauges of one worker's engines, written by that worker only (after
+ * each step and each admission change) and summed over the live
+ * workers at scrape time: a worker that exits or crashes drops out, so
+ * the sums never drift. Old workers draining after a reload keep their
+ * slot until they exit. */
+#define NGX_HTTP_STARLING_WORKER_SLOTS  64
+#define NGX_HTTP_STARLING_MODEL_SLOTS   16
+#define NGX_HTTP_STARLING_MODEL_NAME    64
+
+typedef struct {
+    u_char          name[NGX_HTTP_STARLING_MODEL_NAME];
+    ngx_atomic_t    name_len;              /* 0: slot unused */
+    ngx_atomic_t    loaded;
+    ngx_atomic_t    running;               /* sequences in the batch */
+    ngx_atomic_t    waiting;               /* queued in engine + glue */
+    ngx_atomic_t    kv_blocks_total;
+    ngx_atomic_t    kv_blocks_free;
+    /* cumulative engine figures already added to the zone's totals */
+    ngx_atomic_t    seen_preemptions;
+} ngx_http_starling_model_gauges_t;
+
+typedef struct {
+    ngx_atomic_t                      pid;  /* 0: free */
+    ngx_http_starling_model_gauges_t  model[NGX_HTTP_STARLING_MODEL_SLOTS];
+} ngx_http_starling_worker_slot_t;
 
 typedef struct {
     ngx_atomic_t    requests_total;
@@ -25,10 +78,13 @@ typedef struct {
     ngx_atomic_t    prompt_tokens;
     ngx_atomic_t    completion_tokens;
     ngx_atomic_t    cached_tokens;
-    ngx_atomic_t    ttft_bucket[NGX_HTTP_STARLING_TTFT_BUCKETS + 1];
-    ngx_atomic_t    ttft_sum_us;
-    ngx_atomic_t    ttft_count;
     ngx_atomic_t    active;                /* gauge, summed over workers */
+    ngx_atomic_t    rejected[NGX_HTTP_STARLING_NREJ];
+    ngx_atomic_t    prefix_queries_tokens; /* prompt tokens looked up */
+    ngx_atomic_t    preemptions;
+
+    ngx_http_starling_hist_t         hist[NGX_HTTP_STARLING_NHIST];
+    ngx_http_starling_worker_slot_t  workers[NGX_HTTP_STARLING_WORKER_SLOTS];
 
     /* running worker-API jobs of every worker, keyed by a hash of the
      * job id (ngx_http_starling_jobs.c); nodes in the zone's slab pool,
@@ -44,7 +100,9 @@ ngx_shm_zone_t *ngx_http_starling_shm_zone(ngx_http_request_t *r);
 ngx_http_starling_shm_t *ngx_http_starling_shm(ngx_http_request_t *r);
 
 #define NGX_HTTP_STARLING_STAT_INVALID   1     /* 4xx before generation */
-#define NGX_HTTP_STARLING_STAT_REJECTED  2     /* 429/503 overload */
+#define NGX_HTTP_STARLING_STAT_REJECTED  2     /* 429: queue full */
+#define NGX_HTTP_STARLING_STAT_NOT_READY 3     /* 503: model not loaded */
+#define NGX_HTTP_STARLING_STAT_BUDGET    4     /* 429: token budget */
 
 void ngx_http_starling_stat(ngx_http_request_t *r, ngx_uint_t what);
 /* a request handed to the engine: requests_total and the active gauge
@@ -57,6 +115,14 @@ void ngx_http_starling_count_start(ngx_http_starling_ctx_t *ctx);
 void ngx_http_starling_count_finish(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx);
 void ngx_http_starling_count_timeout(ngx_http_starling_ctx_t *ctx);
+
+/* per-worker gauges (ngx_http_starling_metrics.c): claim a slot in
+ * init_process, publish a model's engine state, free it at exit */
+void ngx_http_starling_metrics_attach(ngx_cycle_t *cycle,
+    ngx_http_starling_main_conf_t *smcf);
+void ngx_http_starling_metrics_publish(ngx_http_starling_main_conf_t *smcf,
+    ngx_http_starling_model_t *m);
+void ngx_http_starling_metrics_detach(ngx_http_starling_main_conf_t *smcf);
 
 
 #endif /* _NGX_HTTP_STARLING_SHM_H_INCLUDED_ */

@@ -106,16 +106,40 @@ $t->stop;
 $t->check_error_log;
 
 # --- a model that fails to load: the worker stays, answering 503 ---------
-my $bad = StarlingTest->new(http => <<'EOF2');
-    starling_model tiny path={{MODEL260K}} sha256=0000000000000000000000000000000000000000000000000000000000000000;
-EOF2
-$bad->start(no_wait => 1);
+# nginx -t (and so start-up) checks the file and its sha256, so the
+# failure has to come after it: the file is replaced by a different one
+# (rename: the running worker keeps its mapping) and the worker is
+# killed; the master starts a new one from the same configuration, and
+# that one cannot load the file.
+my $good = do {
+    open my $mf, '<:raw', StarlingTest::root() . '/models/stories260K.gguf'
+        or die "model: $!";
+    local $/;
+    <$mf>;
+};
+my $bad = StarlingTest->new(http => "    starling_model tiny "
+    . "path={{PREFIX}}/model.gguf sha256=" . sha256_hex($good) . ";\n");
+{
+    open my $mf, '>:raw', "$bad->{prefix}/model.gguf" or die $!;
+    print $mf $good;
+    close $mf;
+}
+$bad->start;
+{
+    open my $mf, '>:raw', "$bad->{prefix}/model.tmp" or die $!;
+    print $mf substr($good, 0, length($good) - 1) . 'x';
+    close $mf;
+    rename "$bad->{prefix}/model.tmp", "$bad->{prefix}/model.gguf" or die $!;
+}
+my $old_worker = $bad->request('GET', '/health')->{json}{worker_pid};
+kill 'KILL', $old_worker;
 my $r;
 my $deadline = time + 10;
 do {
     $r = $bad->request('GET', '/health');
-    sleep 0.05 unless $r && $r->{json} && $r->{json}{status} eq 'error';
-} while (time < $deadline && !($r && $r->{json} && $r->{json}{status} eq 'error'));
+    sleep 0.05 unless $r && $r->{json} && ($r->{json}{status} // '') eq 'error';
+} while (time < $deadline
+         && !($r && $r->{json} && ($r->{json}{status} // '') eq 'error'));
 is($r->{status}, 503, 'health 503 when the model failed');
 is($r->{json}{status}, 'error', 'status error');
 ok(!$r->{json}{model_loaded}, 'model_loaded false');

@@ -3,7 +3,7 @@
 # compiler, nginx + nginx-dev (sources/headers to build the dynamic module
 # against the packaged binary), yajl, PCRE2, Perl/prove, valgrind, curl,
 # Node.js + npm (the openai client test), clang (libFuzzer: make fuzz,
-# make test-fuzz). Then the node test's packages.
+# make test-fuzz), prometheus (promtool for the metrics test). Then the node test's packages.
 # Needs root (or sudo) for apt-get.
 set -eu
 
@@ -47,6 +47,8 @@ need nodejs node
 need npm npm
 need chromium chromium
 need dpkg-dev dpkg-buildflags
+# promtool (t/100-metrics.t lints /metrics with it)
+need prometheus promtool
 
 if [ -n "$missing" ]; then
     echo "installing:$missing"

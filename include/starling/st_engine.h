@@ -74,6 +74,25 @@ typedef struct {
     uint32_t    kv_blocks_total;
 } st_model_info;
 
+/* What st_engine_check_model() found in a file. */
+typedef struct {
+    char        arch[32];
+    char        quant_kind[32];
+    uint32_t    n_vocab;
+    uint32_t    n_ctx_train;
+    uint32_t    n_layer;
+    uint64_t    n_params;
+    uint64_t    weight_bytes;
+    uint64_t    file_bytes;
+} st_model_check;
+
+/* Validates a model file as st_engine_create() would (GGUF structure,
+ * architecture, tensor types and shapes, tokenizer; sha256 when not
+ * NULL) without reading its weights or creating a backend: for
+ * configuration checks (nginx -t). Any thread; out may be NULL. */
+st_status st_engine_check_model(const char *path, const char *sha256,
+    st_model_check *out, st_error *err);
+
 st_status st_engine_create(st_engine **out, const st_engine_params *p,
     st_error *err);
 void st_engine_free(st_engine *e);
@@ -227,6 +246,7 @@ typedef struct {
     uint64_t session_expired;     /* spilled sessions removed (max_idle
                                      or store size) */
     uint64_t session_store_bytes; /* spill files now on disk */
+    uint64_t preemptions;         /* sequences preempted (KV ran out) */
 } st_engine_stats;
 
 void st_engine_get_stats(const st_engine *e, st_engine_stats *out);

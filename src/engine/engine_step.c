@@ -26,6 +26,7 @@ st_preempt_newest(st_engine *e)
             /* sits out the rest of this step, so that it cannot take its
              * (cached) blocks straight back: every retry makes progress */
             s->preempted_at = e->step_id;
+            e->stats.preemptions++;
             return 1;
         }
     }
