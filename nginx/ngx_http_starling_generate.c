@@ -177,7 +177,6 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     char                          **stop, msg[192];
     const char *const              *extra_stop;
     size_t                          i, n_extra, n_ctx, limit;
-    ngx_int_t                       rc;
     int32_t                        *ids;
     st_jbuf                         chat;
     st_error                        err;
