@@ -31,5 +31,8 @@ int st_api_seed(st_api_request *req, yajl_val obj, const char *key,
     uint64_t *out);
 char *st_api_strdup(st_api_request *req, const char *s, size_t len,
     int *nomem);
+/* JSON text of a tree; spaced: ", " and ": " as Python's json.dumps
+ * (st_api_tools.c) */
+void st_api_json_dump(st_jbuf *b, yajl_val v, int spaced);
 
 #endif /* ST_API_FIELD_H */

@@ -893,6 +893,9 @@ st_api_parse(st_api_kind kind, const char *body, size_t len,
     case ST_API_CANCEL:
         st_api_cancel(req, root, &nomem);
         break;
+    case ST_API_RESPONSES:
+        st_api_responses_fields(req, root, lim, &nomem);
+        break;
     }
 
     yajl_tree_free(root);
@@ -941,6 +944,7 @@ st_api_request_free(st_api_request *req)
     }
     free(req->tools);
     free(req->tool_choice_name);
+    free(req->instructions);
 
     for (i = 0; i < req->n_stop; i++) {
         free(req->stop[i]);

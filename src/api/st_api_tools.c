@@ -34,7 +34,7 @@ static const char  st_qwen_default_system[] =
 
 /* JSON text of a yajl tree; spaced: Python json.dumps' ", " and ": "
  * (what the templates' tojson prints), else compact */
-static void
+void
 st_api_json_dump(st_jbuf *b, yajl_val v, int spaced)
 {
     size_t  i;
