@@ -104,6 +104,9 @@ struct ngx_http_starling_ctx_s {
     ngx_uint_t                  tool_held;       /* stream: a call began */
     ngx_uint_t                  tool_calls;      /* calls found */
 
+    /* /v1/responses (ngx_http_starling_responses.c) */
+    ngx_str_t                   instructions;    /* echoed back */
+
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;
     ngx_http_log_handler_pt     orig_log_handler;

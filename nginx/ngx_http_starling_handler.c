@@ -134,6 +134,9 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/models")) {
             return NGX_HTTP_STARLING_MODELS;
         }
+        if (ngx_http_starling_suffix(uri, "/responses")) {
+            return NGX_HTTP_STARLING_RESPONSES;
+        }
         if (ngx_http_starling_suffix(uri, "/apply-template")) {
             return NGX_HTTP_STARLING_APPLY_TEMPLATE;
         }
@@ -373,6 +376,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         break;
     case NGX_HTTP_STARLING_EXECUTE:
         kind = ST_API_EXECUTE;
+        break;
+    case NGX_HTTP_STARLING_RESPONSES:
+        kind = ST_API_RESPONSES;
         break;
     case NGX_HTTP_STARLING_TOKENIZE:
         kind = ST_API_TOKENIZE;

@@ -49,7 +49,7 @@ ngx_http_starling_tools_setup(ngx_http_request_t *r,
 }
 
 
-static int
+int
 ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
     st_api_tool_call **calls, size_t *content_len)
 {
