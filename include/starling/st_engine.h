@@ -94,6 +94,33 @@ typedef enum {
 
 const char *st_finish_reason_str(st_finish_reason r); /* "stop", "length"... */
 
+/*
+ * Output constraints (constrained decoding). A constraint is a compiled
+ * grammar: immutable, reference counted, shareable by any number of
+ * requests and threads. Build one per request (or cache one per schema),
+ * put it in st_request.constraint, submit, then st_constraint_free() it:
+ * the sequence holds its own reference. Sampling then only draws tokens
+ * that keep the output a prefix of a sentence of the grammar; EOS is
+ * allowed only once the sentence is complete, and the sequence finishes
+ * (ST_FINISH_STOP) as soon as nothing more can follow.
+ * Errors: ST_ERR_INVALID (bad GBNF / bad JSON, message has line:column),
+ * ST_ERR_UNSUPPORTED (schema keyword not supported, message has its
+ * JSON pointer), ST_ERR_NOMEM.
+ */
+typedef struct st_constraint st_constraint;
+
+/* GBNF text (llama.cpp `grammar` syntax); root rule "root" */
+st_status st_constraint_from_gbnf(st_constraint **out, const char *text,
+    size_t len, st_error *err);
+/* JSON Schema (JSON text); what is supported: src/engine/json_schema.h */
+st_status st_constraint_from_json_schema(st_constraint **out,
+    const char *schema, size_t len, st_error *err);
+/* any JSON object (response_format {"type": "json_object"}) */
+st_status st_constraint_json_object(st_constraint **out, st_error *err);
+/* another reference to c */
+st_constraint *st_constraint_ref(st_constraint *c);
+void st_constraint_free(st_constraint *c);   /* drops one reference */
+
 typedef struct {
     const int32_t      *prompt;       /* copied at submit */
     size_t              n_prompt;
@@ -102,6 +129,7 @@ typedef struct {
     const char *const  *stop;         /* copied */
     size_t              n_stop;
     int                 ignore_eos;
+    st_constraint      *constraint;   /* NULL: none; referenced at submit */
 } st_request;
 
 /* Queue a request (validated: ids in vocab, prompt non-empty and

@@ -276,6 +276,9 @@ st_seq_destroy(st_seq *s)
     st_kv_seq_free(&s->kv);
     st_sampler_free(s->sampler);
     st_textstream_free(s->ts);
+    st_grammar_matcher_free(s->gm);
+    free(s->gmask);
+    st_constraint_free(s->constraint);
     free(s->tokens);
     free(s->out);
     free(s->out_text_off);
@@ -314,6 +317,7 @@ st_engine_free(st_engine *e)
     }
     st_threadpool_free(e->tp);
     st_kv_cache_free(&e->kv);
+    st_grammar_vocab_free(e->gvocab);
     st_tokenizer_free(e->tok);
     st_model_free(e->model);
     free((char *) e->info.chat_template);
@@ -393,6 +397,9 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
     if (rc == ST_OK) {
         st_sampler_accept_prompt(s->sampler, req->prompt, req->n_prompt);
         rc = st_textstream_create(&s->ts, req->stop, req->n_stop, err);
+    }
+    if (rc == ST_OK && req->constraint != NULL) {
+        rc = st_seq_constrain(e, s, req->constraint, err);
     }
     if (rc != ST_OK) {
         st_seq_destroy(s);

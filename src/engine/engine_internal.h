@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "backend/registry.h"
 #include "engine/sampler.h"
+#include "engine/constraint.h"
 #include "text/textstream.h"
 #include "text/tokenizer.h"
 
@@ -50,6 +51,9 @@ struct st_seq {
     st_kv_seq          kv;
     st_sampler        *sampler;
     st_textstream     *ts;
+    st_constraint     *constraint;      /* NULL: unconstrained */
+    st_grammar_matcher *gm;             /* with constraint: position */
+    uint32_t          *gmask;           /* with constraint: (mask words) */
 
     int                cancelled;
     int                released;
@@ -94,6 +98,8 @@ struct st_engine {
     st_batch_entry    *batch;           /* (step_tokens) */
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
     float             *logits;          /* (max_seqs, n_vocab) */
+    st_grammar_vocab  *gvocab;          /* token bytes for constraints,
+                                           built at the first one */
     st_engine_stats    stats;
 };
 
@@ -146,6 +152,15 @@ st_list_remove(st_seq_list *l, st_seq *s)
  * the owner released it already). */
 void st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why);
 void st_seq_destroy(st_seq *s);
+/* engine_constraint.c: attach a constraint at submit; sample one token
+ * (masked and advancing the grammar when constrained; -1 with s->error
+ * set when nothing can be drawn); 1 when the grammar is complete and
+ * nothing more can follow */
+st_status st_seq_constrain(st_engine *e, st_seq *s, st_constraint *c,
+    st_error *err);
+int32_t st_seq_sample(st_engine *e, st_seq *s, float *row,
+    st_token_logprob *chosen, st_token_logprob *top);
+int st_seq_constraint_done(const st_seq *s);
 
 /* engine_output.c: called with a freshly sampled token; decides whether
  * s goes on. */

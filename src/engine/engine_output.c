@@ -109,7 +109,7 @@ st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     char          piece[256];
     size_t        plen, tlen;
     const char   *text;
-    int           stopped;
+    int           stopped, complete;
     st_token_out *o;
     double        now = st_now_ms();
 
@@ -156,7 +156,8 @@ st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     }
     s->n_generated++;
 
-    if (!stopped && (s->n_generated >= s->max_tokens
+    complete = st_seq_constraint_done(s);
+    if (!stopped && (complete || s->n_generated >= s->max_tokens
                      || s->n_tokens >= e->n_ctx))
     {
         st_textstream_finish(s->ts);
@@ -179,6 +180,8 @@ st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     if (stopped) {
         s->stop_index = st_textstream_stop_index(s->ts);
         st_seq_finish(e, s, ST_FINISH_STOP);
+    } else if (complete) {
+        st_seq_finish(e, s, ST_FINISH_STOP);   /* the grammar is complete */
     } else if (s->n_generated >= s->max_tokens || s->n_tokens >= e->n_ctx) {
         st_seq_finish(e, s, ST_FINISH_LENGTH);
     }

@@ -203,10 +203,8 @@ st_engine_step(st_engine *e, st_error *err)
         s = e->batch_seq[i];
         row = e->logits + (size_t) n_logits * e->info.n_vocab;
         n_logits++;
-        tok = st_sampler_sample(s->sampler, row, &chosen, top);
+        tok = st_seq_sample(e, s, row, &chosen, top);
         if (tok < 0) {
-            snprintf(s->error, sizeof(s->error),
-                     "every token is banned (logit_bias)");
             st_seq_finish(e, s, ST_FINISH_ERROR);
             continue;
         }

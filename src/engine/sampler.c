@@ -809,6 +809,14 @@ int32_t
 st_sampler_sample(st_sampler *s, float *logits, st_token_logprob *chosen,
     st_token_logprob *top)
 {
+    return st_sampler_sample_masked(s, logits, NULL, chosen, top);
+}
+
+
+int32_t
+st_sampler_sample_masked(st_sampler *s, float *logits, const uint32_t *mask,
+    st_token_logprob *chosen, st_token_logprob *top)
+{
     st_logprob_ctx lp = { 0.0, 0 };
     int32_t        id;
     float          raw;
@@ -816,6 +824,21 @@ st_sampler_sample(st_sampler *s, float *logits, st_token_logprob *chosen,
     s->n_saved = 0;
     if (s->params.n_probs > 0) {
         st_logprobs_prepare(s, logits, top, &lp);
+    }
+    if (mask != NULL) {
+        /* step 0: tokens the constraint forbids are -inf; the chosen token
+         * is always allowed, so its raw logit is never needed from here */
+        for (uint32_t w = 0; w < (s->n_vocab + 31) / 32; w++) {
+            uint32_t bits = mask[w];
+            if (bits == 0xFFFFFFFFu) {
+                continue;
+            }
+            for (uint32_t b = 0; b < 32 && w * 32 + b < s->n_vocab; b++) {
+                if (!((bits >> b) & 1u)) {
+                    logits[w * 32 + b] = -INFINITY;
+                }
+            }
+        }
     }
 
     st_apply_bias(s, logits);

@@ -2,6 +2,9 @@
  * Token sampler: turns one row of logits into a token id.
  *
  * Processing order (documented, stable):
+ *   0. constraint mask (st_sampler_sample_masked): tokens whose bit is
+ *      clear become -inf (grammar / response_format; logprobs still
+ *      describe the model's unconstrained distribution)
  *   1. logit bias (token -> additive bias; -inf or <= -100 bans, and
  *      +100 is exclusive selection: when any token has +100, only the
  *      tokens at +100 stay candidates — OpenAI: "-100 or 100 should
@@ -47,5 +50,10 @@ void st_sampler_accept_prompt(st_sampler *s, const int32_t *ids, size_t n);
  * logit banned, -inf or NaN): the caller must treat that as an error. */
 int32_t st_sampler_sample(st_sampler *s, float *logits,
     st_token_logprob *chosen, st_token_logprob *top);
+
+/* As st_sampler_sample, after banning every token whose bit in mask is
+ * clear (bit id % 32 of word id / 32; mask NULL: none banned). */
+int32_t st_sampler_sample_masked(st_sampler *s, float *logits,
+    const uint32_t *mask, st_token_logprob *chosen, st_token_logprob *top);
 
 #endif /* ST_SAMPLER_H */

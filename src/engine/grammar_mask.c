@@ -1,0 +1,372 @@
+/*
+ * Token masks: the vocabulary's byte strings in a trie (preorder array,
+ * each node knowing where its subtree ends), walked depth-first with the
+ * matcher's byte transitions, so a prefix shared by many tokens is
+ * matched once and a dead prefix prunes its whole subtree. The mask of a
+ * state is cached on the state (a state recurs often: inside a JSON
+ * string, every ordinary character leads back to the same state).
+ */
+#include "engine/grammar_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ST_GRAMMAR_MASK_SLOTS 64
+
+struct st_grammar_vocab {
+    uint32_t       n_vocab;
+    uint32_t       n_nodes;
+    unsigned char *byte;      /* (n_nodes) byte leading into the node */
+    uint32_t      *end;       /* (n_nodes) one past the subtree */
+    int32_t       *tok_head;  /* (n_nodes) first token ending here, -1 */
+    int32_t       *tok_next;  /* (n_vocab) next token with the same bytes */
+    uint8_t       *eog;       /* (n_vocab) */
+    uint32_t       max_len;   /* longest piece, bytes */
+    unsigned char *bytes;     /* every piece, concatenated */
+    uint32_t      *piece_off; /* (n_vocab + 1) piece i: bytes[off[i]..off[i+1]) */
+};
+
+typedef struct {
+    const unsigned char *s;
+    uint32_t             len;
+    int32_t              id;
+} st_piece_ref;
+
+
+static int
+st_piece_cmp(const void *a, const void *b)
+{
+    const st_piece_ref *x = a, *y = b;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->s, y->s, n) : 0;
+
+    if (c != 0) {
+        return c;
+    }
+    if (x->len != y->len) {
+        return x->len < y->len ? -1 : 1;
+    }
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+
+st_status
+st_grammar_vocab_create(st_grammar_vocab **out, uint32_t n_vocab,
+    const char *const *pieces, const uint32_t *lens, const uint8_t *eog,
+    st_error *err)
+{
+    st_grammar_vocab *v = calloc(1, sizeof(*v));
+    st_piece_ref *refs = NULL;
+    uint32_t *path = NULL;
+    size_t n_refs = 0, total = 1, depth = 0, n_nodes = 1;
+    const st_piece_ref *prev = NULL;
+
+    *out = NULL;
+    if (v == NULL || n_vocab == 0 || n_vocab > INT32_MAX) {
+        free(v);
+        return st_error_set(err, n_vocab ? ST_ERR_NOMEM : ST_ERR_INVALID,
+            "grammar vocab: %s", n_vocab ? "out of memory" : "empty vocab");
+    }
+    v->n_vocab = n_vocab;
+    v->tok_next = malloc(n_vocab * sizeof(int32_t));
+    v->eog = calloc(n_vocab, 1);
+    refs = malloc(n_vocab * sizeof(*refs));
+    v->piece_off = malloc(((size_t)n_vocab + 1) * sizeof(uint32_t));
+    if (v->tok_next == NULL || v->eog == NULL || refs == NULL
+        || v->piece_off == NULL)
+    {
+        goto nomem;
+    }
+    {
+        size_t sum = 0;
+        for (uint32_t i = 0; i < n_vocab; i++) {
+            sum += (eog != NULL && eog[i]) ? 0 : lens[i];
+            if (sum > UINT32_MAX) {
+                free(refs);
+                st_grammar_vocab_free(v);
+                return st_error_set(err, ST_ERR_INVALID,
+                    "grammar vocab: pieces over 4 GiB");
+            }
+        }
+        v->bytes = malloc(sum + 1);
+        if (v->bytes == NULL) {
+            goto nomem;
+        }
+        sum = 0;
+        for (uint32_t i = 0; i < n_vocab; i++) {
+            v->piece_off[i] = (uint32_t)sum;
+            if (!(eog != NULL && eog[i]) && lens[i] > 0) {
+                memcpy(v->bytes + sum, pieces[i], lens[i]);
+                sum += lens[i];
+            }
+        }
+        v->piece_off[n_vocab] = (uint32_t)sum;
+    }
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        v->tok_next[i] = -1;
+        v->eog[i] = eog != NULL && eog[i] != 0;
+        if (v->eog[i] || lens[i] == 0) {
+            continue;
+        }
+        refs[n_refs].s = v->bytes + v->piece_off[i];
+        refs[n_refs].len = lens[i];
+        refs[n_refs].id = (int32_t)i;
+        n_refs++;
+        total += lens[i];
+        if (lens[i] > v->max_len) {
+            v->max_len = lens[i];
+        }
+    }
+    qsort(refs, n_refs, sizeof(*refs), st_piece_cmp);
+    /* upper bound of the node count: every byte a node, plus the root */
+    v->byte = malloc(total);
+    v->end = malloc(total * sizeof(uint32_t));
+    v->tok_head = malloc(total * sizeof(int32_t));
+    path = malloc(((size_t)v->max_len + 1) * sizeof(uint32_t));
+    if (v->byte == NULL || v->end == NULL || v->tok_head == NULL
+        || path == NULL)
+    {
+        goto nomem;
+    }
+    v->byte[0] = 0;
+    v->tok_head[0] = -1;
+    path[0] = 0;
+    for (size_t r = 0; r < n_refs; r++) {
+        const st_piece_ref *p = &refs[r];
+        size_t lcp = 0;
+        if (prev != NULL) {
+            uint32_t n = prev->len < p->len ? prev->len : p->len;
+            while (lcp < n && prev->s[lcp] == p->s[lcp]) {
+                lcp++;
+            }
+        }
+        /* close nodes deeper than the common prefix */
+        while (depth > lcp) {
+            v->end[path[depth]] = (uint32_t)n_nodes;
+            depth--;
+        }
+        for (size_t k = lcp; k < p->len; k++) {
+            v->byte[n_nodes] = p->s[k];
+            v->tok_head[n_nodes] = -1;
+            path[++depth] = (uint32_t)n_nodes;
+            n_nodes++;
+        }
+        /* same bytes as an earlier token: chain it (ids stay ascending) */
+        {
+            uint32_t node = path[depth];
+            int32_t *link = &v->tok_head[node];
+            while (*link >= 0) {
+                link = &v->tok_next[*link];
+            }
+            *link = p->id;
+        }
+        prev = p;
+    }
+    while (depth > 0) {
+        v->end[path[depth]] = (uint32_t)n_nodes;
+        depth--;
+    }
+    v->end[0] = (uint32_t)n_nodes;
+    v->n_nodes = (uint32_t)n_nodes;
+    free(refs);
+    free(path);
+    *out = v;
+    return ST_OK;
+nomem:
+    free(refs);
+    free(path);
+    st_grammar_vocab_free(v);
+    return st_error_set(err, ST_ERR_NOMEM, "grammar vocab: out of memory");
+}
+
+
+void
+st_grammar_vocab_free(st_grammar_vocab *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    free(v->byte);
+    free(v->end);
+    free(v->tok_head);
+    free(v->tok_next);
+    free(v->eog);
+    free(v->bytes);
+    free(v->piece_off);
+    free(v);
+}
+
+
+uint32_t
+st_grammar_vocab_n(const st_grammar_vocab *v)
+{
+    return v->n_vocab;
+}
+
+
+size_t
+st_grammar_mask_words(const st_grammar_vocab *v)
+{
+    return ((size_t)v->n_vocab + 31) / 32;
+}
+
+
+int
+st_grammar_vocab_is_eog(const st_grammar_vocab *v, int32_t id)
+{
+    return id >= 0 && (uint32_t)id < v->n_vocab && v->eog[id];
+}
+
+
+/* computes the mask of state m->cur into mask (no cache) */
+static st_status
+st_grammar_mask_walk(st_grammar_matcher *m, const st_grammar_vocab *v,
+    uint32_t *mask, st_error *err)
+{
+    size_t words = st_grammar_mask_words(v), d = 0;
+    uint32_t *node_at, *iter;
+    int32_t *state_at;
+
+    if (m->walk_cap < (size_t)v->max_len + 1) {
+        int32_t *w = realloc(m->walk, 3 * ((size_t)v->max_len + 1)
+                             * sizeof(int32_t));
+        if (w == NULL) {
+            return st_error_set(err, ST_ERR_NOMEM, "grammar: out of memory");
+        }
+        m->walk = w;
+        m->walk_cap = (size_t)v->max_len + 1;
+    }
+    state_at = m->walk;
+    node_at = (uint32_t *)(m->walk + m->walk_cap);
+    iter = (uint32_t *)(m->walk + 2 * m->walk_cap);
+
+    memset(mask, 0, words * sizeof(uint32_t));
+    node_at[0] = 0;
+    iter[0] = 1;
+    state_at[0] = m->cur;
+    for (;;) {
+        uint32_t c = iter[d];
+        int32_t t;
+
+        if (c >= v->end[node_at[d]]) {
+            if (d == 0) {
+                break;
+            }
+            d--;
+            continue;
+        }
+        iter[d] = v->end[c];
+        t = st_grammar_trans(m, state_at[d], v->byte[c], err);
+        if (t == ST_GSTATE_DEAD) {
+            continue;
+        }
+        if (t < 0) {
+            return err != NULL ? err->code : ST_ERR_INTERNAL;
+        }
+        for (int32_t id = v->tok_head[c]; id >= 0; id = v->tok_next[id]) {
+            mask[id >> 5] |= 1u << (id & 31);
+        }
+        if (v->end[c] > c + 1) {
+            d++;
+            node_at[d] = c;
+            iter[d] = c + 1;
+            state_at[d] = t;
+        }
+    }
+    if (st_grammar_matcher_accepting(m)) {
+        for (uint32_t id = 0; id < v->n_vocab; id++) {
+            if (v->eog[id]) {
+                mask[id >> 5] |= 1u << (id & 31);
+            }
+        }
+    }
+    return ST_OK;
+}
+
+
+st_status
+st_grammar_mask(st_grammar_matcher *m, const st_grammar_vocab *v,
+    uint32_t *mask, st_error *err)
+{
+    size_t words = st_grammar_mask_words(v);
+    st_gstate *st;
+    st_status rc;
+
+    /* bound memory: forget old states (and their masks) now and then */
+    if (m->n_states > ST_GRAMMAR_MAX_STATES / 2
+        && st_grammar_matcher_compact(m, err) != 0)
+    {
+        return err != NULL ? err->code : ST_ERR_NOMEM;
+    }
+    if (m->mask_vocab != v || m->mask_words != words) {
+        free(m->masks);
+        m->masks = malloc(ST_GRAMMAR_MASK_SLOTS * words * sizeof(uint32_t));
+        if (m->masks == NULL) {
+            m->mask_vocab = NULL;
+            return st_error_set(err, ST_ERR_NOMEM, "grammar: out of memory");
+        }
+        m->mask_vocab = v;
+        m->mask_words = words;
+        m->mask_cap = ST_GRAMMAR_MASK_SLOTS;
+        m->n_masks = 0;
+        for (size_t i = 0; i < m->n_states; i++) {
+            m->states[i].mask_slot = -1;
+        }
+    }
+    st = &m->states[m->cur];
+    if (st->mask_slot >= 0 && (size_t)st->mask_slot < m->n_masks) {
+        memcpy(mask, m->masks + (size_t)st->mask_slot * words,
+            words * sizeof(uint32_t));
+        return ST_OK;
+    }
+    rc = st_grammar_mask_walk(m, v, mask, err);
+    if (rc != ST_OK) {
+        return rc;
+    }
+    if (m->n_masks == m->mask_cap) {
+        /* full: start over (deterministic; results never depend on it) */
+        m->n_masks = 0;
+        for (size_t i = 0; i < m->n_states; i++) {
+            m->states[i].mask_slot = -1;
+        }
+    }
+    st = &m->states[m->cur];
+    st->mask_slot = (int32_t)m->n_masks;
+    memcpy(m->masks + m->n_masks * words, mask, words * sizeof(uint32_t));
+    m->n_masks++;
+    return ST_OK;
+}
+
+
+st_status
+st_grammar_accept_token(st_grammar_matcher *m, const st_grammar_vocab *v,
+    int32_t id, st_error *err)
+{
+    int rc;
+
+    if (id < 0 || (uint32_t)id >= v->n_vocab) {
+        return st_error_set(err, ST_ERR_INVALID, "grammar: token %d out of "
+            "range", (int)id);
+    }
+    if (v->eog[id]) {
+        if (!st_grammar_matcher_accepting(m)) {
+            return st_error_set(err, ST_ERR_INVALID, "grammar: end of "
+                "generation before the grammar is complete");
+        }
+        return ST_OK;
+    }
+    if (v->piece_off[id + 1] == v->piece_off[id]) {
+        return st_error_set(err, ST_ERR_INVALID, "grammar: token %d has no "
+            "bytes", (int)id);
+    }
+    rc = st_grammar_matcher_accept(m, (const char *)v->bytes
+        + v->piece_off[id], v->piece_off[id + 1] - v->piece_off[id], err);
+    if (rc < 0) {
+        return err != NULL ? err->code : ST_ERR_INTERNAL;
+    }
+    if (rc == 0) {
+        return st_error_set(err, ST_ERR_INVALID, "grammar: token %d is not "
+            "allowed here", (int)id);
+    }
+    return ST_OK;
+}

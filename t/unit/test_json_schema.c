@@ -1,0 +1,540 @@
+/*
+ * JSON Schema -> grammar (TAP): a table of schemas, each compiled and
+ * then sampled 1,000 times (seeded) through token masks on a byte-level
+ * (BPE-like) and an SPM-like synthetic vocabulary; every output must
+ * parse as JSON and validate against the schema, checked by the small
+ * validator below (written from the JSON Schema text, not from the
+ * compiler). Unsupported keywords and bad JSON give errors with where.
+ */
+#include "tap.h"
+#include "engine/grammar.h"
+#include "engine/json_schema.h"
+#include "base/rng.h"
+
+#include <math.h>
+
+
+/* ---- validator ----------------------------------------------------- */
+
+static size_t
+utf8_len(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    }
+    return k;
+}
+
+
+static int jv_equal(const st_jv *a, const st_jv *b);
+
+static int
+jv_equal(const st_jv *a, const st_jv *b)
+{
+    if (a->type != b->type) {
+        return 0;
+    }
+    switch (a->type) {
+    case ST_JV_NULL: return 1;
+    case ST_JV_BOOL: return a->b == b->b;
+    case ST_JV_NUMBER: return a->num == b->num;
+    case ST_JV_STRING:
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case ST_JV_ARRAY:
+        if (a->n != b->n) return 0;
+        for (size_t i = 0; i < a->n; i++) {
+            if (!jv_equal(a->items[i], b->items[i])) return 0;
+        }
+        return 1;
+    case ST_JV_OBJECT:
+        if (a->n != b->n) return 0;
+        for (size_t i = 0; i < a->n; i++) {
+            const st_jv *o = st_jv_get(b, a->keys[i]);
+            if (o == NULL || !jv_equal(a->items[i], o)) return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+
+static int
+type_ok(const char *t, const st_jv *v)
+{
+    if (strcmp(t, "null") == 0) return v->type == ST_JV_NULL;
+    if (strcmp(t, "boolean") == 0) return v->type == ST_JV_BOOL;
+    if (strcmp(t, "string") == 0) return v->type == ST_JV_STRING;
+    if (strcmp(t, "object") == 0) return v->type == ST_JV_OBJECT;
+    if (strcmp(t, "array") == 0) return v->type == ST_JV_ARRAY;
+    if (strcmp(t, "number") == 0) return v->type == ST_JV_NUMBER;
+    if (strcmp(t, "integer") == 0) {
+        return v->type == ST_JV_NUMBER && v->num == floor(v->num);
+    }
+    return 0;
+}
+
+
+static int validate(const st_jv *root, const st_jv *s, const st_jv *v);
+
+static int
+validate(const st_jv *root, const st_jv *s, const st_jv *v)
+{
+    const st_jv *k;
+
+    if (s->type == ST_JV_BOOL) {
+        return s->b;
+    }
+    if ((k = st_jv_get(s, "$ref")) != NULL) {
+        const st_jv *t = NULL;
+        if (strcmp(k->str, "#") == 0) t = root;
+        else if (strncmp(k->str, "#/$defs/", 8) == 0)
+            t = st_jv_get(st_jv_get(root, "$defs"), k->str + 8);
+        else if (strncmp(k->str, "#/definitions/", 14) == 0)
+            t = st_jv_get(st_jv_get(root, "definitions"), k->str + 14);
+        return t != NULL && validate(root, t, v);
+    }
+    if ((k = st_jv_get(s, "type")) != NULL) {
+        int any = 0;
+        if (k->type == ST_JV_STRING) {
+            any = type_ok(k->str, v);
+        } else {
+            for (size_t i = 0; i < k->n; i++) {
+                any |= type_ok(k->items[i]->str, v);
+            }
+        }
+        if (!any) return 0;
+    }
+    if ((k = st_jv_get(s, "const")) != NULL && !jv_equal(k, v)) {
+        return 0;
+    }
+    if ((k = st_jv_get(s, "enum")) != NULL) {
+        int any = 0;
+        for (size_t i = 0; i < k->n; i++) any |= jv_equal(k->items[i], v);
+        if (!any) return 0;
+    }
+    if ((k = st_jv_get(s, "anyOf")) != NULL) {
+        int any = 0;
+        for (size_t i = 0; i < k->n; i++) any |= validate(root, k->items[i], v);
+        if (!any) return 0;
+    }
+    if (v->type == ST_JV_STRING) {
+        size_t n = utf8_len(v->str, v->len);
+        if ((k = st_jv_get(s, "minLength")) && n < (size_t)k->num) return 0;
+        if ((k = st_jv_get(s, "maxLength")) && n > (size_t)k->num) return 0;
+    }
+    if (v->type == ST_JV_NUMBER) {
+        if ((k = st_jv_get(s, "minimum")) && v->num < k->num) return 0;
+        if ((k = st_jv_get(s, "maximum")) && v->num > k->num) return 0;
+        if ((k = st_jv_get(s, "exclusiveMinimum")) && v->num <= k->num)
+            return 0;
+        if ((k = st_jv_get(s, "exclusiveMaximum")) && v->num >= k->num)
+            return 0;
+    }
+    if (v->type == ST_JV_ARRAY) {
+        if ((k = st_jv_get(s, "minItems")) && v->n < (size_t)k->num) return 0;
+        if ((k = st_jv_get(s, "maxItems")) && v->n > (size_t)k->num) return 0;
+        if ((k = st_jv_get(s, "items")) != NULL) {
+            for (size_t i = 0; i < v->n; i++) {
+                if (!validate(root, k, v->items[i])) return 0;
+            }
+        }
+    }
+    if (v->type == ST_JV_OBJECT) {
+        const st_jv *props = st_jv_get(s, "properties");
+        const st_jv *add = st_jv_get(s, "additionalProperties");
+        if ((k = st_jv_get(s, "required")) != NULL) {
+            for (size_t i = 0; i < k->n; i++) {
+                if (st_jv_get(v, k->items[i]->str) == NULL) return 0;
+            }
+        }
+        for (size_t i = 0; i < v->n; i++) {
+            const st_jv *ps = st_jv_get(props, v->keys[i]);
+            /* a declared property twice is invalid output (a map's
+             * keys may repeat: RFC 8259 only says SHOULD be unique) */
+            for (size_t j = 0; ps != NULL && j < i; j++) {
+                if (strcmp(v->keys[i], v->keys[j]) == 0) return 0;
+            }
+            if (ps != NULL) {
+                if (!validate(root, ps, v->items[i])) return 0;
+            } else if (add != NULL) {
+                if (!validate(root, add, v->items[i])) return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+
+/* ---- vocabularies (same shapes as test_grammar.c) ------------------- */
+
+typedef struct {
+    char     **pieces;
+    uint32_t  *lens;
+    uint8_t   *eog;
+    uint32_t   n;
+} tvocab;
+
+static void
+tv_add(tvocab *v, const char *s, size_t len, int eog)
+{
+    v->pieces = realloc(v->pieces, (v->n + 1) * sizeof(char *));
+    v->lens = realloc(v->lens, (v->n + 1) * sizeof(uint32_t));
+    v->eog = realloc(v->eog, (v->n + 1));
+    v->pieces[v->n] = malloc(len + 1);
+    memcpy(v->pieces[v->n], s, len);
+    v->lens[v->n] = (uint32_t)len;
+    v->eog[v->n] = (uint8_t)eog;
+    v->n++;
+}
+
+static void
+tv_free(tvocab *v)
+{
+    for (uint32_t i = 0; i < v->n; i++) free(v->pieces[i]);
+    free(v->pieces);
+    free(v->lens);
+    free(v->eog);
+}
+
+static const char *const tv_words[] = {
+    "{", "}", "{\"", "\":", "\": ", "\",", "\", \"", "\"}", "\"", " \"",
+    "[", "]", "[]", "{}", ",", ", ", ":", " ", "\n", "\\", "\\\"", "\\n",
+    "\\u", "true", "false", "null", "tr", "ue", "0", "1", "12", "-", "-1",
+    ".", ".5", "e", "e+", "00", "10", "42", "99", "100", "name", "age",
+    "tags", "id", "kind", "a", "ab", "abc", "hello", " world", "\xc3",
+    "\xa9", "\xc3\xa9", "caf\xc3", "\xe2\x82\xac", "\"name\"", "\"age\":",
+    "\"tags\": [", "\"id\":", "1,", "],", "}]", "\"}]", "x", "\"red\"",
+    "red", "green", "blue", "\"kind\":", "child", "ren", "children",
+};
+
+static void
+tv_bpe(tvocab *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        tv_add(v, &c, 1, 0);
+    }
+    for (size_t i = 0; i < sizeof(tv_words) / sizeof(tv_words[0]); i++) {
+        tv_add(v, tv_words[i], strlen(tv_words[i]), 0);
+    }
+    tv_add(v, "", 0, 1);
+}
+
+static void
+tv_spm(tvocab *v)
+{
+    memset(v, 0, sizeof(*v));
+    tv_add(v, "", 0, 0);
+    tv_add(v, "", 0, 0);
+    tv_add(v, "", 0, 1);
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        tv_add(v, &c, 1, 0);
+    }
+    for (size_t i = 0; i < sizeof(tv_words) / sizeof(tv_words[0]); i++) {
+        char buf[64];
+        size_t n = strlen(tv_words[i]);
+        tv_add(v, tv_words[i], n, 0);
+        buf[0] = ' ';
+        memcpy(buf + 1, tv_words[i], n);
+        tv_add(v, buf, n + 1, 0);
+    }
+}
+
+
+/* token preferred when a run must wind down: the first allowed of these
+ * pieces (so runs end; a uniform walk rarely closes deep strings) */
+static const char *const wind_down[] = {
+    "\"", "}", "]", ",", "0", "1", "a", "n", "u", "null", "true", "[", "{",
+    "-", " ",
+};
+
+
+static int32_t
+pick(const tvocab *tv, const uint32_t *mask, st_rng *rng, int step)
+{
+    uint32_t allowed[2048], n = 0;
+
+    if (step > 40 && st_rng_uniform(rng) < 0.8) {
+        for (uint32_t id = 0; id < tv->n; id++) {
+            if (tv->eog[id] && ((mask[id >> 5] >> (id & 31)) & 1)) {
+                return (int32_t)id;
+            }
+        }
+        for (size_t w = 0; w < sizeof(wind_down) / sizeof(wind_down[0]); w++) {
+            size_t wl = strlen(wind_down[w]);
+            for (uint32_t id = 0; id < tv->n; id++) {
+                if (tv->lens[id] == wl
+                    && memcmp(tv->pieces[id], wind_down[w], wl) == 0
+                    && ((mask[id >> 5] >> (id & 31)) & 1))
+                {
+                    return (int32_t)id;
+                }
+            }
+        }
+    }
+    for (uint32_t id = 0; id < tv->n && n < 2048; id++) {
+        if ((mask[id >> 5] >> (id & 31)) & 1) {
+            allowed[n++] = id;
+        }
+    }
+    if (n == 0) {
+        return -1;
+    }
+    return (int32_t)allowed[st_rng_next(rng) % n];
+}
+
+
+static void
+sample_schema(const char *name, const char *schema, const tvocab *tv,
+    const char *vname, int runs)
+{
+    st_error err = { 0 };
+    char *gbnf = NULL;
+    st_grammar *g = NULL;
+    st_grammar_vocab *v = NULL;
+    st_jv *sj = NULL;
+    uint32_t *mask = NULL;
+    int bad = 0, incomplete = 0;
+
+    if (!ok(st_json_schema_to_gbnf(schema, strlen(schema), &gbnf, NULL,
+                                   &err) == ST_OK,
+            "%s: schema compiles (%s)", name, err.msg)
+        || !ok(st_grammar_parse(&g, gbnf, strlen(gbnf), NULL, &err) == ST_OK,
+               "%s: grammar parses (%s)", name, err.msg))
+    {
+        if (gbnf) diag("%s", gbnf);
+        free(gbnf);
+        return;
+    }
+    st_jv_parse(&sj, schema, strlen(schema), &err);
+    st_grammar_vocab_create(&v, tv->n, (const char *const *)tv->pieces,
+        tv->lens, tv->eog, &err);
+    mask = malloc(st_grammar_mask_words(v) * sizeof(uint32_t));
+    for (int r = 0; r < runs; r++) {
+        st_grammar_matcher *m = NULL;
+        st_rng rng;
+        char out[8192];
+        size_t n_out = 0;
+        int complete = 0;
+        st_jv *val = NULL;
+
+        st_rng_seed(&rng, 1000003ull * (uint64_t)r + 7);
+        st_grammar_matcher_create(&m, g, &err);
+        for (int step = 0; step < 600; step++) {
+            int32_t id;
+            if (st_grammar_matcher_done(m)) {
+                complete = 1;
+                break;
+            }
+            if (st_grammar_mask(m, v, mask, &err) != ST_OK) {
+                diag("mask: %s", err.msg);
+                break;
+            }
+            id = pick(tv, mask, &rng, step);
+            if (id < 0) {
+                break;
+            }
+            if (tv->eog[id]) {
+                complete = 1;
+                break;
+            }
+            if (n_out + tv->lens[id] >= sizeof(out) - 1
+                || st_grammar_accept_token(m, v, id, &err) != ST_OK)
+            {
+                break;
+            }
+            memcpy(out + n_out, tv->pieces[id], tv->lens[id]);
+            n_out += tv->lens[id];
+        }
+        out[n_out] = '\0';
+        if (!complete) {
+            incomplete++;
+        } else if (st_jv_parse(&val, out, n_out, &err) != ST_OK
+                   || !validate(sj, sj, val))
+        {
+            if (bad < 3) {
+                diag("%s/%s run %d invalid: %s (%s)", name, vname, r, out,
+                     err.msg);
+            }
+            bad++;
+        }
+        st_jv_free(val);
+        st_grammar_matcher_free(m);
+    }
+    ok(bad == 0 && incomplete == 0, "%s/%s: %d seeded runs, every output "
+       "parses and validates (%d invalid, %d unfinished)", name, vname, runs,
+       bad, incomplete);
+    free(mask);
+    st_grammar_vocab_free(v);
+    st_jv_free(sj);
+    st_grammar_free(g);
+    free(gbnf);
+}
+
+
+static const struct {
+    const char *name;
+    const char *schema;
+} schemas[] = {
+    { "person",
+      "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\","
+      "\"minLength\":1,\"maxLength\":12},\"age\":{\"type\":\"integer\","
+      "\"minimum\":0,\"maximum\":150},\"tags\":{\"type\":\"array\","
+      "\"items\":{\"type\":\"string\",\"maxLength\":5},\"minItems\":1,"
+      "\"maxItems\":3}},\"required\":[\"name\",\"age\",\"tags\"],"
+      "\"additionalProperties\":false}" },
+    { "optional",
+      "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"boolean\"},"
+      "\"b\":{\"type\":\"null\"},\"c\":{\"type\":\"number\"}},"
+      "\"required\":[\"b\"],\"additionalProperties\":false}" },
+    { "enum-const",
+      "{\"type\":\"object\",\"properties\":{\"color\":{\"enum\":[\"red\","
+      "\"green\",\"blue\",42,null]},\"v\":{\"const\":\"caf\\u00e9\"}},"
+      "\"required\":[\"color\",\"v\"],\"additionalProperties\":false}" },
+    { "anyof-types",
+      "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"integer\","
+      "\"exclusiveMinimum\":-20,\"maximum\":-3},{\"type\":[\"string\","
+      "\"null\"],\"maxLength\":2}]},\"maxItems\":4}" },
+    { "int-ranges",
+      "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"integer\","
+      "\"minimum\":17,\"maximum\":1234},{\"type\":\"integer\","
+      "\"minimum\":-5},{\"type\":\"integer\",\"maximum\":-100}]},"
+      "\"minItems\":2,\"maxItems\":5}" },
+    { "ref-recursive",
+      "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"id\":"
+      "{\"type\":\"integer\",\"minimum\":0,\"maximum\":99},\"children\":{"
+      "\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"},"
+      "\"maxItems\":2}},\"required\":[\"id\",\"children\"],"
+      "\"additionalProperties\":false}},\"$ref\":\"#/$defs/node\"}" },
+    { "map",
+      "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}"
+    },
+    { "any", "{}" },
+};
+
+
+static void
+test_errors(void)
+{
+    static const struct {
+        const char *schema;
+        const char *want;
+    } cases[] = {
+        { "{\"type\":\"string\",\"pattern\":\"^a\"}",
+          "at '/': unsupported keyword 'pattern'" },
+        { "{\"type\":\"object\",\"properties\":{\"x\":{\"format\":\"date\"}}}",
+          "at '/properties/x': unsupported keyword 'format'" },
+        { "{\"type\":\"number\",\"minimum\":1}", "integers only" },
+        { "{\"type\":\"strin\"}", "unknown type 'strin'" },
+        { "{\"$ref\":\"#/$defs/nope\"}", "points at nothing" },
+        { "{\"$ref\":\"http://x\"}", "'$ref' must be" },
+        { "{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}",
+          "no integer" },
+        { "{\"type\":\"array\",\"maxItems\":5000}", "0..1000" },
+        { "{\"type\":\"object\",\"required\":[\"z\"]}", "'required' names" },
+        { "{\"type\":\"string\",}", "JSON: line 1, column 18" },
+        { "{\"type\":\n \"string\"", "JSON: line 2, column 10" },
+        { "{\"oneOf\":[]}", "unsupported keyword 'oneOf'" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        st_error err = { 0 };
+        char *g = NULL;
+        st_status rc = st_json_schema_to_gbnf(cases[i].schema,
+            strlen(cases[i].schema), &g, NULL, &err);
+        ok(rc != ST_OK && g == NULL && strstr(err.msg, cases[i].want),
+           "bad schema %zu rejected: %s", i, err.msg);
+        free(g);
+    }
+}
+
+
+static void
+test_json_object(void)
+{
+    st_grammar *g = NULL;
+    st_error err = { 0 };
+    const char *t = st_json_object_gbnf();
+
+    ok(st_grammar_parse(&g, t, strlen(t), NULL, &err) == ST_OK,
+       "json_object grammar parses (%s)", err.msg);
+    st_grammar_free(g);
+}
+
+
+/* every integer in -1500..1500 is accepted iff it lies in the bounds */
+static void
+test_int_ranges(void)
+{
+    static const char *const bounds[] = {
+        "\"minimum\":0,\"maximum\":150", "\"minimum\":17,\"maximum\":1234",
+        "\"minimum\":-5", "\"maximum\":-100", "\"minimum\":-999,\"maximum\":-10",
+        "\"minimum\":-37,\"maximum\":1001", "\"exclusiveMinimum\":9,"
+        "\"exclusiveMaximum\":100", "\"minimum\":1.5,\"maximum\":99.5",
+        "\"minimum\":100", "\"maximum\":7", "\"minimum\":0,\"maximum\":0",
+    };
+
+    for (size_t b = 0; b < sizeof(bounds) / sizeof(bounds[0]); b++) {
+        char schema[256], *gbnf = NULL, num[32];
+        st_grammar *g = NULL;
+        st_jv *sj = NULL, *val = NULL;
+        st_error err = { 0 };
+        int bad = 0;
+
+        snprintf(schema, sizeof(schema), "{\"type\":\"integer\",%s}",
+            bounds[b]);
+        if (st_json_schema_to_gbnf(schema, strlen(schema), &gbnf, NULL, &err)
+            != ST_OK
+            || st_grammar_parse(&g, gbnf, strlen(gbnf), NULL, &err) != ST_OK)
+        {
+            ok(0, "integer %s compiles (%s)", bounds[b], err.msg);
+            free(gbnf);
+            continue;
+        }
+        st_jv_parse(&sj, schema, strlen(schema), &err);
+        for (int n = -1500; n <= 1500; n++) {
+            st_grammar_matcher *m = NULL;
+            int got, want;
+            snprintf(num, sizeof(num), "%d", n);
+            st_jv_parse(&val, num, strlen(num), &err);
+            want = validate(sj, sj, val);
+            st_jv_free(val);
+            st_grammar_matcher_create(&m, g, &err);
+            got = st_grammar_matcher_accept(m, num, strlen(num), &err) == 1
+                && st_grammar_matcher_accepting(m);
+            st_grammar_matcher_free(m);
+            if (got != want && bad++ < 3) {
+                diag("%s: %d grammar %d schema %d", bounds[b], n, got, want);
+            }
+        }
+        ok(bad == 0, "integer %s: -1500..1500 exact (%d wrong)", bounds[b],
+           bad);
+        st_jv_free(sj);
+        st_grammar_free(g);
+        free(gbnf);
+    }
+}
+
+
+int
+main(int argc, char **argv)
+{
+    tvocab bpe, spm;
+    int runs = argc > 1 ? atoi(argv[1]) : 1000;
+
+    test_errors();
+    test_json_object();
+    test_int_ranges();
+    tv_bpe(&bpe);
+    tv_spm(&spm);
+    for (size_t i = 0; i < sizeof(schemas) / sizeof(schemas[0]); i++) {
+        sample_schema(schemas[i].name, schemas[i].schema, &bpe, "bpe", runs);
+        sample_schema(schemas[i].name, schemas[i].schema, &spm, "spm", runs);
+    }
+    tv_free(&bpe);
+    tv_free(&spm);
+    return done_testing();
+}
