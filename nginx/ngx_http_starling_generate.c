@@ -417,7 +417,14 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->top_logprobs = (ngx_uint_t) req->top_logprobs;
     ctx->n_per_prompt = req->n ? req->n : 1;
 
-    if (ngx_http_starling_tools_setup(r, ctx, req) != NGX_OK) {
+    switch (ngx_http_starling_tools_setup(r, ctx, req, &err)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        /* a parameters schema the constrained decoder cannot compile */
+        return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                        "tools", "unsupported", err.msg);
+    default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

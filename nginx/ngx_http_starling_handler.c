@@ -339,6 +339,11 @@ ngx_http_starling_cleanup(void *data)
 
     ngx_http_starling_choices_free(ctx);
 
+    if (ctx->constraint != NULL) {
+        st_constraint_free(ctx->constraint);
+        ctx->constraint = NULL;
+    }
+
     st_jbuf_free(&ctx->text);
     st_jbuf_free(&ctx->scratch);
     free(ctx->tokens.ids);

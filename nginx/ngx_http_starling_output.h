@@ -57,7 +57,7 @@ ngx_int_t ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
 
 /* tools: ngx_http_starling_tools.c */
 ngx_int_t ngx_http_starling_tools_setup(ngx_http_request_t *r,
-    ngx_http_starling_ctx_t *ctx, const st_api_request *req);
+    ngx_http_starling_ctx_t *ctx, const st_api_request *req, st_error *err);
 ngx_int_t ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
     const char *text, size_t len, ngx_uint_t final);
 /* calls in a choice's text (parallel_tool_calls applied); -1: no memory */

@@ -89,6 +89,7 @@ typedef struct {
     char    *name;
     char    *json;              /* the whole tool object, re-serialised
                                    as the chat templates' tojson does */
+    char    *parameters;        /* its JSON Schema, compact JSON text */
 } st_api_tool;
 
 typedef enum {
@@ -223,6 +224,16 @@ int st_api_tool_calls_parse(const char *text, size_t len,
     const st_api_tool *tools, size_t n_tools, const char *id_prefix,
     st_api_tool_call **calls, size_t *content_len);
 void st_api_tool_calls_free(st_api_tool_call *calls, size_t n);
+
+/*
+ * tool_choice "required" or a named function: the JSON Schema of the one
+ * call the model must write, {"name": <const>, "arguments": <the tool's
+ * parameters>} (anyOf over the tools for "required"), for constrained
+ * decoding. Returns 1 (out holds it), 0 (nothing to enforce), -1 (out of
+ * memory). The output is then that bare JSON object:
+ * st_api_tool_calls_parse it wrapped as one <tool_call>.
+ */
+int st_api_tools_call_schema(const st_api_request *req, st_jbuf *out);
 
 struct yajl_val_s;
 

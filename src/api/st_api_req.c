@@ -941,6 +941,7 @@ st_api_request_free(st_api_request *req)
     for (i = 0; i < req->n_tools; i++) {
         free(req->tools[i].name);
         free(req->tools[i].json);
+        free(req->tools[i].parameters);
     }
     free(req->tools);
     free(req->tool_choice_name);

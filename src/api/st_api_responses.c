@@ -230,7 +230,7 @@ st_api_resp_tools(st_api_request *req, yajl_val tools, int *nomem)
 {
     size_t    i, k;
     int       first;
-    yajl_val  t, type, name;
+    yajl_val  t, type, name, params;
     st_jbuf   jb;
     char      field[64];
 
@@ -297,6 +297,20 @@ st_api_resp_tools(st_api_request *req, yajl_val tools, int *nomem)
         if (req->tools[i].name == NULL) {
             return;
         }
+
+        params = st_api_opt(t, "parameters");
+        st_jbuf_init(&jb);
+        if (params != NULL && params->type == yajl_t_object) {
+            st_api_json_dump(&jb, params, 0);
+        } else {
+            st_jbuf_adds(&jb, "{\"type\":\"object\"}");
+        }
+        if (jb.failed) {
+            st_jbuf_free(&jb);
+            *nomem = 1;
+            return;
+        }
+        req->tools[i].parameters = jb.data;
     }
 }
 

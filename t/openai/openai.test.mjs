@@ -285,3 +285,29 @@ test('tools: accepted, history with a call and its result', { skip }, async () =
             messages: [{ role: 'user', content: 'x' }] }),
         (e) => e instanceof OpenAI.BadRequestError && e.param === 'tool_choice');
 });
+
+test('tools: a named tool_choice, the stream reassembled by the client', { skip }, async () => {
+    const tools = [{ type: 'function', function: {
+        name: 'get_weather',
+        parameters: { type: 'object', additionalProperties: false, required: ['city'],
+                      properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } } } } }];
+    const body = {
+        model: "tiny", max_tokens: 400, temperature: 1, seed: 2, tools,
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        messages: [{ role: 'user', content: 'Weather in Paris?' }],
+    };
+    const full = await client.chat.completions.create(body);
+    const call = full.choices[0].message.tool_calls[0];
+    assert.equal(full.choices[0].finish_reason, 'tool_calls');
+    assert.equal(call.function.name, 'get_weather');
+    assert.ok(['Paris', 'Rome'].includes(JSON.parse(call.function.arguments).city));
+
+    // the SDK's stream helper accumulates tool_calls deltas
+    const stream = client.chat.completions.stream(body);
+    const done = await stream.finalChatCompletion();
+    const scall = done.choices[0].message.tool_calls[0];
+    assert.equal(done.choices[0].finish_reason, 'tool_calls');
+    assert.match(scall.id, /^call_/);
+    assert.equal(scall.function.name, 'get_weather');
+    assert.equal(scall.function.arguments, call.function.arguments);
+});
