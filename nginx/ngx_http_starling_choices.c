@@ -74,6 +74,8 @@ ngx_http_starling_choices_create(ngx_http_request_t *r,
         c->n_tools = ctx->n_tools;
         c->tools_on = ctx->tools_on;
         c->parallel_tool_calls = ctx->parallel_tool_calls;
+        c->tool_forced = ctx->tool_forced;
+        c->tool_held = ctx->tool_held;
         c->finish = ST_FINISH_NONE;
         st_jbuf_init(&c->text);
         st_jbuf_init(&c->scratch);

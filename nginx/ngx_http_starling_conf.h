@@ -39,7 +39,8 @@ typedef enum {
     NGX_HTTP_STARLING_METRICS,
     NGX_HTTP_STARLING_SESSION_CLOSE,  /* POST .../session/close */
     NGX_HTTP_STARLING_SESSIONS,       /* GET .../sessions */
-    NGX_HTTP_STARLING_APPLY_TEMPLATE  /* chat messages -> prompt, no run */
+    NGX_HTTP_STARLING_APPLY_TEMPLATE, /* chat messages -> prompt, no run */
+    NGX_HTTP_STARLING_RESPONSES       /* POST /v1/responses */
 } ngx_http_starling_surface_e;
 
 

@@ -103,6 +103,14 @@ struct ngx_http_starling_ctx_s {
     size_t                      tool_sent;       /* stream: content out */
     ngx_uint_t                  tool_held;       /* stream: a call began */
     ngx_uint_t                  tool_calls;      /* calls found */
+    ngx_uint_t                  tool_forced;     /* required / named: the
+                                                    output is one call's
+                                                    JSON (constrained) */
+    st_constraint              *constraint;      /* ours; freed in the
+                                                    cleanup */
+
+    /* /v1/responses (ngx_http_starling_responses.c) */
+    ngx_str_t                   instructions;    /* echoed back */
 
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;

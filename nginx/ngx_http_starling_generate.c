@@ -277,7 +277,7 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     n_extra = 0;
     extra_stop = NULL;
 
-    if (req->kind == ST_API_CHAT) {
+    if (req->kind == ST_API_CHAT || req->kind == ST_API_RESPONSES) {
         for (i = 0; i < req->n_messages; i++) {
             if (req->messages[i].n_tool_calls
                 || ngx_strcmp(req->messages[i].role, "tool") == 0)
@@ -343,7 +343,8 @@ ngx_http_starling_generate(ngx_http_request_t *r,
 
     if (ctx->tokens.n == 0) {
         return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                   req->kind == ST_API_CHAT ? "messages" : "prompt",
+                   req->kind == ST_API_CHAT ? "messages"
+                   : req->kind == ST_API_RESPONSES ? "input" : "prompt",
                    "length", "the prompt is empty");
     }
 
@@ -358,7 +359,8 @@ ngx_http_starling_generate(ngx_http_request_t *r,
                             && slcf->max_prompt_tokens < n_ctx - 1
                             ? slcf->max_prompt_tokens : n_ctx - 1);
         return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                   req->kind == ST_API_CHAT ? "messages" : "prompt",
+                   req->kind == ST_API_CHAT ? "messages"
+                   : req->kind == ST_API_RESPONSES ? "input" : "prompt",
                    "context_length_exceeded", msg);
     }
 
@@ -432,8 +434,25 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->top_logprobs = (ngx_uint_t) req->top_logprobs;
     ctx->n_per_prompt = req->n ? req->n : 1;
 
-    if (ngx_http_starling_tools_setup(r, ctx, req) != NGX_OK) {
+    switch (ngx_http_starling_tools_setup(r, ctx, req, &err)) {
+    case NGX_OK:
+        break;
+    case NGX_DECLINED:
+        /* a parameters schema the constrained decoder cannot compile */
+        return ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                        "tools", "unsupported", err.msg);
+    default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (req->instructions != NULL) {
+        ctx->instructions.len = ngx_strlen(req->instructions);
+        ctx->instructions.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                     ctx->instructions.len,
+                                     (u_char *) req->instructions });
+        if (ctx->instructions.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     /* several choices (n > 1, a prompt batch) or echo: one child ctx

@@ -152,6 +152,9 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/sessions")) {
             return NGX_HTTP_STARLING_SESSIONS;
         }
+        if (ngx_http_starling_suffix(uri, "/responses")) {
+            return NGX_HTTP_STARLING_RESPONSES;
+        }
         if (ngx_http_starling_suffix(uri, "/apply-template")) {
             return NGX_HTTP_STARLING_APPLY_TEMPLATE;
         }
@@ -358,6 +361,11 @@ ngx_http_starling_cleanup(void *data)
 
     ngx_http_starling_choices_free(ctx);
 
+    if (ctx->constraint != NULL) {
+        st_constraint_free(ctx->constraint);
+        ctx->constraint = NULL;
+    }
+
     st_jbuf_free(&ctx->text);
     st_jbuf_free(&ctx->scratch);
     free(ctx->tokens.ids);
@@ -395,6 +403,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         break;
     case NGX_HTTP_STARLING_EXECUTE:
         kind = ST_API_EXECUTE;
+        break;
+    case NGX_HTTP_STARLING_RESPONSES:
+        kind = ST_API_RESPONSES;
         break;
     case NGX_HTTP_STARLING_TOKENIZE:
         kind = ST_API_TOKENIZE;

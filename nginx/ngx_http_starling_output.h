@@ -57,11 +57,22 @@ ngx_int_t ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
 
 /* tools: ngx_http_starling_tools.c */
 ngx_int_t ngx_http_starling_tools_setup(ngx_http_request_t *r,
-    ngx_http_starling_ctx_t *ctx, const st_api_request *req);
+    ngx_http_starling_ctx_t *ctx, const st_api_request *req, st_error *err);
 ngx_int_t ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
     const char *text, size_t len, ngx_uint_t final);
+/* calls in a choice's text (parallel_tool_calls applied); -1: no memory */
+int ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
+    st_api_tool_call **calls, size_t *content_len);
 ngx_int_t ngx_http_starling_tools_message(ngx_http_starling_ctx_t *c,
     st_jbuf *b);
+
+/* /v1/responses: ngx_http_starling_responses.c */
+ngx_int_t ngx_http_starling_responses_header(ngx_http_starling_ctx_t *ctx);
+ngx_int_t ngx_http_starling_responses_tokens(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+ngx_int_t ngx_http_starling_responses_end(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out);
+ngx_int_t ngx_http_starling_responses_reply(ngx_http_starling_ctx_t *ctx);
 
 /* choices (n > 1, prompt batches): ngx_http_starling_choices.c */
 ngx_int_t ngx_http_starling_choices_create(ngx_http_request_t *r,

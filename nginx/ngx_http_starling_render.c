@@ -184,6 +184,10 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
     const st_token_out      *t;
     ngx_http_starling_lp_t   lp, *slot;
 
+    if (ctx->surface == NGX_HTTP_STARLING_RESPONSES) {
+        return ngx_http_starling_responses_tokens(ctx, out);
+    }
+
     if (ctx->stream && ctx->echo && out->n_tokens) {
         /* echo: the prompt is the choice's first text */
         ctx->echo = 0;
@@ -304,6 +308,10 @@ ngx_http_starling_emit_end(ngx_http_starling_ctx_t *ctx,
     ngx_int_t   rc;
     st_jbuf    *b = &ctx->scratch;
     double      tps;
+
+    if (ctx->surface == NGX_HTTP_STARLING_RESPONSES) {
+        return ngx_http_starling_responses_end(ctx, out);
+    }
 
     if (ctx->surface == NGX_HTTP_STARLING_EXECUTE) {
 
@@ -513,6 +521,10 @@ ngx_http_starling_reply_full(ngx_http_starling_ctx_t *ctx,
     st_jbuf     *b = &ctx->scratch;
 
     (void) out;
+
+    if (ctx->surface == NGX_HTTP_STARLING_RESPONSES) {
+        return ngx_http_starling_responses_reply(ctx);
+    }
 
     st_jbuf_reset(b);
 

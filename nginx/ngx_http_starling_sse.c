@@ -161,6 +161,10 @@ ngx_http_starling_stream_header(ngx_http_starling_ctx_t *ctx)
                                               0);
     }
 
+    if (ctx->surface == NGX_HTTP_STARLING_RESPONSES) {
+        return ngx_http_starling_responses_header(ctx);
+    }
+
     if (ctx->surface == NGX_HTTP_STARLING_CHAT) {
         /* OpenAI opens a chat stream with the role */
         st_jbuf_addf(b, "{\"id\":\"chatcmpl-%.*s\",\"object\":"

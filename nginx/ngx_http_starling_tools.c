@@ -8,6 +8,11 @@
  * as a delta with its id, type and name, followed by its arguments in
  * pieces; finish_reason is "tool_calls". A call that does not parse (or
  * names a function not in tools) is plain content.
+ *
+ * tool_choice "required" or a named function is enforced with the
+ * engine's constrained decoding: the output must be the JSON of one call
+ * ({"name", "arguments"} matching the tool's parameters schema), which
+ * is then parsed as one <tool_call>.
  */
 
 #include "ngx_http_starling_output.h"
@@ -20,9 +25,11 @@ static const char  ngx_http_starling_call_open[] = "<tool_call>";
 
 ngx_int_t
 ngx_http_starling_tools_setup(ngx_http_request_t *r,
-    ngx_http_starling_ctx_t *ctx, const st_api_request *req)
+    ngx_http_starling_ctx_t *ctx, const st_api_request *req, st_error *err)
 {
-    size_t  i;
+    int       rc;
+    size_t    i;
+    st_jbuf   schema;
 
     if (req->n_tools == 0 || req->tool_choice == ST_API_TOOLS_NONE) {
         return NGX_OK;
@@ -45,11 +52,32 @@ ngx_http_starling_tools_setup(ngx_http_request_t *r,
     ctx->n_tools = req->n_tools;
     ctx->tools_on = 1;
     ctx->parallel_tool_calls = req->parallel_tool_calls;
+
+    st_jbuf_init(&schema);
+    rc = st_api_tools_call_schema(req, &schema);
+    if (rc <= 0) {
+        st_jbuf_free(&schema);
+        return rc < 0 ? NGX_ERROR : NGX_OK;
+    }
+
+    if (st_constraint_from_json_schema(&ctx->constraint, schema.data,
+                                       schema.len, err)
+        != ST_OK)
+    {
+        st_jbuf_free(&schema);
+        ctx->constraint = NULL;
+        return err->code == ST_ERR_NOMEM ? NGX_ERROR : NGX_DECLINED;
+    }
+
+    st_jbuf_free(&schema);
+    ctx->sreq.constraint = ctx->constraint;
+    ctx->tool_forced = 1;
+    ctx->tool_held = 1;             /* nothing is content */
     return NGX_OK;
 }
 
 
-static int
+int
 ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
     st_api_tool_call **calls, size_t *content_len)
 {
@@ -58,6 +86,25 @@ ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
 
     ngx_snprintf((u_char *) prefix, sizeof(prefix), "%V_%ui%Z", &c->id,
                  c->index);
+
+    if (c->tool_forced) {
+        /* the constrained output is the bare JSON of one call */
+        st_jbuf  w;
+
+        st_jbuf_init(&w);
+        st_jbuf_adds(&w, ngx_http_starling_call_open);
+        st_jbuf_add(&w, c->text.data ? c->text.data : "", c->text.len);
+        st_jbuf_adds(&w, "</tool_call>");
+        if (w.failed) {
+            st_jbuf_free(&w);
+            return -1;
+        }
+        n = st_api_tool_calls_parse(w.data, w.len, c->tools, c->n_tools,
+                                    prefix, calls, content_len);
+        st_jbuf_free(&w);
+        *content_len = n > 0 ? 0 : c->text.len;
+        return n;
+    }
 
     n = st_api_tool_calls_parse(c->text.data ? c->text.data : "",
                                 c->text.len, c->tools, c->n_tools, prefix,

@@ -102,6 +102,69 @@ $r = $t->request('POST', '/v1/chat/completions',
     { model => 'cml', messages => [ { role => 'tool', content => 'x' } ] });
 is($r->{status}, 200, 'a tool turn without tools: rendered as a tool result');
 
+# --- required / named: enforced by constrained decoding ----------------------
+my $etools = [ { type => 'function',
+                 function => { name => 'get_weather',
+                               parameters => { type => 'object',
+                                               properties => { city => { type => 'string', enum => [ 'Paris', 'Rome' ] } },
+                                               required => [ 'city' ], additionalProperties => JSON::PP::false } } },
+               { type => 'function',
+                 function => { name => 'get_time', parameters => { type => 'object', properties => {},
+                                                                   additionalProperties => JSON::PP::false } } } ];
+# (the tiny model spends a token per character, whitespace included)
+my $forced = { model => 'cml', tools => $etools, max_tokens => 400, temperature => 1, seed => 3,
+               tool_choice => { type => 'function', function => { name => 'get_weather' } },
+               messages => [ { role => 'user', content => 'Weather in Paris?' } ] };
+$c = $t->request('POST', '/v1/chat/completions', $forced);
+is($c->{status}, 200, 'named tool_choice: 200');
+my $m = $c->{json}{choices}[0]{message};
+is($c->{json}{choices}[0]{finish_reason}, 'tool_calls', 'finish_reason tool_calls');
+is($m->{content}, undef, 'content null');
+is($m->{tool_calls}[0]{type}, 'function', 'a function call');
+is($m->{tool_calls}[0]{function}{name}, 'get_weather', 'the named function');
+my $args = json_decode($m->{tool_calls}[0]{function}{arguments});
+ok($args && ($args->{city} // '') =~ /^(Paris|Rome)$/, 'arguments: JSON valid for the schema')
+    or diag($m->{tool_calls}[0]{function}{arguments});
+like($m->{tool_calls}[0]{id}, qr/^call_/, 'call id');
+
+($st, $h, $ev) = $t->stream('/v1/chat/completions', { %$forced, stream => JSON::PP::true });
+my ($name, $sargs, $fin, $id) = ('', '', '', '');
+for my $e (@$ev) {
+    next unless $e->{json} && @{$e->{json}{choices}};
+    my $ch = $e->{json}{choices}[0];
+    $fin = $ch->{finish_reason} if $ch->{finish_reason};
+    for my $tc (@{$ch->{delta}{tool_calls} // []}) {
+        $id = $tc->{id} if $tc->{id};
+        $name .= $tc->{function}{name} // '';
+        $sargs .= $tc->{function}{arguments} // '';
+    }
+}
+is($name, 'get_weather', 'stream: the name in a delta');
+is($sargs, $m->{tool_calls}[0]{function}{arguments}, 'stream: arguments reassembled == non-streamed');
+is($fin, 'tool_calls', 'stream: finish_reason tool_calls');
+
+$c = $t->request('POST', '/v1/chat/completions', { %$forced, tool_choice => 'required', seed => 4 });
+like($c->{json}{choices}[0]{message}{tool_calls}[0]{function}{name}, qr/^get_(weather|time)$/,
+     'required: a call to one of the tools');
+
+$c = $t->request('POST', '/v1/chat/completions', { %$forced, n => 3 });
+is(scalar(grep { ($_->{finish_reason} // '') eq 'tool_calls' } @{$c->{json}{choices}}), 3,
+   'n=3: every choice a call');
+
+$r = $t->request('POST', '/v1/responses',
+    { model => 'cml', input => 'Weather?', tool_choice => 'required', max_output_tokens => 400,
+      tools => [ { type => 'function', name => 'get_weather',
+                   parameters => $etools->[0]{function}{parameters} } ] });
+my ($fc) = grep { $_->{type} eq 'function_call' } @{$r->{json}{output} // []};
+is($fc->{name}, 'get_weather', 'responses, required: a function_call item');
+ok(json_decode($fc->{arguments} // ''), '... with JSON arguments');
+
+$r = $t->request('POST', '/v1/chat/completions',
+    { %$forced, tools => [ { type => 'function', function => { name => 'get_weather',
+                             parameters => { type => 'object', patternProperties => {} } } } ] });
+is($r->{status}, 400, 'a parameters schema the decoder cannot compile: 400');
+like($r->{json}{error}{message}, qr/patternProperties/, '... naming the keyword');
+
 $t->stop;
 $t->check_error_log;
 done_testing();

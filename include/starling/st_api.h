@@ -62,7 +62,9 @@ typedef enum {
     ST_API_TOKENIZE,            /* POST /tokenize */
     ST_API_DETOKENIZE,          /* POST /detokenize */
     ST_API_CANCEL,              /* POST /cancel */
-    ST_API_SESSION_CLOSE        /* POST /v1/session/close */
+    ST_API_SESSION_CLOSE,       /* POST /v1/session/close */
+    ST_API_RESPONSES            /* POST /v1/responses (st_api_responses.c):
+                                   input/instructions -> messages */
 } st_api_kind;
 
 /* a function call: what an assistant message carries in its history,
@@ -88,6 +90,7 @@ typedef struct {
     char    *name;
     char    *json;              /* the whole tool object, re-serialised
                                    as the chat templates' tojson does */
+    char    *parameters;        /* its JSON Schema, compact JSON text */
 } st_api_tool;
 
 typedef enum {
@@ -132,6 +135,7 @@ typedef struct {
     st_api_tool_choice  tool_choice;
     char               *tool_choice_name;   /* ST_API_TOOLS_NAMED */
     int                 parallel_tool_calls;
+    char               *instructions;   /* responses: echoed back */
 
     uint32_t            max_tokens;     /* 0: not given */
     st_sampling_params  sampling;
@@ -224,9 +228,24 @@ int st_api_tool_calls_parse(const char *text, size_t len,
     st_api_tool_call **calls, size_t *content_len);
 void st_api_tool_calls_free(st_api_tool_call *calls, size_t n);
 
+/*
+ * tool_choice "required" or a named function: the JSON Schema of the one
+ * call the model must write, {"name": <const>, "arguments": <the tool's
+ * parameters>} (anyOf over the tools for "required"), for constrained
+ * decoding. Returns 1 (out holds it), 0 (nothing to enforce), -1 (out of
+ * memory). The output is then that bare JSON object:
+ * st_api_tool_calls_parse it wrapped as one <tool_call>.
+ */
+int st_api_tools_call_schema(const st_api_request *req, st_jbuf *out);
+
+struct yajl_val_s;
+
+/* /v1/responses: its fields onto req (messages, tools, sampling) */
+void st_api_responses_fields(st_api_request *req, struct yajl_val_s *root,
+    const st_api_limits *lim, int *nomem);
+
 /* Parses "tools", "tool_choice", "parallel_tool_calls" and the messages'
  * tool fields (called by the chat parser). */
-struct yajl_val_s;
 void st_api_tools_fields(st_api_request *req, struct yajl_val_s *root,
     int *nomem);
 void st_api_tools_message(st_api_request *req, struct yajl_val_s *m,

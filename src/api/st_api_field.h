@@ -34,5 +34,8 @@ char *st_api_strdup(st_api_request *req, const char *s, size_t len,
 /* st_api_session.c: "session_id" into req->session_id */
 void st_api_session_field(st_api_request *req, yajl_val obj, int required,
     int *nomem);
+/* JSON text of a tree; spaced: ", " and ": " as Python's json.dumps
+ * (st_api_tools.c) */
+void st_api_json_dump(st_jbuf *b, yajl_val v, int spaced);
 
 #endif /* ST_API_FIELD_H */

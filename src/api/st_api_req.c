@@ -893,6 +893,9 @@ st_api_parse(st_api_kind kind, const char *body, size_t len,
     case ST_API_CANCEL:
         st_api_cancel(req, root, &nomem);
         break;
+    case ST_API_RESPONSES:
+        st_api_responses_fields(req, root, lim, &nomem);
+        break;
     case ST_API_SESSION_CLOSE:
         break;
     }
@@ -947,9 +950,11 @@ st_api_request_free(st_api_request *req)
     for (i = 0; i < req->n_tools; i++) {
         free(req->tools[i].name);
         free(req->tools[i].json);
+        free(req->tools[i].parameters);
     }
     free(req->tools);
     free(req->tool_choice_name);
+    free(req->instructions);
 
     for (i = 0; i < req->n_stop; i++) {
         free(req->stop[i]);

@@ -34,7 +34,7 @@ static const char  st_qwen_default_system[] =
 
 /* JSON text of a yajl tree; spaced: Python json.dumps' ", " and ": "
  * (what the templates' tojson prints), else compact */
-static void
+void
 st_api_json_dump(st_jbuf *b, yajl_val v, int spaced)
 {
     size_t  i;
@@ -202,6 +202,19 @@ st_api_tools_fields(st_api_request *req, yajl_val root, int *nomem)
             if (req->tools[i].name == NULL) {
                 return;
             }
+
+            st_jbuf_init(&jb);
+            if (p != NULL) {
+                st_api_json_dump(&jb, p, 0);
+            } else {
+                st_jbuf_adds(&jb, "{\"type\":\"object\"}");
+            }
+            if (jb.failed) {
+                st_jbuf_free(&jb);
+                *nomem = 1;
+                return;
+            }
+            req->tools[i].parameters = jb.data;
         }
     }
 
@@ -487,6 +500,48 @@ st_api_chat_render_tools(const char *family, const char *model_template,
     free(texts);
     free(msgs);
     return rc;
+}
+
+
+int
+st_api_tools_call_schema(const st_api_request *req, st_jbuf *out)
+{
+    size_t  i, n = 0;
+
+    if (req->n_tools == 0 || (req->tool_choice != ST_API_TOOLS_REQUIRED
+                              && req->tool_choice != ST_API_TOOLS_NAMED))
+    {
+        return 0;
+    }
+
+    if (req->tool_choice == ST_API_TOOLS_REQUIRED && req->n_tools > 1) {
+        st_jbuf_adds(out, "{\"anyOf\":[");
+    }
+
+    for (i = 0; i < req->n_tools; i++) {
+        if (req->tool_choice == ST_API_TOOLS_NAMED
+            && strcmp(req->tools[i].name, req->tool_choice_name) != 0)
+        {
+            continue;
+        }
+        if (n++) {
+            st_jbuf_adds(out, ",");
+        }
+        st_jbuf_adds(out, "{\"type\":\"object\",\"properties\":{\"name\":"
+                     "{\"const\":");
+        st_jbuf_add_jstr(out, req->tools[i].name, strlen(req->tools[i].name));
+        st_jbuf_adds(out, "},\"arguments\":");
+        st_jbuf_adds(out, req->tools[i].parameters
+                          ? req->tools[i].parameters : "{\"type\":\"object\"}");
+        st_jbuf_adds(out, "},\"required\":[\"name\",\"arguments\"],"
+                     "\"additionalProperties\":false}");
+    }
+
+    if (req->tool_choice == ST_API_TOOLS_REQUIRED && req->n_tools > 1) {
+        st_jbuf_adds(out, "]}");
+    }
+
+    return out->failed ? -1 : 1;
 }
 
 

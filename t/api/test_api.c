@@ -597,6 +597,65 @@ test_tools(void)
     st_api_request_free(r);
 }
 
+
+/* /v1/responses onto a chat request */
+static void
+test_responses(void)
+{
+    st_api_request  *r;
+
+    r = parse(ST_API_RESPONSES, "{\"model\":\"m\",\"input\":\"Hi\","
+              "\"instructions\":\"Be brief.\",\"max_output_tokens\":7,"
+              "\"temperature\":0.5,\"top_p\":0.9,\"stream\":true,"
+              "\"store\":false}");
+    ok(r->n_errors == 0 && r->n_messages == 2
+       && strcmp(r->messages[0].role, "system") == 0
+       && strcmp(r->messages[0].content, "Be brief.") == 0
+       && strcmp(r->messages[1].role, "user") == 0
+       && strcmp(r->messages[1].content, "Hi") == 0,
+       "instructions + text input -> system + user");
+    ok(r->max_tokens == 7 && r->stream && r->sampling.temperature == 0.5f
+       && fabsf(r->sampling.top_p - 0.9f) < 1e-6f, "sampling fields");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":[{\"role\":\"user\",\"content\":"
+              "[{\"type\":\"input_text\",\"text\":\"a\"},{\"type\":"
+              "\"input_text\",\"text\":\"b\"}]},{\"type\":\"function_call\","
+              "\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+              "{\"type\":\"function_call_output\",\"call_id\":\"c1\","
+              "\"output\":\"42\"}],\"tools\":[{\"type\":\"function\","
+              "\"name\":\"f\",\"description\":\"d\",\"parameters\":{}}]}");
+    ok(r->n_errors == 0 && r->n_messages == 3
+       && strcmp(r->messages[0].content, "ab") == 0
+       && r->messages[1].n_tool_calls == 1
+       && strcmp(r->messages[2].role, "tool") == 0
+       && strcmp(r->messages[2].content, "42") == 0,
+       "message list with a call and its output");
+    ok(r->n_tools == 1 && strcmp(r->tools[0].json, "{\"type\": \"function\", "
+       "\"function\": {\"name\": \"f\", \"description\": \"d\", "
+       "\"parameters\": {}}}") == 0, "flat tool -> chat tool shape");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"previous_response_id\":"
+              "\"resp_1\"}");
+    ok(has_error(r, "previous_response_id", "unsupported"),
+       "previous_response_id: 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_schema\"}}}");
+    ok(has_error(r, "text.format", "unsupported"), "json_schema: 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":[]}");
+    ok(has_error(r, "input", "length"), "empty input");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":[{\"type\":\"image\"}]}");
+    ok(has_error(r, "input[0]", "unsupported"), "unknown item type");
+    st_api_request_free(r);
+}
+
 int
 main(void)
 {
@@ -610,5 +669,6 @@ main(void)
     test_suffix();
     test_chat_utf8();
     test_tools();
+    test_responses();
     return done_testing();
 }
