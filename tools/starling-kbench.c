@@ -246,7 +246,9 @@ main(int argc, char **argv)
 {
     static const st_type types[] = {
         ST_TYPE_F32, ST_TYPE_F16, ST_TYPE_BF16, ST_TYPE_Q8_0, ST_TYPE_Q4_0,
-        ST_TYPE_Q4_K, ST_TYPE_Q5_K, ST_TYPE_Q6_K
+        ST_TYPE_Q4_K, ST_TYPE_Q5_K, ST_TYPE_Q6_K, ST_TYPE_Q4_1, ST_TYPE_Q5_0,
+        ST_TYPE_Q5_1, ST_TYPE_IQ4_NL, ST_TYPE_Q2_K, ST_TYPE_Q3_K,
+        ST_TYPE_IQ4_XS
     };
     st_threadpool *tps[2] = { NULL, NULL };
     st_error       err;

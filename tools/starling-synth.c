@@ -9,17 +9,18 @@
  * key by key (every tokenizer.* key, original types) from a vocab GGUF.
  *
  * Weight types per --type (1-D tensors, i.e. norms and biases, are F32):
- *   f32, f16, bf16, q8_0, q4_0: every 2-D tensor in that type, token
- *     embedding and output included. (llama-quantize would make
+ *   f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k,
+ *     iq4_xs: every 2-D tensor in that type, token embedding and output
+ *     included, like llama-quantize --pure. (llama-quantize would make
  *     output.weight Q6_K for q4_0; the llama.cpp reference files in
  *     shared/reference/bench are all-Q4_0 by their sizes, so this matches
- *     them.)
+ *     them.) q2_k, q3_k and iq4_xs rows that are not a multiple of 256
+ *     fall back to IQ4_NL, as in llama.cpp.
  *   q4_k: llama.cpp's Q4_K_M recipe: Q4_K, with Q6_K for output.weight
  *     (token_embd when tied) and for attn_v/ffn_down in the layers
  *     llama.cpp gives more bits (first and last eighth, every third in
  *     between). Rows whose length is not a multiple of 256 cannot hold
- *     k-quants: llama.cpp falls back to Q5_0 (for Q4_K) and Q8_0 (for
- *     Q6_K); we use Q4_0 and Q8_0 (no Q5_0 quantizer here).
+ *     k-quants: as llama.cpp, Q5_0 replaces Q4_K and Q8_0 Q6_K there.
  *
  * Values: N(0, std) (std 0.02 by default) from splitmix64 + Box-Muller,
  * one stream per tensor seeded by (seed, tensor name), so a tensor's
@@ -86,6 +87,14 @@ static const synth_type synth_types[] = {
     { "q8_0", ST_TYPE_Q8_0, 7 },
     { "q4_k", ST_TYPE_Q4_K, 15 },   /* MOSTLY_Q4_K_M */
     { "bf16", ST_TYPE_BF16, 32 },
+    /* pure files (llama_ftype of the type; q3_k: MOSTLY_Q3_K_S) */
+    { "q4_1", ST_TYPE_Q4_1, 3 },
+    { "q5_0", ST_TYPE_Q5_0, 8 },
+    { "q5_1", ST_TYPE_Q5_1, 9 },
+    { "q2_k", ST_TYPE_Q2_K, 10 },
+    { "q3_k", ST_TYPE_Q3_K, 11 },
+    { "iq4_nl", ST_TYPE_IQ4_NL, 25 },
+    { "iq4_xs", ST_TYPE_IQ4_XS, 30 },
 };
 
 typedef struct {
@@ -109,8 +118,9 @@ usage(FILE *fp)
     fprintf(fp,
         "usage: starling-synth --arch NAME -o FILE [options]\n"
         "  --arch NAME     qwen2.5-0.5b | tinyllama-1.1b | tiny\n"
-        "  --type T        f32 | f16 | bf16 | q8_0 | q4_0 | q4_k "
-        "(default q8_0)\n"
+        "  --type T        f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q4_1 | "
+        "q5_0 | q5_1\n"
+        "                  | q2_k | q3_k | iq4_nl | iq4_xs (default q8_0)\n"
         "  --seed N        RNG seed (default 1)\n"
         "  --std S         weight standard deviation (default 0.02)\n"
         "  --vocab FILE    GGUF to copy tokenizer.* keys from (default: per "
@@ -241,7 +251,10 @@ fit_type(st_type t, uint64_t ne0)
         return t;
     }
     if (t == ST_TYPE_Q4_K) {
-        return ST_TYPE_Q4_0;
+        return ST_TYPE_Q5_0;
+    }
+    if (t == ST_TYPE_Q2_K || t == ST_TYPE_Q3_K || t == ST_TYPE_IQ4_XS) {
+        return ST_TYPE_IQ4_NL;
     }
     if (t == ST_TYPE_Q6_K) {
         return ST_TYPE_Q8_0;

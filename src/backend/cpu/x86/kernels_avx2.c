@@ -11,6 +11,7 @@
  * for element, so the output is bit-identical.
  */
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/quant32_avx2.h"
 #include "quant/quant_ref.h"
 
 #include <immintrin.h>
@@ -656,192 +657,70 @@ st_from_float_f32_avx2(const float *x, void *vy, int64_t n)
  * FMA) and added to one accumulator in block order.
  */
 
-/* 4 blocks' 8-lane int32 partial sums -> the 4 block sums (exact) */
-static inline __m128i
-st_hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3)
-{
-    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1),
-                                  _mm256_hadd_epi32(p2, p3));
-    return _mm_add_epi32(_mm256_castsi256_si128(t),
-                         _mm256_extracti128_si256(t, 1));
-}
-
-
 static inline int32_t
 st_hsum_epi32(__m256i p)
 {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p),
-                              _mm256_extracti128_si256(p, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+    return st_q32_hsum(p);
 }
 
-
-/* unsigned (0..127) x signed int8, 32 pairs -> 8 int32 (exact here:
- * |pair sums| <= 2 * 31 * 128) */
-static inline __m256i
-st_dot_u8i8_32(__m256i u, __m256i y)
-{
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y),
-                             _mm256_set1_epi16(1));
-}
-
-
-/* the 5th bits of a q5 block as 0x10 per byte: bit j of qh -> byte j */
-static inline __m256i
-st_q5_high(const uint8_t *qh4)
-{
-    uint32_t      qh;
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0,
-                                          1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2,
-                                          3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_set1_epi64x((long long) 0x8040201008040201ull);
-    __m256i       v;
-
-    memcpy(&qh, qh4, 4);
-    v = _mm256_shuffle_epi8(_mm256_set1_epi32((int) qh), shuf);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
-
-/* sum += t[0]; sum += t[1]; ... in lane order (the reference's order) */
-static inline float
-st_acc4(float sum, __m128 t)
-{
-    float f[4];
-
-    _mm_storeu_ps(f, t);
-    sum += f[0];
-    sum += f[1];
-    sum += f[2];
-    sum += f[3];
-    return sum;
-}
-
-
-/* block b's integer sum as 8 lanes, per weight type */
-#define ST_Q4_1_P(b) st_dot_u8i8_32(st_q4_0_unpack(x[b].qs), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_Q5_1_P(b) st_dot_u8i8_32(_mm256_or_si256( \
-    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_Q5_0_P(b) st_dot_i8_32(_mm256_sub_epi8(_mm256_or_si256( \
-    st_q4_0_unpack(x[b].qs), st_q5_high(x[b].qh)), _mm256_set1_epi8(16)), \
-    _mm256_loadu_si256((const __m256i *) y[b].qs))
-#define ST_IQ4_NL_P(b) st_dot_i8_32(_mm256_shuffle_epi8(grid, \
-    st_q4_0_unpack(x[b].qs)), _mm256_loadu_si256((const __m256i *) y[b].qs))
-
-#define ST_F16X4(arr, b, f) _mm_setr_ps(st_f16_load(arr[b].f), \
-    st_f16_load(arr[b + 1].f), st_f16_load(arr[b + 2].f), \
-    st_f16_load(arr[b + 3].f))
-
-/*
- * One kernel body per type: P(b) the 8-lane int sums of block b, MIN set
- * for the types with a min (+ mx * sy).
- */
-#define ST_DOT32_BODY(P, MIN)                                                \
-    int64_t nb = n / 32, i = 0;                                              \
-    float   sum = 0.0f;                                                      \
-                                                                             \
-    for (; i + 4 <= nb; i += 4) {                                            \
-        __m128 isum = _mm_cvtepi32_ps(st_hsum4_epi32(P(i), P(i + 1),         \
-                                                     P(i + 2), P(i + 3)));   \
-        __m128 t = _mm_mul_ps(_mm_mul_ps(ST_F16X4(x, i, d),                  \
-                                         ST_F16X4(y, i, d)), isum);          \
-        if (MIN) {                                                           \
-            t = _mm_add_ps(t, _mm_mul_ps(ST_F16X4(x, i, ST_MFIELD),          \
-                                         ST_F16X4(y, i, ST_SFIELD)));        \
-        }                                                                    \
-        sum = st_acc4(sum, t);                                               \
-    }                                                                        \
-    for (; i < nb; i++) {                                                    \
-        float t = (st_f16_load(x[i].d) * st_f16_load(y[i].d))                \
-                  * (float) st_hsum_epi32(P(i));                             \
-        if (MIN) {                                                           \
-            t = t + st_f16_load(x[i].ST_MFIELD) * st_f16_load(y[i].ST_SFIELD); \
-        }                                                                    \
-        sum += t;                                                            \
-    }                                                                        \
-    *s = sum
-
-/* blocks without a min: these field names are never read */
-#define ST_MFIELD d
-#define ST_SFIELD d
-
-static void
-st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
-{
-    const st_block_q5_0 *x = vx;
-    const st_block_q8_0 *y = vy;
-
-    ST_DOT32_BODY(ST_Q5_0_P, 0);
-}
-
-
-static void
-st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
-{
-    const st_block_iq4_nl *x = vx;
-    const st_block_q8_0   *y = vy;
-    const __m256i          grid = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128((const __m128i *) st_iq4nl_values));
-
-    ST_DOT32_BODY(ST_IQ4_NL_P, 0);
-}
-
-#undef ST_MFIELD
-#undef ST_SFIELD
-#define ST_MFIELD m
-#define ST_SFIELD s
 
 static void
 st_vec_dot_q4_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    const st_block_q4_1 *x = vx;
-    const st_block_q8_1 *y = vy;
+    *s = st_q32_vec_dot(ST_Q32_Q4_1, n, vx, vy);
+}
 
-    ST_DOT32_BODY(ST_Q4_1_P, 1);
+
+static void
+st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    *s = st_q32_vec_dot(ST_Q32_Q5_0, n, vx, vy);
 }
 
 
 static void
 st_vec_dot_q5_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    const st_block_q5_1 *x = vx;
-    const st_block_q8_1 *y = vy;
-
-    ST_DOT32_BODY(ST_Q5_1_P, 1);
+    *s = st_q32_vec_dot(ST_Q32_Q5_1, n, vx, vy);
 }
 
-#undef ST_MFIELD
-#undef ST_SFIELD
-#undef ST_DOT32_BODY
-#undef ST_F16X4
-#undef ST_Q4_1_P
-#undef ST_Q5_1_P
-#undef ST_Q5_0_P
-#undef ST_IQ4_NL_P
+
+static void
+st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
+{
+    *s = st_q32_vec_dot(ST_Q32_IQ4_NL, n, vx, vy);
+}
 
 
-/* two groups of 16 (low / high 128-bit half) times their int16 scales */
+/*
+ * Scales of groups 2k (low 128-bit half) and 2k + 1 (high half) from 8
+ * int16 scales held in both halves of h: a byte shuffle picks int16 lane
+ * 2k / 2k + 1 into every lane of its half.
+ */
 static inline __m256i
-st_scale_pair(__m256i p16, int sc_lo, int sc_hi)
+st_scale_pair(__m256i h, int k)
 {
-    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16(
-                                 (short) sc_hi), _mm_set1_epi16((short) sc_lo)));
+    return _mm256_shuffle_epi8(h, _mm256_set_m128i(
+        _mm_set1_epi16((short) (0x0100 + 0x0202 * (2 * k + 1))),
+        _mm_set1_epi16((short) (0x0100 + 0x0202 * (2 * k)))));
 }
 
 
-/* sum over 16 groups of bsums[g] * w[g] (int16 weights), exact */
-static inline int32_t
-st_bsums_dot(const int16_t *bsums, const int16_t w[16])
+/* Q3_K's 16 scales minus 32 (as st_q3_K_scales) with 32-bit word
+ * operations: low nibbles from bytes 0..7 (low, then high halves), top
+ * 2 bits from bytes 8..11 */
+static inline __m128i
+st_q3_K_scales_v(const uint8_t *q)
 {
-    return st_hsum_epi32(_mm256_madd_epi16(
-        _mm256_loadu_si256((const __m256i *) bsums),
-        _mm256_loadu_si256((const __m256i *) w)));
+    uint32_t a[3], w[4];
+
+    memcpy(a, q, 12);
+    w[0] = (a[0] & 0x0f0f0f0fu) | (a[2] & 0x03030303u) << 4;
+    w[1] = (a[1] & 0x0f0f0f0fu) | ((a[2] >> 2) & 0x03030303u) << 4;
+    w[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 4) & 0x03030303u) << 4;
+    w[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 6) & 0x03030303u) << 4;
+    return _mm_sub_epi8(_mm_loadu_si128((const __m128i *) (void *) w),
+                        _mm_set1_epi8(32));
 }
 
 
@@ -852,31 +731,34 @@ st_vec_dot_q2_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_K *y = vy;
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m3 = _mm256_set1_epi8(3);
-    int16_t              mn[16];
-    int                  c, k, g;
+    int                  c, k;
     float                dall, dmin, sum = 0.0f;
 
     for (i = 0; i < nb; i++) {
         const uint8_t *sc = x[i].scales;
         const int8_t  *q8 = y[i].qs;
         __m256i        acc = _mm256_setzero_si256();
+        __m128i        sv = _mm_loadu_si128((const __m128i *) sc);
+        __m256i        mn = _mm256_cvtepu8_epi16(_mm_and_si128(
+                                _mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0f)));
+        __m256i        sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sv,
+                                  _mm_set1_epi8(0x0f)));
         int32_t        isum, summs;
 
-        for (g = 0; g < 16; g++) {
-            mn[g] = (int16_t) (sc[g] >> 4);
-        }
-        summs = st_bsums_dot(y[i].bsums, mn);
+        summs = st_hsum_epi32(_mm256_madd_epi16(
+            _mm256_loadu_si256((const __m256i *) y[i].bsums), mn));
         for (c = 0; c < 2; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+            __m256i h = c ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                          : _mm256_permute2x128_si256(sc16, sc16, 0x00);
 
             for (k = 0; k < 4; k++) {
                 __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
                 __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256(
                     (const __m256i *) (q8 + 128 * c + 32 * k)));
 
-                g = 8 * c + 2 * k;
-                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g] & 0xf,
-                                                          sc[g + 1] & 0xf));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                                                    st_scale_pair(h, k)));
             }
         }
         isum = st_hsum_epi32(acc);
@@ -900,23 +782,21 @@ st_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m3 = _mm256_set1_epi8(3);
     const __m256i        one = _mm256_set1_epi8(1);
-    int8_t               sc8[16];
-    int16_t              sc[16];
-    int                  c, k, g;
+    int                  c, k;
     float                d, sum = 0.0f;
 
     for (i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
         __m256i       hm = _mm256_loadu_si256((const __m256i *) x[i].hmask);
         __m256i       acc = _mm256_setzero_si256();
+        __m128i       sv = st_q3_K_scales_v(x[i].scales);
+        __m256i       sc16 = _mm256_cvtepi8_epi16(sv);
         int32_t       isum;
 
-        st_q3_K_scales(x[i].scales, sc8);
-        for (g = 0; g < 16; g++) {
-            sc[g] = sc8[g];
-        }
         for (c = 0; c < 2; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *) (x[i].qs + 32 * c));
+            __m256i h = c ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                          : _mm256_permute2x128_si256(sc16, sc16, 0x00);
 
             for (k = 0; k < 4; k++) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
@@ -926,11 +806,12 @@ st_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
                 __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256(
                     (const __m256i *) (q8 + 128 * c + 32 * k)));
 
-                g = 8 * c + 2 * k;
-                acc = _mm256_add_epi32(acc, st_scale_pair(p, sc[g], sc[g + 1]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                                                    st_scale_pair(h, k)));
             }
         }
-        isum = st_hsum_epi32(acc) - 4 * st_bsums_dot(y[i].bsums, sc);
+        isum = st_hsum_epi32(acc) - 4 * st_hsum_epi32(_mm256_madd_epi16(
+                   _mm256_loadu_si256((const __m256i *) y[i].bsums), sc16));
         d = y[i].d * st_f16_load(x[i].d);
         sum += d * (float) isum;
     }
