@@ -275,35 +275,46 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         /* x (q2_K 84 / q3_K 110 bytes) . y (q8_K, bsums[16] int16 @260):
          * per 16-group g the exact sum of q * q8, times its scale
          * (q2_K: low nibble; q3_K: 6 bits - 32); q2_K's mins (high
-         * nibbles) against y's group sums */
+         * nibbles) against y's group sums. Four 2-bit quants at a time
+         * for __dp4a; q3_K's q = v - 4 (high bit clear) or v (set) is
+         * taken as v + 4 * bit, and 4 * (the group's sum of q8, which is
+         * bsums[g]) subtracted: the same integers. */
         int            q2 = type == ST_CUDA_Q2_K;
         const uint8_t *x = wr + (size_t) b * (q2 ? 84 : 110);
         const uint8_t *y = ar + (size_t) b * 292;
         const uint8_t *qs = x + (q2 ? 16 : 32), *hm = x;
-        const int8_t  *q8 = (const int8_t *) (y + 4);
+        const uint8_t *q8 = y + 4;
+        const int16_t *bsums = (const int16_t *) (y + 260);
         float          yd = *(const float *) y;
-        uint32_t       h, s;
+        uint32_t       h, s, gi;
 
         for (h = 0; h < 2; h++) {
             for (s = 0; s < 4; s++) {
                 for (g = 0; g < 2; g++) {
-                    uint32_t gi = 8 * h + 2 * s + (uint32_t) g;
-                    int32_t  sub = 0;
-                    for (l = 16 * g; l < 16 * g + 16; l++) {
-                        int q = (qs[32 * h + (uint32_t) l] >> (2 * s)) & 3;
-                        if (!q2 && !(hm[l] & (1u << (4 * h + s)))) {
-                            q -= 4;
+                    int32_t sub = 0;
+
+                    gi = 8 * h + 2 * s + (uint32_t) g;
+                    for (l = 16 * g; l < 16 * g + 16; l += 4) {
+                        int v = (st_ld32_a2(qs + 32 * h + (uint32_t) l)
+                                 >> (2 * s)) & 0x03030303;
+                        if (!q2) {
+                            v |= ((st_ld32_a2(hm + l) >> (4 * h + s))
+                                  & 0x01010101) << 2;
                         }
-                        sub += q * q8[128 * h + 32 * s + (uint32_t) l];
+                        sub = __dp4a(v, st_ld32_a2(q8 + 128 * h + 32 * s
+                                                   + (uint32_t) l), sub);
                     }
-                    isum += (q2 ? (int) (x[gi] & 0xf)
-                                : st_q3k_scale(x + 96, gi)) * sub;
+                    if (q2) {
+                        isum += (int) (x[gi] & 0xf) * sub;
+                    } else {
+                        isum += st_q3k_scale(x + 96, gi)
+                                * (sub - 4 * bsums[gi]);
+                    }
                 }
             }
         }
         if (q2) {
-            const int16_t *bsums = (const int16_t *) (y + 260);
-            int32_t        msum = 0;
+            int32_t msum = 0;
 
             for (g = 0; g < 16; g++) {
                 msum += bsums[g] * (int) (x[g] >> 4);
