@@ -21,30 +21,40 @@
 
 #include "backend/cuda/st_cuda_kernels.h"
 
-/* ggml's IQ4_NL / IQ4_XS code book (nibble -> value) */
+/* ggml's IQ4_NL / IQ4_XS code book (nibble -> value) as four words of
+ * four int8 each, little-endian: -127 -104 -83 -65 | -49 -35 -22 -10 |
+ * 1 13 25 38 | 53 69 89 113. Immediates, not a table: a __device__
+ * array would need to be __constant__ on a GPU and plain in the shim. */
+#define ST_IQ4NL_W0 0xbfad9881u
+#define ST_IQ4NL_W1 0xf6eaddcfu
+#define ST_IQ4NL_W2 0x26190d01u
+#define ST_IQ4NL_W3 0x71594535u
+
 static __device__ __forceinline__ int
 st_iq4nl_value(uint32_t q)
 {
-    /* a switch, not a table: a __device__ array would need to be
-     * __constant__ on a GPU and plain static in the shim */
-    switch (q & 0xf) {
-    case 0:  return -127;
-    case 1:  return -104;
-    case 2:  return -83;
-    case 3:  return -65;
-    case 4:  return -49;
-    case 5:  return -35;
-    case 6:  return -22;
-    case 7:  return -10;
-    case 8:  return 1;
-    case 9:  return 13;
-    case 10: return 25;
-    case 11: return 38;
-    case 12: return 53;
-    case 13: return 69;
-    case 14: return 89;
-    default: return 113;
-    }
+    uint32_t k = (q & 0xf) >> 2;
+    uint32_t w = k == 0 ? ST_IQ4NL_W0 : k == 1 ? ST_IQ4NL_W1
+                 : k == 2 ? ST_IQ4NL_W2 : ST_IQ4NL_W3;
+
+    return (int) (int8_t) (uint8_t) (w >> (8 * (q & 3)));
+}
+
+
+/* The code-book values of four nibbles (one in the low 4 bits of each
+ * byte of n, high bits clear), as four int8 for __dp4a: two byte
+ * permutations pick from values 0..7 and 8..15 by the low 3 bits, bit 3
+ * chooses between them. */
+static __device__ __forceinline__ int
+st_iq4nl_values4(uint32_t n)
+{
+    uint32_t t = (n & 0x07070707u) | ((n & 0x07070707u) >> 4);
+    uint32_t sel = (t & 0xffu) | ((t >> 8) & 0xff00u);
+    uint32_t lo = __byte_perm(ST_IQ4NL_W0, ST_IQ4NL_W1, sel);
+    uint32_t hi = __byte_perm(ST_IQ4NL_W2, ST_IQ4NL_W3, sel);
+    uint32_t m = ((n >> 3) & 0x01010101u) * 0xffu;
+
+    return (int) ((lo & ~m) | (hi & m));
 }
 
 
@@ -239,11 +249,13 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         /* x (18 bytes) . y (q8_0): isum = sum value(q) * q8 */
         const uint8_t *x = wr + (size_t) b * 18;
         const uint8_t *y = ar + (size_t) b * 34;
-        const int8_t  *q8 = (const int8_t *) (y + 2);
 
-        for (j = 0; j < 16; j++) {
-            isum += st_iq4nl_value(x[2 + j]) * q8[j];
-            isum += st_iq4nl_value((uint32_t) x[2 + j] >> 4) * q8[j + 16];
+        for (j = 0; j < 16; j += 4) {
+            uint32_t q = (uint32_t) st_ld32_a2(x + 2 + j);
+            isum = __dp4a(st_iq4nl_values4(q & 0x0f0f0f0fu),
+                          st_ld32_a2(y + 2 + j), isum);
+            isum = __dp4a(st_iq4nl_values4((q >> 4) & 0x0f0f0f0fu),
+                          st_ld32_a2(y + 18 + j), isum);
         }
         *tb = (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y))) * (float) isum;
         return;
@@ -254,14 +266,17 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         const uint8_t *x = wr + (size_t) b * 136;
         const uint8_t *y = ar + (size_t) b * 292;
         const uint8_t *qs = x + 8;
-        const int8_t  *q8 = (const int8_t *) (y + 4);
+        const uint8_t *q8 = y + 4;
         uint32_t       ib;
 
         for (ib = 0; ib < 8; ib++) {
             int32_t sub = 0;
-            for (j = 0; j < 16; j++) {
-                sub += st_iq4nl_value(qs[j]) * q8[j];
-                sub += st_iq4nl_value((uint32_t) qs[j] >> 4) * q8[j + 16];
+            for (j = 0; j < 16; j += 4) {
+                uint32_t q = (uint32_t) st_ld32_a2(qs + j);
+                sub = __dp4a(st_iq4nl_values4(q & 0x0f0f0f0fu),
+                             st_ld32_a2(q8 + j), sub);
+                sub = __dp4a(st_iq4nl_values4((q >> 4) & 0x0f0f0f0fu),
+                             st_ld32_a2(q8 + 16 + j), sub);
             }
             isum += st_iq4xs_scale(x, ib) * sub;
             qs += 16;

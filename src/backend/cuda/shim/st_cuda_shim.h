@@ -172,6 +172,21 @@ __dp4a(int a, int b, int c)
     return c;
 }
 
+
+/* __byte_perm(x, y, s), default mode: byte n of the result is byte
+ * (s >> 4n) & 7 of the 8 bytes y:x (x bytes 0..3, y bytes 4..7). */
+static inline unsigned
+__byte_perm(unsigned x, unsigned y, unsigned s)
+{
+    unsigned long long xy = ((unsigned long long) y << 32) | x;
+    unsigned           r = 0, n;
+
+    for (n = 0; n < 4; n++) {
+        r |= (unsigned) ((xy >> (8 * ((s >> (4 * n)) & 7))) & 0xff) << (8 * n);
+    }
+    return r;
+}
+
 /* ---- half / bfloat16 ----------------------------------------------- */
 
 struct __half { uint16_t x; };
