@@ -5,9 +5,12 @@
  * block's contribution to a dot product with the CPU's vec_dot
  * arithmetic (st_block_term_qt, for the decode matvec). Layouts are
  * ggml's (src/quant/quant.h); byte offsets are given in the comments.
- * Static (inline: each file uses one of the two) device functions in a
- * header, because the build does not link device code across files (no
- * -rdc).
+ * Static device functions in a header, because the build does not link
+ * device code across files (no -rdc); st_dq_qt is inline (only the
+ * kernel file uses it), st_block_term_qt __noinline__: inlined into the
+ * matvec, its __dp4a paths took the kernel from 96 to 127 registers on
+ * sm_80 for every weight type; as a call it stays at 96 (8 bytes of
+ * stack for the two terms). Marked unused for st_cuda_kernels.cu.
  * Included by .cu files only, after st_cuda_compat.h and
  * st_cuda_blocks.h.
  *
@@ -192,7 +195,7 @@ st_q5_high4(uint32_t qh, uint32_t j)
  * so __dp4a or element order give the same isum; the float operations
  * are the CPU's, in its order.
  */
-static __device__ inline void
+static __device__ __noinline__ __attribute__((unused)) void
 st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
     float *ta, float *tb)
 {

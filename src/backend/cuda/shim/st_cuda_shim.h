@@ -32,6 +32,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 /* One block runs at a time per host thread, so a block's shared memory
  * is a thread_local static: shared by the block's fibers, reused by the
