@@ -69,6 +69,23 @@
  *                             at steps 6 / 25, CPU gaps 0.024 / 0.014)
  *   synth-gemma3-Q8_0         all 0.13   top5 0.094  rms 0.034 (prompt
  *                             2, 22 rows through the sliding window)
+ * synthetic-2 (llama3 rope, n_embd 256, vocab 512; issue 10's types).
+ * Prompt 1 (matvec prefill): all 32 steps bit-equal for Q4_1, Q5_0,
+ * Q5_1, IQ4_NL; <= 1.5e-6 for the K-quant mixes (their Q6_K / Q4_K
+ * tensors), except Q3_K_M 0.063 at step 23. Prompt 2 (22 tokens: cuBLAS
+ * prefill of dequantized tiles; with the matvec instead,
+ * ST_CUDA_GEMM_MIN_ROWS=0, all 32 steps are bit-equal / <= 2e-6), max
+ * over both prompts:
+ *   synth-llama3-Q4_1         all 0.181  top5 0.109  rms 0.041
+ *   synth-llama3-Q5_0         all 0.071  top5 0.051  rms 0.017
+ *   synth-llama3-Q5_1         all 0.156  top5 0.146  rms 0.036
+ *                             (prompt 2 flips at step 2, CPU gap 0.062)
+ *   synth-llama3-IQ4_NL       all 0.094  top5 0.064  rms 0.020
+ *   synth-llama3-IQ4_XS       all 0.083  top5 0.040  rms 0.025
+ *                             (prompt 2 flips at step 1, CPU gap 0.010)
+ *   synth-llama3-Q2_K         all 0.120  top5 0.098  rms 0.044
+ *                             (prompt 2 flips at step 9, CPU gap 0.0006)
+ *   synth-llama3-Q3_K_M       all 0.118  top5 0.088  rms 0.020
  * Not measured on a device (no GPU in these sessions). */
 typedef struct {
     const char *stem;
@@ -85,6 +102,13 @@ static const synth_tol synth_tols[] = {
     { "synth-qwen3-Q4_K_M",       3.0, 1.5,  0.3 },
     { "synth-llama3-Q5_K_M",      1.0, 0.5,  0.1 },
     { "synth-gemma3-Q8_0",        0.5, 0.25, 0.1 },
+    { "synth-llama3-Q4_1",        0.4,  0.25, 0.08 },
+    { "synth-llama3-Q5_0",        0.2,  0.12, 0.04 },
+    { "synth-llama3-Q5_1",        0.3,  0.25, 0.08 },
+    { "synth-llama3-IQ4_NL",      0.2,  0.15, 0.05 },
+    { "synth-llama3-IQ4_XS",      0.2,  0.1,  0.05 },
+    { "synth-llama3-Q2_K",        0.25, 0.2,  0.08 },
+    { "synth-llama3-Q3_K_M",      0.25, 0.2,  0.04 },
 };
 
 
@@ -576,6 +600,32 @@ test_model(const char *model_path, const char *ref_dir, const char *stem,
 }
 
 
+/* The models `names` of ../shared/models/<set> against the references
+ * in ../shared/reference/generation/<set>; absent files are skipped. */
+static void
+test_synth_set(const char *set, const char *const *names, size_t n,
+    st_threadpool *tp)
+{
+    char   model[1024], refs[1024];
+    size_t i;
+
+    snprintf(refs, sizeof(refs), "%s/reference/generation/%s",
+             tap_shared_dir(), set);
+    for (i = 0; i < n; i++) {
+        FILE *fp;
+        snprintf(model, sizeof(model), "%s/models/%s/%s.gguf",
+                 tap_shared_dir(), set, names[i]);
+        fp = fopen(model, "rb");
+        if (fp == NULL) {
+            skip("%s: not present (needs ../shared)", names[i]);
+            continue;
+        }
+        fclose(fp);
+        test_model(model, refs, names[i], tp, 0);
+    }
+}
+
+
 int
 main(void)
 {
@@ -583,13 +633,19 @@ main(void)
         "synth-llama-F32", "synth-llama-Q4_K_M", "synth-llama-BF16-embQ4_0",
         "synth-qwen2-F16-embQ4_0"
     };
+    /* second set: the architectures of the model plan (qwen3 q/k norms,
+     * Llama-3 rope factors, gemma3 sliding window / GeGLU / post norms) and
+     * issue 10's weight types; prompt 2 (22 tokens) prefills through the
+     * cuBLAS path (dequantized tiles), decode through the matvec */
     static const char *synth2[] = {
-        "synth-qwen3-Q4_K_M", "synth-llama3-Q5_K_M", "synth-gemma3-Q8_0"
+        "synth-qwen3-Q4_K_M", "synth-llama3-Q5_K_M", "synth-gemma3-Q8_0",
+        "synth-llama3-Q4_1", "synth-llama3-Q5_0", "synth-llama3-Q5_1",
+        "synth-llama3-IQ4_NL", "synth-llama3-IQ4_XS", "synth-llama3-Q2_K",
+        "synth-llama3-Q3_K_M"
     };
     st_threadpool *tp = NULL;
     st_error       err = { 0 };
     char           model[1024], refs[1024];
-    size_t         i;
     uint64_t       launches, threads, switches;
 
     (void) ref_string;
@@ -607,36 +663,9 @@ main(void)
              tap_root_dir());
     test_model(model, refs, "TinyStories-656K-Q8_0", tp, 1);
 
-    snprintf(refs, sizeof(refs), "%s/reference/generation/synthetic",
-             tap_shared_dir());
-    for (i = 0; i < sizeof(synth) / sizeof(synth[0]); i++) {
-        FILE *fp;
-        snprintf(model, sizeof(model), "%s/models/synthetic/%s.gguf",
-                 tap_shared_dir(), synth[i]);
-        fp = fopen(model, "rb");
-        if (fp == NULL) {
-            skip("%s: not present (needs ../shared)", synth[i]);
-            continue;
-        }
-        fclose(fp);
-        test_model(model, refs, synth[i], tp, 0);
-    }
-
-    /* the second synthetic set, files whose types the kernels have */
-    snprintf(refs, sizeof(refs), "%s/reference/generation/synthetic-2",
-             tap_shared_dir());
-    for (i = 0; i < sizeof(synth2) / sizeof(synth2[0]); i++) {
-        FILE *fp;
-        snprintf(model, sizeof(model), "%s/models/synthetic-2/%s.gguf",
-                 tap_shared_dir(), synth2[i]);
-        fp = fopen(model, "rb");
-        if (fp == NULL) {
-            skip("%s: not present (needs ../shared)", synth2[i]);
-            continue;
-        }
-        fclose(fp);
-        test_model(model, refs, synth2[i], tp, 0);
-    }
+    test_synth_set("synthetic", synth, sizeof(synth) / sizeof(synth[0]), tp);
+    test_synth_set("synthetic-2", synth2, sizeof(synth2) / sizeof(synth2[0]),
+                   tp);
 
 #if !ST_CUDA_TEST_GPU
     /* the "does not fit" error names bytes needed and free */

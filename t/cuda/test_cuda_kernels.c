@@ -229,6 +229,29 @@ test_matvec_type(st_type type, uint32_t n_in, uint32_t n_out, uint32_t n)
 }
 
 
+/* The matvec launcher refuses what it cannot index: types without
+ * kernels, activation-only types, rows that are not whole blocks. */
+static void
+test_matvec_refuses(void)
+{
+    void *d = ct_dev(NULL, 4096);
+
+    ok(st_cuda_matvec(d, ST_TYPE_IQ2_XXS, 66, 256, 1, d, 1, d, NULL) != 0,
+       "matvec: iq2_xxs weights refused");
+    ok(st_cuda_matvec(d, ST_CUDA_Q8_1, 36, 32, 1, d, 1, d, NULL) != 0
+       && st_cuda_matvec(d, ST_CUDA_Q8_K, 292, 256, 1, d, 1, d, NULL) != 0,
+       "matvec: activation types (q8_1, q8_K) refused as weights");
+    ok(st_cuda_matvec(d, ST_CUDA_Q5_1, 24, 48, 1, d, 1, d, NULL) != 0
+       && st_cuda_matvec(d, ST_CUDA_IQ4_XS, 136, 288, 1, d, 1, d, NULL) != 0,
+       "matvec: rows of part blocks refused (q5_1 x 48, iq4_xs x 288)");
+    ok(!st_cuda_type_supported(ST_TYPE_IQ2_XXS)
+       && st_cuda_type_supported(ST_TYPE_IQ4_XS)
+       && st_cuda_block_values(ST_TYPE_IQ2_XXS) == 0,
+       "type table: iq2_xxs unknown, iq4_xs a weight type");
+    st_cuda_free(d);
+}
+
+
 /* ---- rmsnorm --------------------------------------------------------- */
 
 static void
@@ -596,6 +619,7 @@ main(void)
     test_matvec_type(ST_TYPE_Q2_K, 256 * 3, 13, 16);
     test_matvec_type(ST_TYPE_Q3_K, 256 * 2, 9, 17);
     test_matvec_type(ST_TYPE_IQ4_XS, 256 * 1, 11, 1);
+    test_matvec_refuses();
     test_rmsnorm();
     test_elementwise();
     test_argmax();

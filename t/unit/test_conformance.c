@@ -56,6 +56,9 @@
  *                                  over the teacher-forced steps)
  *   synth-llama3-Q5_K_M            0.11   (first step <= 0.10)
  *   synth-gemma3-Q8_0              0.12   (first step <= 1.5e-6)
+ *   synth-llama3-{Q2_K,Q3_K_M,IQ4_XS,IQ4_NL,Q4_1,Q5_0,Q5_1}
+ *                                  0.105  (first step <= 0.10, rms <=
+ *                                  0.028; with quant-cpu 31d7e18 merged)
  * For scale, llama.cpp's own noise floor (two builds, same CPU) is 2.9e-3
  * on stories260K and up to 0.40 on synth-qwen2-F16 (../shared README).
  * The AVX-512 kernels were not measured on this CPU; the tolerances leave
@@ -76,18 +79,20 @@ static const conf_tol conf_tols[] = {
     { "synth-qwen3-Q4_K_M",       1.0,   0.25 },
     { "synth-llama3-Q5_K_M",      0.25,  0.06 },
     { "synth-gemma3-Q8_0",        0.25,  0.01 },
-    /* types without kernels on this branch (the file is skipped while
-     * so): provisional, as synth-llama-Q4_K_M for the mixes of 2-3 bit
-     * K-quants, as synth-qwen3 for the rest; to be set from measurement
-     * once the type runs */
+    /* the same llama3 model in the types of branch quant-cpu (skipped
+     * while a type has no kernels) */
+    { "synth-llama3-Q2_K",        0.25,  0.06 },
+    { "synth-llama3-Q3_K_M",      0.25,  0.06 },
+    { "synth-llama3-IQ4_XS",      0.25,  0.06 },
+    { "synth-llama3-IQ4_NL",      0.25,  0.06 },
+    { "synth-llama3-Q4_1",        0.25,  0.06 },
+    { "synth-llama3-Q5_0",        0.25,  0.06 },
+    { "synth-llama3-Q5_1",        0.25,  0.06 },
+    /* qwen3 at width 896 with the Q5_0 / Q8_0 fallbacks: first step
+     * 3.4e-5 on prompt 1, but 3.65 on prompt 2 and up to 5 on later
+     * teacher-forced steps with quant-cpu 31d7e18 merged (see the list
+     * above); kept at the qwen3 value, so it fails until understood */
     { "synth-qwen3w-Q4_K_M",      1.0,   0.25 },
-    { "synth-llama3-Q2_K",        4.0,   0.6 },
-    { "synth-llama3-Q3_K_M",      4.0,   0.6 },
-    { "synth-llama3-IQ4_XS",      1.0,   0.25 },
-    { "synth-llama3-IQ4_NL",      1.0,   0.25 },
-    { "synth-llama3-Q4_1",        1.0,   0.25 },
-    { "synth-llama3-Q5_0",        1.0,   0.25 },
-    { "synth-llama3-Q5_1",        1.0,   0.25 },
 };
 
 

@@ -953,14 +953,14 @@ test_models(void)
 
 
 static void
-test_synthetic(void)
+test_synthetic(const char *set)
 {
     char            dir[1024], path[2048];
     DIR            *d;
     struct dirent  *e;
     int             n = 0;
 
-    snprintf(dir, sizeof(dir), "%s/models/synthetic", tap_shared_dir());
+    snprintf(dir, sizeof(dir), "%s/models/%s", tap_shared_dir(), set);
     d = opendir(dir);
     if (d == NULL) {
         skip("no %s", dir);
@@ -1016,6 +1016,7 @@ main(void)
 
     test_big_string_array();
     test_models();
-    test_synthetic();
+    test_synthetic("synthetic");
+    test_synthetic("synthetic-2");
     return done_testing();
 }

@@ -99,11 +99,39 @@ reference(const st_weight *w, const float *x, int64_t n_rows, double *yref,
         for (o = 0; o < w->n_out; o++) {
             double s = 0, m = 0;
 
-            wt->to_float((const uint8_t *) w->data + (size_t) o * w->row_bytes,
-                         wd, w->n_in);
-            for (i = 0; i < w->n_in; i++) {
-                s += (double) wd[i] * xd[i];
-                m += fabs((double) wd[i] * xd[i]);
+            const uint8_t *wrow = (const uint8_t *) w->data
+                                  + (size_t) o * w->row_bytes;
+
+            if (wt->vec_dot_type == ST_TYPE_Q8_1) {
+                /* q4_1/q5_1: the min term goes through the activation's
+                 * stored s = f16(d * sum q), as the format defines it:
+                 * sum (w_i - m) * x_i + sum_b m_b * s_b */
+                const st_block_q8_1 *xb = xq;
+                int64_t              b, nb = w->n_in / 32;
+
+                for (b = 0; b < nb; b++) {
+                    st_f16 mh;
+                    double mb, t;
+                    int    j;
+
+                    memcpy(&mh, wrow + (size_t) b * wt->type_size + 2, 2);
+                    mb = st_f16_to_f32(mh);
+                    wt->to_float(wrow + (size_t) b * wt->type_size, wd, 32);
+                    for (j = 0; j < 32; j++) {
+                        t = ((double) wd[j] - mb) * xd[32 * b + j];
+                        s += t;
+                        m += fabs(t);
+                    }
+                    t = mb * st_f16_to_f32(xb[b].s);
+                    s += t;
+                    m += fabs(t);
+                }
+            } else {
+                wt->to_float(wrow, wd, w->n_in);
+                for (i = 0; i < w->n_in; i++) {
+                    s += (double) wd[i] * xd[i];
+                    m += fabs((double) wd[i] * xd[i]);
+                }
             }
             yref[r * w->n_out + o] = s;
             mag[r * w->n_out + o] = m;
@@ -441,7 +469,9 @@ test_gemm_kernels(void)
 {
     static const st_type  types[] = {
         ST_TYPE_F32, ST_TYPE_F16, ST_TYPE_BF16, ST_TYPE_Q8_0, ST_TYPE_Q4_0,
-        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K
+        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K, ST_TYPE_Q4_1, ST_TYPE_Q5_0,
+        ST_TYPE_Q5_1, ST_TYPE_IQ4_NL, ST_TYPE_Q2_K, ST_TYPE_Q3_K,
+        ST_TYPE_IQ4_XS
     };
     static const int64_t  n_float[] = { 1, 7, 15, 16, 17, 31, 32, 33, 63,
                                         64, 65, 100, 127, 128, 129, 200,
@@ -493,7 +523,9 @@ main(void)
 {
     static const st_type types[] = {
         ST_TYPE_F32, ST_TYPE_F16, ST_TYPE_BF16, ST_TYPE_Q8_0, ST_TYPE_Q4_0,
-        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K
+        ST_TYPE_Q4_K, ST_TYPE_Q6_K, ST_TYPE_Q5_K, ST_TYPE_Q4_1, ST_TYPE_Q5_0,
+        ST_TYPE_Q5_1, ST_TYPE_IQ4_NL, ST_TYPE_Q2_K, ST_TYPE_Q3_K,
+        ST_TYPE_IQ4_XS
     };
     st_threadpool *tp1 = NULL, *tp2 = NULL;
     st_error       err;

@@ -704,6 +704,12 @@ main(void)
         "synth-llama-F32", "synth-llama-Q4_K_M", "synth-llama-BF16-embQ4_0",
         "synth-qwen2-F16-embQ4_0", NULL
     };
+    static const char *const syn2_models[] = {
+        "synth-qwen3-Q4_K_M", "synth-qwen3w-Q4_K_M", "synth-gemma3-Q8_0",
+        "synth-llama3-Q4_1", "synth-llama3-Q5_0", "synth-llama3-Q5_1",
+        "synth-llama3-IQ4_NL", "synth-llama3-IQ4_XS", "synth-llama3-Q2_K",
+        "synth-llama3-Q3_K_M", "synth-llama3-Q5_K_M", NULL
+    };
     static const struct {
         const char *gguf, *vec;
         int         rt;
@@ -745,6 +751,9 @@ main(void)
     snprintf(gp, sizeof(gp), "%s/reference/generation/synthetic", sh);
     snprintf(vd, sizeof(vd), "%s/models/synthetic", sh);
     test_prompt_dir(gp, vd, "", 2, syn_models);
+    snprintf(gp, sizeof(gp), "%s/reference/generation/synthetic-2", sh);
+    snprintf(vd, sizeof(vd), "%s/models/synthetic-2", sh);
+    test_prompt_dir(gp, vd, "", 2, syn2_models);
 
     snprintf(gp, sizeof(gp), "%s/stories260K.gguf", rm);
     test_stories_specifics(gp);

@@ -4,7 +4,9 @@
  *
  * Every SIMD from_float here is bit-identical to the scalar reference in
  * quant_ref.c; every SIMD vec_dot computes the same exact integer per-block
- * sums as the reference and differs only in float summation order; every
+ * sums as the reference and differs only in float summation order (those
+ * of Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL and IQ4_XS not even that: they
+ * are bit-identical to quant_ref.c, and AVX-512 uses the AVX2 ones); every
  * GEMM tile kernel (gemm_avx2.c, gemm_avx512.c) is bit-identical to the
  * vec_dot of its own level.
  */

@@ -5,9 +5,12 @@
  * block's contribution to a dot product with the CPU's vec_dot
  * arithmetic (st_block_term_qt, for the decode matvec). Layouts are
  * ggml's (src/quant/quant.h); byte offsets are given in the comments.
- * Static (inline: each file uses one of the two) device functions in a
- * header, because the build does not link device code across files (no
- * -rdc).
+ * Static device functions in a header, because the build does not link
+ * device code across files (no -rdc); st_dq_qt is inline (only the
+ * kernel file uses it), st_block_term_qt __noinline__: inlined into the
+ * matvec, its __dp4a paths took the kernel from 96 to 127 registers on
+ * sm_80 for every weight type; as a call it stays at 96 (8 bytes of
+ * stack for the two terms). Marked unused for st_cuda_kernels.cu.
  * Included by .cu files only, after st_cuda_compat.h and
  * st_cuda_blocks.h.
  *
@@ -21,30 +24,40 @@
 
 #include "backend/cuda/st_cuda_kernels.h"
 
-/* ggml's IQ4_NL / IQ4_XS code book (nibble -> value) */
+/* ggml's IQ4_NL / IQ4_XS code book (nibble -> value) as four words of
+ * four int8 each, little-endian: -127 -104 -83 -65 | -49 -35 -22 -10 |
+ * 1 13 25 38 | 53 69 89 113. Immediates, not a table: a __device__
+ * array would need to be __constant__ on a GPU and plain in the shim. */
+#define ST_IQ4NL_W0 0xbfad9881u
+#define ST_IQ4NL_W1 0xf6eaddcfu
+#define ST_IQ4NL_W2 0x26190d01u
+#define ST_IQ4NL_W3 0x71594535u
+
 static __device__ __forceinline__ int
 st_iq4nl_value(uint32_t q)
 {
-    /* a switch, not a table: a __device__ array would need to be
-     * __constant__ on a GPU and plain static in the shim */
-    switch (q & 0xf) {
-    case 0:  return -127;
-    case 1:  return -104;
-    case 2:  return -83;
-    case 3:  return -65;
-    case 4:  return -49;
-    case 5:  return -35;
-    case 6:  return -22;
-    case 7:  return -10;
-    case 8:  return 1;
-    case 9:  return 13;
-    case 10: return 25;
-    case 11: return 38;
-    case 12: return 53;
-    case 13: return 69;
-    case 14: return 89;
-    default: return 113;
-    }
+    uint32_t k = (q & 0xf) >> 2;
+    uint32_t w = k == 0 ? ST_IQ4NL_W0 : k == 1 ? ST_IQ4NL_W1
+                 : k == 2 ? ST_IQ4NL_W2 : ST_IQ4NL_W3;
+
+    return (int) (int8_t) (uint8_t) (w >> (8 * (q & 3)));
+}
+
+
+/* The code-book values of four nibbles (one in the low 4 bits of each
+ * byte of n, high bits clear), as four int8 for __dp4a: two byte
+ * permutations pick from values 0..7 and 8..15 by the low 3 bits, bit 3
+ * chooses between them. */
+static __device__ __forceinline__ int
+st_iq4nl_values4(uint32_t n)
+{
+    uint32_t t = (n & 0x07070707u) | ((n & 0x07070707u) >> 4);
+    uint32_t sel = (t & 0xffu) | ((t >> 8) & 0xff00u);
+    uint32_t lo = __byte_perm(ST_IQ4NL_W0, ST_IQ4NL_W1, sel);
+    uint32_t hi = __byte_perm(ST_IQ4NL_W2, ST_IQ4NL_W3, sel);
+    uint32_t m = ((n >> 3) & 0x01010101u) * 0xffu;
+
+    return (int) ((lo & ~m) | (hi & m));
 }
 
 
@@ -182,7 +195,7 @@ st_q5_high4(uint32_t qh, uint32_t j)
  * so __dp4a or element order give the same isum; the float operations
  * are the CPU's, in its order.
  */
-static __device__ inline void
+static __device__ __noinline__ __attribute__((unused)) void
 st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
     float *ta, float *tb)
 {
@@ -239,11 +252,13 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         /* x (18 bytes) . y (q8_0): isum = sum value(q) * q8 */
         const uint8_t *x = wr + (size_t) b * 18;
         const uint8_t *y = ar + (size_t) b * 34;
-        const int8_t  *q8 = (const int8_t *) (y + 2);
 
-        for (j = 0; j < 16; j++) {
-            isum += st_iq4nl_value(x[2 + j]) * q8[j];
-            isum += st_iq4nl_value((uint32_t) x[2 + j] >> 4) * q8[j + 16];
+        for (j = 0; j < 16; j += 4) {
+            uint32_t q = (uint32_t) st_ld32_a2(x + 2 + j);
+            isum = __dp4a(st_iq4nl_values4(q & 0x0f0f0f0fu),
+                          st_ld32_a2(y + 2 + j), isum);
+            isum = __dp4a(st_iq4nl_values4((q >> 4) & 0x0f0f0f0fu),
+                          st_ld32_a2(y + 18 + j), isum);
         }
         *tb = (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y))) * (float) isum;
         return;
@@ -254,14 +269,17 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         const uint8_t *x = wr + (size_t) b * 136;
         const uint8_t *y = ar + (size_t) b * 292;
         const uint8_t *qs = x + 8;
-        const int8_t  *q8 = (const int8_t *) (y + 4);
+        const uint8_t *q8 = y + 4;
         uint32_t       ib;
 
         for (ib = 0; ib < 8; ib++) {
             int32_t sub = 0;
-            for (j = 0; j < 16; j++) {
-                sub += st_iq4nl_value(qs[j]) * q8[j];
-                sub += st_iq4nl_value((uint32_t) qs[j] >> 4) * q8[j + 16];
+            for (j = 0; j < 16; j += 4) {
+                uint32_t q = (uint32_t) st_ld32_a2(qs + j);
+                sub = __dp4a(st_iq4nl_values4(q & 0x0f0f0f0fu),
+                             st_ld32_a2(q8 + j), sub);
+                sub = __dp4a(st_iq4nl_values4((q >> 4) & 0x0f0f0f0fu),
+                             st_ld32_a2(q8 + 16 + j), sub);
             }
             isum += st_iq4xs_scale(x, ib) * sub;
             qs += 16;
@@ -275,35 +293,46 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         /* x (q2_K 84 / q3_K 110 bytes) . y (q8_K, bsums[16] int16 @260):
          * per 16-group g the exact sum of q * q8, times its scale
          * (q2_K: low nibble; q3_K: 6 bits - 32); q2_K's mins (high
-         * nibbles) against y's group sums */
+         * nibbles) against y's group sums. Four 2-bit quants at a time
+         * for __dp4a; q3_K's q = v - 4 (high bit clear) or v (set) is
+         * taken as v + 4 * bit, and 4 * (the group's sum of q8, which is
+         * bsums[g]) subtracted: the same integers. */
         int            q2 = type == ST_CUDA_Q2_K;
         const uint8_t *x = wr + (size_t) b * (q2 ? 84 : 110);
         const uint8_t *y = ar + (size_t) b * 292;
         const uint8_t *qs = x + (q2 ? 16 : 32), *hm = x;
-        const int8_t  *q8 = (const int8_t *) (y + 4);
+        const uint8_t *q8 = y + 4;
+        const int16_t *bsums = (const int16_t *) (y + 260);
         float          yd = *(const float *) y;
-        uint32_t       h, s;
+        uint32_t       h, s, gi;
 
         for (h = 0; h < 2; h++) {
             for (s = 0; s < 4; s++) {
                 for (g = 0; g < 2; g++) {
-                    uint32_t gi = 8 * h + 2 * s + (uint32_t) g;
-                    int32_t  sub = 0;
-                    for (l = 16 * g; l < 16 * g + 16; l++) {
-                        int q = (qs[32 * h + (uint32_t) l] >> (2 * s)) & 3;
-                        if (!q2 && !(hm[l] & (1u << (4 * h + s)))) {
-                            q -= 4;
+                    int32_t sub = 0;
+
+                    gi = 8 * h + 2 * s + (uint32_t) g;
+                    for (l = 16 * g; l < 16 * g + 16; l += 4) {
+                        int v = (st_ld32_a2(qs + 32 * h + (uint32_t) l)
+                                 >> (2 * s)) & 0x03030303;
+                        if (!q2) {
+                            v |= ((st_ld32_a2(hm + l) >> (4 * h + s))
+                                  & 0x01010101) << 2;
                         }
-                        sub += q * q8[128 * h + 32 * s + (uint32_t) l];
+                        sub = __dp4a(v, st_ld32_a2(q8 + 128 * h + 32 * s
+                                                   + (uint32_t) l), sub);
                     }
-                    isum += (q2 ? (int) (x[gi] & 0xf)
-                                : st_q3k_scale(x + 96, gi)) * sub;
+                    if (q2) {
+                        isum += (int) (x[gi] & 0xf) * sub;
+                    } else {
+                        isum += st_q3k_scale(x + 96, gi)
+                                * (sub - 4 * bsums[gi]);
+                    }
                 }
             }
         }
         if (q2) {
-            const int16_t *bsums = (const int16_t *) (y + 260);
-            int32_t        msum = 0;
+            int32_t msum = 0;
 
             for (g = 0; g < 16; g++) {
                 msum += bsums[g] * (int) (x[g] >> 4);

@@ -10,8 +10,14 @@
  * |x| (the weight side) is computed once per block for both activation
  * rows. Types without a kernel here (BF16, K-quants) use vec_dot per
  * element.
+ *
+ * Q4_1, Q5_0, Q5_1, IQ4_NL: 2 weight rows x 4 activation rows; every
+ * element is the scalar accumulator of x86/quant32_avx2.h's vec_dot,
+ * stepped by the same functions; the tile unpacks each weight block once
+ * for its 4 activation rows.
  */
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/quant32_avx2.h"
 
 #include <immintrin.h>
 
@@ -293,8 +299,8 @@ st_gemm_f16_avx2(const st_gemm_args *g)
 }
 
 
-st_gemm_kernel
-st_cpu_avx2_gemm(st_type wtype)
+static st_gemm_kernel
+st_cpu_avx2_gemm_a2(st_type wtype)
 {
     st_gemm_kernel k = { NULL, ST_A2_NW, ST_A2_NA, INT64_MAX, 0 };
 
@@ -306,4 +312,112 @@ st_cpu_avx2_gemm(st_type wtype)
     default:           k.nw = k.na = 0;          break;
     }
     return k;
+}
+
+
+/* ------------------------------------------------------------ Q4_1 .. IQ4_NL */
+
+#define ST_Q32_NW  2
+#define ST_Q32_NA  4
+
+ST_INLINE void
+st_q32_tile(st_q32_kind kind, int64_t n, float *out, size_t out_stride,
+    const void *vw, size_t w_stride, const void *va, size_t a_stride)
+{
+    const void *w[ST_Q32_NW], *a[ST_Q32_NA];
+    float       sum[ST_Q32_NW][ST_Q32_NA];
+    int64_t     nb = n / 32, i = 0;
+    int         o, r;
+
+    for (o = 0; o < ST_Q32_NW; o++) {
+        w[o] = (const uint8_t *) vw + (size_t) o * w_stride;
+        for (r = 0; r < ST_Q32_NA; r++) {
+            sum[o][r] = 0.0f;
+        }
+    }
+    for (r = 0; r < ST_Q32_NA; r++) {
+        a[r] = (const uint8_t *) va + (size_t) r * a_stride;
+    }
+    for (; i + 4 <= nb; i += 4) {
+        for (o = 0; o < ST_Q32_NW; o++) {
+            __m256i u[4], sgn[4];
+            __m128  dx, mx;
+
+            st_q32_unpack4(kind, w[o], i, u, sgn, &dx, &mx);
+#pragma GCC unroll 4
+            for (r = 0; r < ST_Q32_NA; r++) {
+                sum[o][r] = st_q32_step4(kind, sum[o][r], u, sgn, dx, mx,
+                                         a[r], i);
+            }
+        }
+    }
+    for (; i < nb; i++) {
+        for (o = 0; o < ST_Q32_NW; o++) {
+            for (r = 0; r < ST_Q32_NA; r++) {
+                sum[o][r] = st_q32_step1(kind, sum[o][r], w[o], a[r], i);
+            }
+        }
+    }
+    for (o = 0; o < ST_Q32_NW; o++) {
+        for (r = 0; r < ST_Q32_NA; r++) {
+            out[(size_t) r * out_stride + o] = sum[o][r];
+        }
+    }
+}
+
+
+ST_INLINE void
+st_q32_gemm(st_q32_kind kind, const st_gemm_args *g)
+{
+    int64_t r0;
+
+    for (r0 = 0; r0 + ST_Q32_NA <= g->n_a; r0 += ST_Q32_NA) {
+        st_q32_tile(kind, g->n, g->out + (size_t) r0 * g->out_stride,
+                    g->out_stride, g->w, g->w_stride,
+                    (const uint8_t *) g->a + (size_t) r0 * g->a_stride,
+                    g->a_stride);
+    }
+}
+
+
+static void
+st_gemm_q4_1_avx2(const st_gemm_args *g)
+{
+    st_q32_gemm(ST_Q32_Q4_1, g);
+}
+
+
+static void
+st_gemm_q5_0_avx2(const st_gemm_args *g)
+{
+    st_q32_gemm(ST_Q32_Q5_0, g);
+}
+
+
+static void
+st_gemm_q5_1_avx2(const st_gemm_args *g)
+{
+    st_q32_gemm(ST_Q32_Q5_1, g);
+}
+
+
+static void
+st_gemm_iq4_nl_avx2(const st_gemm_args *g)
+{
+    st_q32_gemm(ST_Q32_IQ4_NL, g);
+}
+
+
+st_gemm_kernel
+st_cpu_avx2_gemm(st_type wtype)
+{
+    st_gemm_kernel q32 = { NULL, ST_Q32_NW, ST_Q32_NA, INT64_MAX, 0 };
+
+    switch (wtype) {
+    case ST_TYPE_Q4_1:   q32.fn = st_gemm_q4_1_avx2;   return q32;
+    case ST_TYPE_Q5_0:   q32.fn = st_gemm_q5_0_avx2;   return q32;
+    case ST_TYPE_Q5_1:   q32.fn = st_gemm_q5_1_avx2;   return q32;
+    case ST_TYPE_IQ4_NL: q32.fn = st_gemm_iq4_nl_avx2; return q32;
+    default:             return st_cpu_avx2_gemm_a2(wtype);
+    }
 }

@@ -836,13 +836,17 @@ st_vec_dot_iq4_xs_avx2(int64_t n, float *s, const void *vx, const void *vy)
         for (j = 0; j < ST_QK_K / 32; j++) {
             __m256i v = _mm256_shuffle_epi8(grid,
                                             st_q4_0_unpack(x[i].qs + 16 * j));
-            __m256i p = st_dot_i8_32(v, _mm256_loadu_si256(
-                (const __m256i *) (y[i].qs + 32 * j)));
+            __m256i q8 = _mm256_loadu_si256(
+                (const __m256i *) (y[i].qs + 32 * j));
+            /* int16 pair sums (|.| <= 2 * 127 * 127), then times the
+             * sub-block scale into int32: exact */
+            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
+                                             _mm256_sign_epi8(q8, v));
 
             ls = (((x[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xf)
                   | ((x[i].scales_h >> (2 * j)) & 3) << 4) - 32;
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p,
-                                                       _mm256_set1_epi32(ls)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                                            _mm256_set1_epi16((short) ls)));
         }
         d = st_f16_load(x[i].d) * y[i].d;
         sum += d * (float) st_hsum_epi32(acc);

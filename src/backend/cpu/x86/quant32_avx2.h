@@ -143,14 +143,12 @@ st_q32_hsum(__m256i p)
 ST_Q32_INLINE float
 st_q32_acc4(float sum, __m128 t)
 {
-    float f[4];
+    __m128 s = _mm_add_ss(_mm_set_ss(sum), t);
 
-    _mm_storeu_ps(f, t);
-    sum += f[0];
-    sum += f[1];
-    sum += f[2];
-    sum += f[3];
-    return sum;
+    s = _mm_add_ss(s, _mm_movehdup_ps(t));
+    s = _mm_add_ss(s, _mm_movehl_ps(t, t));
+    s = _mm_add_ss(s, _mm_shuffle_ps(t, t, 3));
+    return _mm_cvtss_f32(s);
 }
 
 
@@ -172,15 +170,50 @@ st_q32_has_min(st_q32_kind kind)
 }
 
 
-/* the f16 at byte offset off of weight block b (d at 0, m at 2) */
-ST_Q32_INLINE float
-st_q32_wf16(st_q32_kind kind, const void *row, int64_t b, size_t off)
+/* the f16 bits at byte offset off of weight block b (d at 0, m at 2) */
+ST_Q32_INLINE short
+st_q32_wh(st_q32_kind kind, const void *row, int64_t b, size_t off)
 {
     st_f16 h;
 
     memcpy(&h, (const uint8_t *) row + (size_t) b * st_q32_wsize(kind) + off,
            2);
-    return _cvtsh_ss(h);
+    return (short) h;
+}
+
+
+ST_Q32_INLINE float
+st_q32_wf16(st_q32_kind kind, const void *row, int64_t b, size_t off)
+{
+    return _cvtsh_ss((unsigned short) st_q32_wh(kind, row, b, off));
+}
+
+
+/* 4 f16 -> 4 f32 with one conversion (exact, like _cvtsh_ss) */
+ST_Q32_INLINE __m128
+st_q32_f16x4(short h0, short h1, short h2, short h3)
+{
+    return _mm_cvtph_ps(_mm_setr_epi16(h0, h1, h2, h3, 0, 0, 0, 0));
+}
+
+
+/* the activation block b: its quants, and d, s (Q8_1) as f16 bits */
+ST_Q32_INLINE const int8_t *
+st_q32_aqh(st_q32_kind kind, const void *a, int64_t b, short *d, short *s)
+{
+    if (st_q32_has_min(kind)) {
+        const st_block_q8_1 *y = (const st_block_q8_1 *) a + b;
+
+        *d = (short) y->d;
+        *s = (short) y->s;
+        return y->qs;
+    } else {
+        const st_block_q8_0 *y = (const st_block_q8_0 *) a + b;
+
+        *d = (short) y->d;
+        *s = 0;
+        return y->qs;
+    }
 }
 
 
@@ -214,25 +247,23 @@ ST_Q32_INLINE float
 st_q32_step4(st_q32_kind kind, float sum, const __m256i u[4],
     const __m256i sgn[4], __m128 dx, __m128 mx, const void *a, int64_t i)
 {
-    float        dy[4], sy[4];
+    short        dy[4], sy[4];
     const int8_t *q[4];
     __m128       t;
     int          k;
 
     for (k = 0; k < 4; k++) {
-        q[k] = st_q32_aq(kind, a, i + k, &dy[k], &sy[k]);
+        q[k] = st_q32_aqh(kind, a, i + k, &dy[k], &sy[k]);
     }
-    /* built from scalars, not reloaded from dy[] (a vector load of four
-     * fresh scalar stores would stall on store forwarding) */
-    t = _mm_mul_ps(_mm_mul_ps(dx, _mm_setr_ps(dy[0], dy[1], dy[2], dy[3])),
+    t = _mm_mul_ps(_mm_mul_ps(dx, st_q32_f16x4(dy[0], dy[1], dy[2], dy[3])),
                    _mm_cvtepi32_ps(
             st_q32_hsum4(st_q32_dot(kind, u[0], sgn[0], q[0]),
                          st_q32_dot(kind, u[1], sgn[1], q[1]),
                          st_q32_dot(kind, u[2], sgn[2], q[2]),
                          st_q32_dot(kind, u[3], sgn[3], q[3]))));
     if (st_q32_has_min(kind)) {
-        t = _mm_add_ps(t, _mm_mul_ps(mx, _mm_setr_ps(sy[0], sy[1], sy[2],
-                                                     sy[3])));
+        t = _mm_add_ps(t, _mm_mul_ps(mx, st_q32_f16x4(sy[0], sy[1], sy[2],
+                                                      sy[3])));
     }
     return st_q32_acc4(sum, t);
 }
@@ -270,14 +301,13 @@ st_q32_unpack4(st_q32_kind kind, const void *w, int64_t i, __m256i u[4],
         u[k] = st_q32_weights(kind, (const uint8_t *) w + (size_t) (i + k) * ws,
                               &sgn[k]);
     }
-    *dx = _mm_setr_ps(st_q32_wf16(kind, w, i, 0), st_q32_wf16(kind, w, i + 1, 0),
-                      st_q32_wf16(kind, w, i + 2, 0),
-                      st_q32_wf16(kind, w, i + 3, 0));
+    *dx = st_q32_f16x4(st_q32_wh(kind, w, i, 0), st_q32_wh(kind, w, i + 1, 0),
+                       st_q32_wh(kind, w, i + 2, 0),
+                       st_q32_wh(kind, w, i + 3, 0));
     *mx = st_q32_has_min(kind)
-          ? _mm_setr_ps(st_q32_wf16(kind, w, i, 2),
-                        st_q32_wf16(kind, w, i + 1, 2),
-                        st_q32_wf16(kind, w, i + 2, 2),
-                        st_q32_wf16(kind, w, i + 3, 2))
+          ? st_q32_f16x4(st_q32_wh(kind, w, i, 2), st_q32_wh(kind, w, i + 1, 2),
+                         st_q32_wh(kind, w, i + 2, 2),
+                         st_q32_wh(kind, w, i + 3, 2))
           : _mm_setzero_ps();
 }
 

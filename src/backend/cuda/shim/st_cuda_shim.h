@@ -32,6 +32,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 /* One block runs at a time per host thread, so a block's shared memory
  * is a thread_local static: shared by the block's fibers, reused by the
@@ -170,6 +171,21 @@ __dp4a(int a, int b, int c)
         c += (int) (int8_t) (a >> (8 * k)) * (int) (int8_t) (b >> (8 * k));
     }
     return c;
+}
+
+
+/* __byte_perm(x, y, s), default mode: byte n of the result is byte
+ * (s >> 4n) & 7 of the 8 bytes y:x (x bytes 0..3, y bytes 4..7). */
+static inline unsigned
+__byte_perm(unsigned x, unsigned y, unsigned s)
+{
+    unsigned long long xy = ((unsigned long long) y << 32) | x;
+    unsigned           r = 0, n;
+
+    for (n = 0; n < 4; n++) {
+        r |= (unsigned) ((xy >> (8 * ((s >> (4 * n)) & 7))) & 0xff) << (8 * n);
+    }
+    return r;
 }
 
 /* ---- half / bfloat16 ----------------------------------------------- */
