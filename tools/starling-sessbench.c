@@ -148,7 +148,7 @@ main(int argc, char **argv)
 {
     opts          o = { NULL, NULL, 2000, 32, 16, 2, 3 };
     st_engine    *e;
-    int32_t      *hist, *turn_ids;
+    int32_t      *hist, *turn_ids, *filler;
     uint32_t      i, r, n_vocab, n_turn, per_block_bytes, need_blocks;
     uint64_t      x = 0x9e3779b97f4a7c15ull;
     double        t_re[64], t_res[64], t_sp[64];
@@ -186,6 +186,10 @@ main(int argc, char **argv)
         }
         i++;
     }
+    if (o.store != NULL && o.history < 128) {
+        fprintf(stderr, "starling-sessbench: --store needs -H >= 128\n");
+        return 2;
+    }
     if (o.model == NULL) {
         fprintf(stderr, "starling-sessbench: -m MODEL.gguf is required\n");
         return 2;
@@ -202,7 +206,8 @@ main(int argc, char **argv)
     n_turn = o.history + o.user;
     hist = malloc(sizeof(int32_t) * n_turn);
     turn_ids = malloc(sizeof(int32_t) * (n_turn + o.gen));
-    if (hist == NULL || turn_ids == NULL) {
+    filler = malloc(sizeof(int32_t) * (n_turn + o.gen + 16));
+    if (hist == NULL || turn_ids == NULL || filler == NULL) {
         return 1;
     }
     for (i = 0; i < n_turn; i++) {
@@ -227,6 +232,7 @@ main(int argc, char **argv)
         }
         t_re[r] = res.ttft_ms;
         c_re = res.cached;
+        fprintf(stderr, "run %u: recompute %.1f ms\n", r + 1, res.ttft_ms);
 
         /* resident: turn N-1 (the history minus its last turn) ran in
          * this session; turn N extends it */
@@ -243,6 +249,7 @@ main(int argc, char **argv)
         }
         t_res[r] = ref.ttft_ms;
         c_res = ref.cached;
+        fprintf(stderr, "run %u: resident %.1f ms\n", r + 1, ref.ttft_ms);
     }
 
     if (o.store != NULL) {
@@ -250,8 +257,8 @@ main(int argc, char **argv)
         need_blocks = (n_turn + o.gen + 15) / 16;
         for (r = 0; r < o.reps && rc == 0; r++) {
             st_error err;
-            int32_t  filler[64];
             turn_res fr;
+            uint32_t n_fill = (need_blocks - 4) * 16 - 1;
 
             st_engine_free(e);
             e = make_engine(&o, (uint64_t) per_block_bytes
@@ -268,14 +275,12 @@ main(int argc, char **argv)
             if (run_turn(e, hist, o.history, 1, sid, &res) != 0) {
                 return 1;
             }
-            for (i = 0; i < 64; i++) {
-                filler[i] = hist[(i * 7) % n_turn];
+            /* a filler prompt (reversed history: no shared prefix) needs
+             * more blocks than are free: the idle session is spilled */
+            for (i = 0; i < n_fill; i++) {
+                filler[i] = hist[n_turn - 1 - i % n_turn];
             }
-            /* the filler needs more blocks than are free: evicts, spills */
-            if (run_turn(e, filler, 64, (need_blocks - 4) * 16 - 64 < o.history
-                         ? (need_blocks - 4) * 16 - 64 : o.history,
-                         NULL, &fr) != 0)
-            {
+            if (run_turn(e, filler, n_fill, 1, NULL, &fr) != 0) {
                 return 1;
             }
             if (run_turn(e, turn_ids, n_turn, o.gen, sid, &res) != 0) {
@@ -283,6 +288,8 @@ main(int argc, char **argv)
             }
             t_sp[r] = res.ttft_ms;
             c_sp = res.cached;
+            fprintf(stderr, "run %u: restored %.1f ms\n", r + 1,
+                    res.ttft_ms);
             if (res.session != ST_SESSION_RESTORED) {
                 fprintf(stderr, "starling-sessbench: the session was not "
                         "restored (%s)\n", st_session_result_str(res.session));
@@ -307,5 +314,6 @@ main(int argc, char **argv)
     st_engine_free(e);
     free(hist);
     free(turn_ids);
+    free(filler);
     return rc;
 }

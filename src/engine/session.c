@@ -5,6 +5,9 @@
  */
 #include "engine/engine_internal.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +163,42 @@ st_sessions_free(st_engine *e)
 }
 
 
+/* Spill files of processes that no longer exist (a crashed worker's) are
+ * nobody's: remove them. Live processes' files are left alone. */
+static void
+st_store_sweep(const char *dir)
+{
+    DIR           *d = opendir(dir);
+    struct dirent *de;
+    char           path[4096], *end;
+    long           pid;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "starling-", 9) != 0
+            || strstr(de->d_name, ".kvs") == NULL)
+        {
+            continue;
+        }
+        pid = strtol(de->d_name + 9, &end, 10);
+        if (end == de->d_name + 9 || *end != '-' || pid <= 0
+            || pid == (long) getpid()
+            || kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+        {
+            continue;                  /* alive (or not ours to judge) */
+        }
+        if ((size_t) snprintf(path, sizeof(path), "%s/%s", dir, de->d_name)
+            < sizeof(path))
+        {
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+
 st_status
 st_engine_session_store(st_engine *e, const char *dir, uint64_t max_bytes,
     double max_idle_ms, st_error *err)
@@ -181,6 +220,7 @@ st_engine_session_store(st_engine *e, const char *dir, uint64_t max_bytes,
                             "session store: \"%s\" is not a writable "
                             "directory", dir);
     }
+    st_store_sweep(dir);
     d = strdup(dir);
     if (d == NULL) {
         return st_error_set(err, ST_ERR_NOMEM, "out of memory");
@@ -323,6 +363,8 @@ st_session_end_turn(st_engine *e, st_seq *s, st_finish_reason why)
     s->session = NULL;
     x->busy = NULL;
     x->last_used_ms = st_now_ms();
+    st_lru_unlink(&e->sessions, x);    /* most recently used again */
+    st_lru_append(&e->sessions, x);
     if (x->closing) {
         st_session_destroy(e, x);
         return;
