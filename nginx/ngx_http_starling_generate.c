@@ -37,6 +37,15 @@ ngx_http_starling_pick_model(ngx_http_request_t *r,
 }
 
 
+/* the request's reference to its output constraint (the sequence holds
+ * its own once submitted) */
+static void
+ngx_http_starling_constraint_cleanup(void *data)
+{
+    st_constraint_free(data);
+}
+
+
 ngx_int_t
 ngx_http_starling_generate(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, st_api_request *req)
@@ -241,6 +250,18 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->sreq.stop = (const char *const *) stop;
     ctx->sreq.n_stop = ctx->n_stop;
     ctx->sreq.ignore_eos = req->ignore_eos;
+
+    if (req->constraint != NULL) {
+        ngx_pool_cleanup_t  *cln;
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ctx->sreq.constraint = st_constraint_ref(req->constraint);
+        cln->handler = ngx_http_starling_constraint_cleanup;
+        cln->data = ctx->sreq.constraint;
+    }
 
     ctx->max_tokens = ctx->sreq.max_tokens;
     ctx->stream = (req->kind == ST_API_EXECUTE) ? 1 : req->stream;
