@@ -115,6 +115,8 @@ typedef struct {
     st_gutf8   u8;
     uint64_t   hash;
     int32_t    mask_slot;   /* index into the mask cache, -1: none */
+    int        loop_known;  /* loop[] computed */
+    uint64_t   loop[2];     /* ASCII bytes b with trans(s, b) == s */
 } st_gstate;
 
 struct st_grammar_matcher {

@@ -5,6 +5,12 @@
  * matched once and a dead prefix prunes its whole subtree. The mask of a
  * state is cached on the state (a state recurs often: inside a JSON
  * string, every ordinary character leads back to the same state).
+ *
+ * Shortcut: each node knows the ASCII bytes below it (and whether any
+ * byte below is not ASCII) and where its descendants' tokens lie in a
+ * preorder token list. When every byte below a node loops back to the
+ * state reached at the node (free text inside a JSON string), every
+ * token below is allowed: they are set from the list without walking.
  */
 #include "engine/grammar_internal.h"
 
@@ -12,6 +18,9 @@
 #include <string.h>
 
 #define ST_GRAMMAR_MASK_SLOTS 64
+/* subtrees at least this big try the loop shortcut (computing a state's
+ * loop set costs 128 transitions) */
+#define ST_LOOP_MIN_TOKENS    8
 
 struct st_grammar_vocab {
     uint32_t       n_vocab;
@@ -22,6 +31,13 @@ struct st_grammar_vocab {
     int32_t       *tok_next;  /* (n_vocab) next token with the same bytes */
     uint8_t       *eog;       /* (n_vocab) */
     uint32_t       max_len;   /* longest piece, bytes */
+    uint64_t      *below;     /* (2 * n_nodes) ASCII bytes in the subtree
+                                 (descendants only) */
+    uint8_t       *below_hi;  /* (n_nodes) a byte >= 0x80 below */
+    uint32_t      *tok_lo;    /* (n_nodes + 1) first token of the node in
+                                 tok_order; its subtree's tokens end at
+                                 tok_lo[end[node]] */
+    int32_t       *tok_order; /* tokens in preorder of their nodes */
     unsigned char *bytes;     /* every piece, concatenated */
     uint32_t      *piece_off; /* (n_vocab + 1) piece i: bytes[off[i]..off[i+1]) */
 };
@@ -47,6 +63,79 @@ st_piece_cmp(const void *a, const void *b)
         return x->len < y->len ? -1 : 1;
     }
     return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+
+/* below / below_hi / tok_lo / tok_order from the preorder trie */
+static int
+st_vocab_index(st_grammar_vocab *v)
+{
+    uint32_t n = v->n_nodes, k = 0;
+    uint32_t *stack;
+    size_t depth = 0;
+
+    v->below = calloc(2 * (size_t)n, sizeof(uint64_t));
+    v->below_hi = calloc(n, 1);
+    v->tok_lo = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    v->tok_order = malloc((size_t)v->n_vocab * sizeof(int32_t));
+    stack = malloc(((size_t)v->max_len + 2) * sizeof(uint32_t));
+    if (v->below == NULL || v->below_hi == NULL || v->tok_lo == NULL
+        || v->tok_order == NULL || stack == NULL)
+    {
+        free(stack);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        v->tok_lo[i] = k;
+        for (int32_t id = v->tok_head[i]; id >= 0; id = v->tok_next[id]) {
+            v->tok_order[k++] = id;
+        }
+    }
+    v->tok_lo[n] = k;
+    /* ancestors of node i are the open nodes on a stack (preorder) */
+    stack[0] = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        unsigned char b = v->byte[i];
+        while (depth > 0 && v->end[stack[depth]] <= i) {
+            depth--;
+        }
+        for (size_t a = 0; a <= depth; a++) {
+            uint32_t up = stack[a];
+            if (b < 0x80) {
+                v->below[2 * (size_t)up + (b >> 6)] |= 1ull << (b & 63);
+            } else {
+                v->below_hi[up] = 1;
+            }
+        }
+        stack[++depth] = i;
+    }
+    free(stack);
+    return 0;
+}
+
+
+/* loop set of state s (ASCII bytes leading back to s); -1 on error */
+static int
+st_state_loops(st_grammar_matcher *m, int32_t s, st_error *err)
+{
+    uint64_t loop[2] = { 0, 0 };
+
+    if (m->states[s].loop_known) {
+        return 0;
+    }
+    for (uint32_t b = 0; b < 128; b++) {
+        int32_t t = st_grammar_trans(m, s, (unsigned char)b, err);
+        if (t < ST_GSTATE_DEAD) {
+            return -1;
+        }
+        if (t == s) {
+            loop[b >> 6] |= 1ull << (b & 63);
+        }
+    }
+    m->states[s].loop[0] = loop[0];
+    m->states[s].loop[1] = loop[1];
+    m->states[s].loop_known = 1;
+    return 0;
 }
 
 
@@ -168,6 +257,9 @@ st_grammar_vocab_create(st_grammar_vocab **out, uint32_t n_vocab,
     }
     v->end[0] = (uint32_t)n_nodes;
     v->n_nodes = (uint32_t)n_nodes;
+    if (st_vocab_index(v) != 0) {
+        goto nomem;
+    }
     free(refs);
     free(path);
     *out = v;
@@ -193,6 +285,10 @@ st_grammar_vocab_free(st_grammar_vocab *v)
     free(v->eog);
     free(v->bytes);
     free(v->piece_off);
+    free(v->below);
+    free(v->below_hi);
+    free(v->tok_lo);
+    free(v->tok_order);
     free(v);
 }
 
@@ -265,6 +361,25 @@ st_grammar_mask_walk(st_grammar_matcher *m, const st_grammar_vocab *v,
         }
         for (int32_t id = v->tok_head[c]; id >= 0; id = v->tok_next[id]) {
             mask[id >> 5] |= 1u << (id & 31);
+        }
+        if (v->end[c] > c + 1 && !v->below_hi[c]
+            && v->tok_lo[v->end[c]] - v->tok_lo[c + 1] >= ST_LOOP_MIN_TOKENS)
+        {
+            const uint64_t *bl = v->below + 2 * (size_t)c;
+            if (st_state_loops(m, t, err) != 0) {
+                return err != NULL ? err->code : ST_ERR_INTERNAL;
+            }
+            if ((bl[0] & ~m->states[t].loop[0]) == 0
+                && (bl[1] & ~m->states[t].loop[1]) == 0)
+            {
+                for (uint32_t k = v->tok_lo[c + 1]; k < v->tok_lo[v->end[c]];
+                     k++)
+                {
+                    int32_t id = v->tok_order[k];
+                    mask[id >> 5] |= 1u << (id & 31);
+                }
+                continue;
+            }
         }
         if (v->end[c] > c + 1) {
             d++;

@@ -443,6 +443,7 @@ st_gm_intern(st_grammar_matcher *m, const st_gstacks *s, const st_gutf8 *u8)
     st->u8 = *u8;
     st->hash = h;
     st->mask_slot = -1;
+    st->loop_known = 0;
     for (size_t b = 0; b < 256; b++) {
         m->trans[m->n_states * 256 + b] = ST_GSTATE_UNKNOWN;
     }
