@@ -34,6 +34,9 @@ struct st_grammar_vocab {
     uint64_t      *below;     /* (2 * n_nodes) ASCII bytes in the subtree
                                  (descendants only) */
     uint8_t       *below_hi;  /* (n_nodes) a byte >= 0x80 below */
+    uint8_t       *utf8_ok;   /* (n_nodes) bit k: every descendant's bytes
+                                 after this node are well-formed UTF-8 (a
+                                 prefix of it) from decoder state k */
     uint32_t      *tok_lo;    /* (n_nodes + 1) first token of the node in
                                  tok_order; its subtree's tokens end at
                                  tok_lo[end[node]] */
@@ -66,7 +69,59 @@ st_piece_cmp(const void *a, const void *b)
 }
 
 
-/* below / below_hi / tok_lo / tok_order from the preorder trie */
+/* UTF-8 decoder states for utf8_ok: at a boundary, or expecting more
+ * continuation bytes (with the second-byte limits of E0, ED, F0, F4) */
+enum { U8_B, U8_C1, U8_C2, U8_C2_E0, U8_C2_ED, U8_C3, U8_C3_F0, U8_C3_F4 };
+
+/* next decoder state, or -1 if b is not allowed in state k */
+static int
+st_u8_next(int k, unsigned char b)
+{
+    int cont = (b & 0xC0) == 0x80;
+
+    switch (k) {
+    case U8_B:
+        if (b < 0x80) return U8_B;
+        if (b >= 0xC2 && b <= 0xDF) return U8_C1;
+        if (b == 0xE0) return U8_C2_E0;
+        if (b == 0xED) return U8_C2_ED;
+        if (b >= 0xE1 && b <= 0xEF) return U8_C2;
+        if (b == 0xF0) return U8_C3_F0;
+        if (b == 0xF4) return U8_C3_F4;
+        if (b >= 0xF1 && b <= 0xF3) return U8_C3;
+        return -1;
+    case U8_C1: return cont ? U8_B : -1;
+    case U8_C2: return cont ? U8_C1 : -1;
+    case U8_C2_E0: return b >= 0xA0 && b <= 0xBF ? U8_C1 : -1;
+    case U8_C2_ED: return b >= 0x80 && b <= 0x9F ? U8_C1 : -1;
+    case U8_C3: return cont ? U8_C2 : -1;
+    case U8_C3_F0: return b >= 0x90 && b <= 0xBF ? U8_C2 : -1;
+    case U8_C3_F4: return b >= 0x80 && b <= 0x8F ? U8_C2 : -1;
+    }
+    return -1;
+}
+
+
+/* decoder state of a matcher's partial code point */
+static int
+st_u8_kind(const st_gutf8 *u)
+{
+    switch (u->rem) {
+    case 0: return U8_B;
+    case 1: return U8_C1;
+    case 2:
+        if (u->lo_min == 0x800) {      /* after a 3-byte lead */
+            return u->value == 0x0 ? U8_C2_E0 : u->value == 0xD ? U8_C2_ED
+                : U8_C2;
+        }
+        return U8_C2;
+    default:
+        return u->value == 0 ? U8_C3_F0 : u->value == 4 ? U8_C3_F4 : U8_C3;
+    }
+}
+
+
+/* below / below_hi / utf8_ok / tok_lo / tok_order from the preorder trie */
 static int
 st_vocab_index(st_grammar_vocab *v)
 {
@@ -78,13 +133,15 @@ st_vocab_index(st_grammar_vocab *v)
     v->below_hi = calloc(n, 1);
     v->tok_lo = malloc(((size_t)n + 1) * sizeof(uint32_t));
     v->tok_order = malloc((size_t)v->n_vocab * sizeof(int32_t));
+    v->utf8_ok = malloc(n);
     stack = malloc(((size_t)v->max_len + 2) * sizeof(uint32_t));
     if (v->below == NULL || v->below_hi == NULL || v->tok_lo == NULL
-        || v->tok_order == NULL || stack == NULL)
+        || v->tok_order == NULL || v->utf8_ok == NULL || stack == NULL)
     {
         free(stack);
         return -1;
     }
+    memset(v->utf8_ok, 0xFF, n);
     for (uint32_t i = 0; i < n; i++) {
         v->tok_lo[i] = k;
         for (int32_t id = v->tok_head[i]; id >= 0; id = v->tok_next[id]) {
@@ -109,8 +166,62 @@ st_vocab_index(st_grammar_vocab *v)
         }
         stack[++depth] = i;
     }
+    /* children come after their parent in preorder: going backwards, a
+     * node is final before its parent reads it */
+    {
+        uint32_t *parent = malloc((size_t)n * sizeof(uint32_t));
+        if (parent == NULL) {
+            free(stack);
+            return -1;
+        }
+        depth = 0;
+        stack[0] = 0;
+        for (uint32_t i = 1; i < n; i++) {
+            while (depth > 0 && v->end[stack[depth]] <= i) {
+                depth--;
+            }
+            parent[i] = stack[depth];
+            stack[++depth] = i;
+        }
+        for (uint32_t i = n; i-- > 1;) {
+            for (int k = 0; k < 8; k++) {
+                int nk = st_u8_next(k, v->byte[i]);
+                if (nk < 0 || !((v->utf8_ok[i] >> nk) & 1)) {
+                    v->utf8_ok[parent[i]] &= (uint8_t)~(1u << k);
+                }
+            }
+        }
+        free(parent);
+    }
     free(stack);
     return 0;
+}
+
+
+/* 1 if every stack top's class is constant over U+0080..U+10FFFF */
+static int
+st_state_hi_constant(const st_grammar_matcher *m, int32_t s)
+{
+    const st_grammar *g = m->g;
+    const st_gstacks *st = &m->states[s].stacks;
+
+    for (size_t i = 0; i < st->n; i++) {
+        const st_gclass *c;
+        const uint32_t *r;
+        if (st->len[i] == 0) {
+            continue;
+        }
+        c = &g->cls[g->el[st->data[st->off[i] + st->len[i] - 1]].value];
+        r = g->rng + 2 * (size_t)c->off;
+        for (uint32_t k = 0; k < c->n; k++) {
+            if (r[2 * k + 1] >= 0x80
+                && !(r[2 * k] <= 0x80 && r[2 * k + 1] >= 0x10FFFF))
+            {
+                return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 
@@ -134,6 +245,22 @@ st_state_loops(st_grammar_matcher *m, int32_t s, st_error *err)
     }
     m->states[s].loop[0] = loop[0];
     m->states[s].loop[1] = loop[1];
+    m->states[s].loop_hi = 0;
+    if (m->states[s].u8.rem == 0 && st_state_hi_constant(m, s)) {
+        /* every class decides all non-ASCII code points alike: one of
+         * them (U+00E9) tells for all */
+        int32_t t = st_grammar_trans(m, s, 0xC3, err);
+        if (t < ST_GSTATE_DEAD) {
+            return -1;
+        }
+        if (t >= 0) {
+            t = st_grammar_trans(m, t, 0xA9, err);
+            if (t < ST_GSTATE_DEAD) {
+                return -1;
+            }
+        }
+        m->states[s].loop_hi = t == s;
+    }
     m->states[s].loop_known = 1;
     return 0;
 }
@@ -287,6 +414,7 @@ st_grammar_vocab_free(st_grammar_vocab *v)
     free(v->piece_off);
     free(v->below);
     free(v->below_hi);
+    free(v->utf8_ok);
     free(v->tok_lo);
     free(v->tok_order);
     free(v);
@@ -362,15 +490,26 @@ st_grammar_mask_walk(st_grammar_matcher *m, const st_grammar_vocab *v,
         for (int32_t id = v->tok_head[c]; id >= 0; id = v->tok_next[id]) {
             mask[id >> 5] |= 1u << (id & 31);
         }
-        if (v->end[c] > c + 1 && !v->below_hi[c]
-            && v->tok_lo[v->end[c]] - v->tok_lo[c + 1] >= ST_LOOP_MIN_TOKENS)
+        if (v->end[c] > c + 1
+            && v->tok_lo[v->end[c]] - v->tok_lo[c + 1] >= ST_LOOP_MIN_TOKENS
+            && m->states[t].base >= 0)
         {
+            /* inside a character, the stacks are those of the boundary
+             * state `base`: once the character completes (as utf8_ok
+             * guarantees it can) a looping base is where every path is */
             const uint64_t *bl = v->below + 2 * (size_t)c;
-            if (st_state_loops(m, t, err) != 0) {
+            int32_t base = m->states[t].base;
+            int k = st_u8_kind(&m->states[t].u8);
+            if (st_state_loops(m, base, err) != 0) {
                 return err != NULL ? err->code : ST_ERR_INTERNAL;
             }
-            if ((bl[0] & ~m->states[t].loop[0]) == 0
-                && (bl[1] & ~m->states[t].loop[1]) == 0)
+            if ((bl[0] & ~m->states[base].loop[0]) == 0
+                && (bl[1] & ~m->states[base].loop[1]) == 0
+                && (k == U8_B ? (!v->below_hi[c]
+                                 || (m->states[base].loop_hi
+                                     && (v->utf8_ok[c] & 1)))
+                              : (m->states[base].loop_hi
+                                 && ((v->utf8_ok[c] >> k) & 1))))
             {
                 for (uint32_t k = v->tok_lo[c + 1]; k < v->tok_lo[v->end[c]];
                      k++)
