@@ -159,6 +159,12 @@ invalid:
     *rc = ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST, "prompt",
                                    "invalid", msg);
     return NGX_DECLINED;
+/* the request's reference to its output constraint (the sequence holds
+ * its own once submitted) */
+static void
+ngx_http_starling_constraint_cleanup(void *data)
+{
+    st_constraint_free(data);
 }
 
 
@@ -425,6 +431,18 @@ ngx_http_starling_generate(ngx_http_request_t *r,
                    "printable ASCII characters");
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (req->constraint != NULL) {
+        ngx_pool_cleanup_t  *cln;
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ctx->sreq.constraint = st_constraint_ref(req->constraint);
+        cln->handler = ngx_http_starling_constraint_cleanup;
+        cln->data = ctx->sreq.constraint;
     }
 
     ctx->max_tokens = ctx->sreq.max_tokens;

@@ -144,6 +144,9 @@ typedef struct {
     char              **stop;
     size_t              n_stop;
     int                 ignore_eos;
+    st_constraint      *constraint;     /* response_format / grammar, or
+                                           NULL; freed with the request
+                                           (st_constraint_ref to keep it) */
 
     int                 stream;
     int                 include_usage;

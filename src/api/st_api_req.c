@@ -18,6 +18,7 @@
 
 #include "starling/st_api.h"
 #include "st_api_field.h"
+#include "st_api_format.h"
 
 
 #define ST_API_MAX_DEPTH      32
@@ -235,6 +236,7 @@ st_api_sampling(st_api_request *req, yajl_val obj, const st_api_limits *lim,
 
     (void) st_api_stop(req, obj, nomem);
     (void) st_api_logit_bias(req, obj, nomem);
+    st_api_constraint(req, obj, nomem);
 }
 
 
@@ -961,5 +963,6 @@ st_api_request_free(st_api_request *req)
     }
     free(req->stop);
     free(req->logit_bias);
+    st_constraint_free(req->constraint);
     free(req);
 }

@@ -29,6 +29,22 @@ st_seq_constrain(st_engine *e, st_seq *s, st_constraint *c, st_error *err)
     if (s->gmask == NULL) {
         return st_error_set(err, ST_ERR_NOMEM, "out of memory");
     }
+    /* a vocabulary may lack what the grammar starts with (a small SPM
+     * vocab without "{"): refuse now rather than fail at the first step
+     * (the mask is cached, so the first step does not compute it again) */
+    rc = st_grammar_mask(s->gm, e->gvocab, s->gmask, err);
+    if (rc != ST_OK) {
+        return rc;
+    }
+    {
+        size_t w, words = st_grammar_mask_words(e->gvocab);
+        for (w = 0; w < words && s->gmask[w] == 0; w++) {
+        }
+        if (w == words) {
+            return st_error_set(err, ST_ERR_INVALID, "no token of the "
+                "model's vocabulary can start the grammar's output");
+        }
+    }
     s->constraint = st_constraint_ref(c);
     return ST_OK;
 }
@@ -55,8 +71,9 @@ st_seq_sample(st_engine *e, st_seq *s, float *row, st_token_logprob *chosen,
     }
     tok = st_sampler_sample_masked(s->sampler, row, s->gmask, chosen, top);
     if (tok < 0) {
-        snprintf(s->error, sizeof(s->error), "no token is allowed by both "
-                 "the grammar and logit_bias");
+        snprintf(s->error, sizeof(s->error), "no token can continue the "
+                 "grammar here (none in the vocabulary, or all banned by "
+                 "logit_bias)");
         return -1;
     }
     if (st_grammar_accept_token(s->gm, e->gvocab, tok, &err) != ST_OK) {

@@ -115,6 +115,12 @@ typedef struct {
     st_gutf8   u8;
     uint64_t   hash;
     int32_t    mask_slot;   /* index into the mask cache, -1: none */
+    int        loop_known;  /* loop[] computed */
+    uint64_t   loop[2];     /* ASCII bytes b with trans(s, b) == s */
+    int        loop_hi;     /* every non-ASCII code point leads back to s
+                               (s at a character boundary) */
+    int32_t    base;        /* the boundary state with the same stacks
+                               (itself when at a boundary; -1 unknown) */
 } st_gstate;
 
 struct st_grammar_matcher {

@@ -5,6 +5,12 @@
  * matched once and a dead prefix prunes its whole subtree. The mask of a
  * state is cached on the state (a state recurs often: inside a JSON
  * string, every ordinary character leads back to the same state).
+ *
+ * Shortcut: each node knows the ASCII bytes below it (and whether any
+ * byte below is not ASCII) and where its descendants' tokens lie in a
+ * preorder token list. When every byte below a node loops back to the
+ * state reached at the node (free text inside a JSON string), every
+ * token below is allowed: they are set from the list without walking.
  */
 #include "engine/grammar_internal.h"
 
@@ -12,6 +18,9 @@
 #include <string.h>
 
 #define ST_GRAMMAR_MASK_SLOTS 64
+/* subtrees at least this big try the loop shortcut (computing a state's
+ * loop set costs 128 transitions) */
+#define ST_LOOP_MIN_TOKENS    8
 
 struct st_grammar_vocab {
     uint32_t       n_vocab;
@@ -22,6 +31,16 @@ struct st_grammar_vocab {
     int32_t       *tok_next;  /* (n_vocab) next token with the same bytes */
     uint8_t       *eog;       /* (n_vocab) */
     uint32_t       max_len;   /* longest piece, bytes */
+    uint64_t      *below;     /* (2 * n_nodes) ASCII bytes in the subtree
+                                 (descendants only) */
+    uint8_t       *below_hi;  /* (n_nodes) a byte >= 0x80 below */
+    uint8_t       *utf8_ok;   /* (n_nodes) bit k: every descendant's bytes
+                                 after this node are well-formed UTF-8 (a
+                                 prefix of it) from decoder state k */
+    uint32_t      *tok_lo;    /* (n_nodes + 1) first token of the node in
+                                 tok_order; its subtree's tokens end at
+                                 tok_lo[end[node]] */
+    int32_t       *tok_order; /* tokens in preorder of their nodes */
     unsigned char *bytes;     /* every piece, concatenated */
     uint32_t      *piece_off; /* (n_vocab + 1) piece i: bytes[off[i]..off[i+1]) */
 };
@@ -47,6 +66,203 @@ st_piece_cmp(const void *a, const void *b)
         return x->len < y->len ? -1 : 1;
     }
     return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+
+/* UTF-8 decoder states for utf8_ok: at a boundary, or expecting more
+ * continuation bytes (with the second-byte limits of E0, ED, F0, F4) */
+enum { U8_B, U8_C1, U8_C2, U8_C2_E0, U8_C2_ED, U8_C3, U8_C3_F0, U8_C3_F4 };
+
+/* next decoder state, or -1 if b is not allowed in state k */
+static int
+st_u8_next(int k, unsigned char b)
+{
+    int cont = (b & 0xC0) == 0x80;
+
+    switch (k) {
+    case U8_B:
+        if (b < 0x80) return U8_B;
+        if (b >= 0xC2 && b <= 0xDF) return U8_C1;
+        if (b == 0xE0) return U8_C2_E0;
+        if (b == 0xED) return U8_C2_ED;
+        if (b >= 0xE1 && b <= 0xEF) return U8_C2;
+        if (b == 0xF0) return U8_C3_F0;
+        if (b == 0xF4) return U8_C3_F4;
+        if (b >= 0xF1 && b <= 0xF3) return U8_C3;
+        return -1;
+    case U8_C1: return cont ? U8_B : -1;
+    case U8_C2: return cont ? U8_C1 : -1;
+    case U8_C2_E0: return b >= 0xA0 && b <= 0xBF ? U8_C1 : -1;
+    case U8_C2_ED: return b >= 0x80 && b <= 0x9F ? U8_C1 : -1;
+    case U8_C3: return cont ? U8_C2 : -1;
+    case U8_C3_F0: return b >= 0x90 && b <= 0xBF ? U8_C2 : -1;
+    case U8_C3_F4: return b >= 0x80 && b <= 0x8F ? U8_C2 : -1;
+    }
+    return -1;
+}
+
+
+/* decoder state of a matcher's partial code point */
+static int
+st_u8_kind(const st_gutf8 *u)
+{
+    switch (u->rem) {
+    case 0: return U8_B;
+    case 1: return U8_C1;
+    case 2:
+        if (u->lo_min == 0x800) {      /* after a 3-byte lead */
+            return u->value == 0x0 ? U8_C2_E0 : u->value == 0xD ? U8_C2_ED
+                : U8_C2;
+        }
+        return U8_C2;
+    default:
+        return u->value == 0 ? U8_C3_F0 : u->value == 4 ? U8_C3_F4 : U8_C3;
+    }
+}
+
+
+/* below / below_hi / utf8_ok / tok_lo / tok_order from the preorder trie */
+static int
+st_vocab_index(st_grammar_vocab *v)
+{
+    uint32_t n = v->n_nodes, k = 0;
+    uint32_t *stack;
+    size_t depth = 0;
+
+    v->below = calloc(2 * (size_t)n, sizeof(uint64_t));
+    v->below_hi = calloc(n, 1);
+    v->tok_lo = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    v->tok_order = malloc((size_t)v->n_vocab * sizeof(int32_t));
+    v->utf8_ok = malloc(n);
+    stack = malloc(((size_t)v->max_len + 2) * sizeof(uint32_t));
+    if (v->below == NULL || v->below_hi == NULL || v->tok_lo == NULL
+        || v->tok_order == NULL || v->utf8_ok == NULL || stack == NULL)
+    {
+        free(stack);
+        return -1;
+    }
+    memset(v->utf8_ok, 0xFF, n);
+    for (uint32_t i = 0; i < n; i++) {
+        v->tok_lo[i] = k;
+        for (int32_t id = v->tok_head[i]; id >= 0; id = v->tok_next[id]) {
+            v->tok_order[k++] = id;
+        }
+    }
+    v->tok_lo[n] = k;
+    /* ancestors of node i are the open nodes on a stack (preorder) */
+    stack[0] = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        unsigned char b = v->byte[i];
+        while (depth > 0 && v->end[stack[depth]] <= i) {
+            depth--;
+        }
+        for (size_t a = 0; a <= depth; a++) {
+            uint32_t up = stack[a];
+            if (b < 0x80) {
+                v->below[2 * (size_t)up + (b >> 6)] |= 1ull << (b & 63);
+            } else {
+                v->below_hi[up] = 1;
+            }
+        }
+        stack[++depth] = i;
+    }
+    /* children come after their parent in preorder: going backwards, a
+     * node is final before its parent reads it */
+    {
+        uint32_t *parent = malloc((size_t)n * sizeof(uint32_t));
+        if (parent == NULL) {
+            free(stack);
+            return -1;
+        }
+        depth = 0;
+        stack[0] = 0;
+        for (uint32_t i = 1; i < n; i++) {
+            while (depth > 0 && v->end[stack[depth]] <= i) {
+                depth--;
+            }
+            parent[i] = stack[depth];
+            stack[++depth] = i;
+        }
+        for (uint32_t i = n; i-- > 1;) {
+            for (int k = 0; k < 8; k++) {
+                int nk = st_u8_next(k, v->byte[i]);
+                if (nk < 0 || !((v->utf8_ok[i] >> nk) & 1)) {
+                    v->utf8_ok[parent[i]] &= (uint8_t)~(1u << k);
+                }
+            }
+        }
+        free(parent);
+    }
+    free(stack);
+    return 0;
+}
+
+
+/* 1 if every stack top's class is constant over U+0080..U+10FFFF */
+static int
+st_state_hi_constant(const st_grammar_matcher *m, int32_t s)
+{
+    const st_grammar *g = m->g;
+    const st_gstacks *st = &m->states[s].stacks;
+
+    for (size_t i = 0; i < st->n; i++) {
+        const st_gclass *c;
+        const uint32_t *r;
+        if (st->len[i] == 0) {
+            continue;
+        }
+        c = &g->cls[g->el[st->data[st->off[i] + st->len[i] - 1]].value];
+        r = g->rng + 2 * (size_t)c->off;
+        for (uint32_t k = 0; k < c->n; k++) {
+            if (r[2 * k + 1] >= 0x80
+                && !(r[2 * k] <= 0x80 && r[2 * k + 1] >= 0x10FFFF))
+            {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+
+/* loop set of state s (ASCII bytes leading back to s); -1 on error */
+static int
+st_state_loops(st_grammar_matcher *m, int32_t s, st_error *err)
+{
+    uint64_t loop[2] = { 0, 0 };
+
+    if (m->states[s].loop_known) {
+        return 0;
+    }
+    for (uint32_t b = 0; b < 128; b++) {
+        int32_t t = st_grammar_trans(m, s, (unsigned char)b, err);
+        if (t < ST_GSTATE_DEAD) {
+            return -1;
+        }
+        if (t == s) {
+            loop[b >> 6] |= 1ull << (b & 63);
+        }
+    }
+    m->states[s].loop[0] = loop[0];
+    m->states[s].loop[1] = loop[1];
+    m->states[s].loop_hi = 0;
+    if (m->states[s].u8.rem == 0 && st_state_hi_constant(m, s)) {
+        /* every class decides all non-ASCII code points alike: one of
+         * them (U+00E9) tells for all */
+        int32_t t = st_grammar_trans(m, s, 0xC3, err);
+        if (t < ST_GSTATE_DEAD) {
+            return -1;
+        }
+        if (t >= 0) {
+            t = st_grammar_trans(m, t, 0xA9, err);
+            if (t < ST_GSTATE_DEAD) {
+                return -1;
+            }
+        }
+        m->states[s].loop_hi = t == s;
+    }
+    m->states[s].loop_known = 1;
+    return 0;
 }
 
 
@@ -168,6 +384,9 @@ st_grammar_vocab_create(st_grammar_vocab **out, uint32_t n_vocab,
     }
     v->end[0] = (uint32_t)n_nodes;
     v->n_nodes = (uint32_t)n_nodes;
+    if (st_vocab_index(v) != 0) {
+        goto nomem;
+    }
     free(refs);
     free(path);
     *out = v;
@@ -193,6 +412,11 @@ st_grammar_vocab_free(st_grammar_vocab *v)
     free(v->eog);
     free(v->bytes);
     free(v->piece_off);
+    free(v->below);
+    free(v->below_hi);
+    free(v->utf8_ok);
+    free(v->tok_lo);
+    free(v->tok_order);
     free(v);
 }
 
@@ -265,6 +489,36 @@ st_grammar_mask_walk(st_grammar_matcher *m, const st_grammar_vocab *v,
         }
         for (int32_t id = v->tok_head[c]; id >= 0; id = v->tok_next[id]) {
             mask[id >> 5] |= 1u << (id & 31);
+        }
+        if (v->end[c] > c + 1
+            && v->tok_lo[v->end[c]] - v->tok_lo[c + 1] >= ST_LOOP_MIN_TOKENS
+            && m->states[t].base >= 0)
+        {
+            /* inside a character, the stacks are those of the boundary
+             * state `base`: once the character completes (as utf8_ok
+             * guarantees it can) a looping base is where every path is */
+            const uint64_t *bl = v->below + 2 * (size_t)c;
+            int32_t base = m->states[t].base;
+            int k = st_u8_kind(&m->states[t].u8);
+            if (st_state_loops(m, base, err) != 0) {
+                return err != NULL ? err->code : ST_ERR_INTERNAL;
+            }
+            if ((bl[0] & ~m->states[base].loop[0]) == 0
+                && (bl[1] & ~m->states[base].loop[1]) == 0
+                && (k == U8_B ? (!v->below_hi[c]
+                                 || (m->states[base].loop_hi
+                                     && (v->utf8_ok[c] & 1)))
+                              : (m->states[base].loop_hi
+                                 && ((v->utf8_ok[c] >> k) & 1))))
+            {
+                for (uint32_t k = v->tok_lo[c + 1]; k < v->tok_lo[v->end[c]];
+                     k++)
+                {
+                    int32_t id = v->tok_order[k];
+                    mask[id >> 5] |= 1u << (id & 31);
+                }
+                continue;
+            }
         }
         if (v->end[c] > c + 1) {
             d++;

@@ -443,6 +443,8 @@ st_gm_intern(st_grammar_matcher *m, const st_gstacks *s, const st_gutf8 *u8)
     st->u8 = *u8;
     st->hash = h;
     st->mask_slot = -1;
+    st->loop_known = 0;
+    st->base = u8->rem == 0 ? (int32_t)m->n_states : -1;
     for (size_t b = 0; b < 256; b++) {
         m->trans[m->n_states * 256 + b] = ST_GSTATE_UNKNOWN;
     }
@@ -528,6 +530,9 @@ partial:
         t = -3;
     } else {
         t = st_gm_intern(m, &m->scratch, &nu8);
+        if (t >= 0 && m->states[t].base < 0) {
+            m->states[t].base = m->states[s].base;
+        }
     }
 interned:
     if (t == -3) {

@@ -37,7 +37,7 @@
     "\"]\"\n"
 
 static const char st_js_prelude[] = ST_JS_PRELUDE;
-static const char st_js_object_gbnf[] = "root ::= json-object\n"
+static const char st_js_object_gbnf[] = "root ::= \" \"? json-object\n"
     ST_JS_PRELUDE;
 
 const char *
@@ -993,7 +993,8 @@ st_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf,
     c.err = err;
     st_jsb_add(&c.out, st_js_prelude, sizeof(st_js_prelude) - 1);
     if (st_js_node(&c, root, "", 0, &id) == 0) {
-        st_jsb_addf(&c.out, "root ::= s%u\n", id);
+        /* one leading space: SPM pieces carry it ("\xe2\x96\x81{") */
+        st_jsb_addf(&c.out, "root ::= \" \"? s%u\n", id);
     }
     for (size_t i = 0; i < c.n_refs; i++) {
         free(c.ref_names[i]);

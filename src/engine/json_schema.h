@@ -14,7 +14,9 @@
  * $comment, strict) are ignored. Anything else is an error naming the
  * keyword and its JSON pointer, never silently dropped.
  *
- * Generated text: properties in declared order; whitespace between
+ * Generated text: one optional leading space (an SPM model's first piece
+ * usually starts with one), then the value, nothing after it;
+ * properties in declared order; whitespace between
  * tokens limited (at most one newline and 20 spaces/tabs), so a model
  * cannot run on forever in whitespace; strings never contain \u escapes of
  * surrogates (so their length in code points is exact); integers at most
