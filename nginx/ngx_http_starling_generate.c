@@ -12,6 +12,7 @@
 #include "ngx_http_starling_output.h"
 #include "ngx_http_starling_handlers.h"
 #include "ngx_http_starling_tokenlimit.h"
+#include "ngx_http_starling_tenant.h"
 
 
 ngx_http_starling_model_t *
@@ -248,6 +249,11 @@ ngx_http_starling_generate(ngx_http_request_t *r,
     ctx->sreq.stop = (const char *const *) stop;
     ctx->sreq.n_stop = ctx->n_stop;
     ctx->sreq.ignore_eos = req->ignore_eos;
+
+    /* tenant, weight and priority for the engine's fair queueing */
+    if (ngx_http_starling_tenant_apply(r, ctx, &rc) != NGX_OK) {
+        return rc;
+    }
 
     ctx->max_tokens = ctx->sreq.max_tokens;
     ctx->stream = (req->kind == ST_API_EXECUTE) ? 1 : req->stream;

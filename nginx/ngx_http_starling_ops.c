@@ -27,7 +27,9 @@ enum {
     NGX_HTTP_STARLING_VAR_BACKEND,
     NGX_HTTP_STARLING_VAR_CORRELATION_ID,
     NGX_HTTP_STARLING_VAR_PREFILL_TIME,
-    NGX_HTTP_STARLING_VAR_DECODE_TIME
+    NGX_HTTP_STARLING_VAR_DECODE_TIME,
+    NGX_HTTP_STARLING_VAR_TENANT,
+    NGX_HTTP_STARLING_VAR_PRIORITY
 };
 
 
@@ -70,6 +72,12 @@ static ngx_http_variable_t  ngx_http_starling_vars[] = {
 
     { ngx_string("starling_decode_time"), NULL, ngx_http_starling_variable,
       NGX_HTTP_STARLING_VAR_DECODE_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_tenant"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_priority"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_PRIORITY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -139,6 +147,23 @@ ngx_http_starling_variable(ngx_http_request_t *r,
     case NGX_HTTP_STARLING_VAR_CORRELATION_ID:
         v->data = ctx->correlation_id.data;
         v->len = ctx->correlation_id.len;
+        return NGX_OK;
+
+    case NGX_HTTP_STARLING_VAR_TENANT:
+        if (ctx->tenant.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->data = ctx->tenant.data;
+        v->len = ctx->tenant.len;
+        return NGX_OK;
+
+    case NGX_HTTP_STARLING_VAR_PRIORITY:
+        if (!ctx->priority_set) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->len = ngx_sprintf(p, "%D", ctx->sreq.priority) - p;
         return NGX_OK;
 
     case NGX_HTTP_STARLING_VAR_FINISH_REASON:

@@ -121,6 +121,12 @@ typedef struct {
     const char *const  *stop;         /* copied */
     size_t              n_stop;
     int                 ignore_eos;
+    /* fair queueing across tenants (engine/fair_queue.c): 0 is the
+     * default tenant; weight 0 counts as 1; lower priority values are
+     * admitted first within a tenant */
+    uint64_t            tenant;
+    uint32_t            weight;
+    int32_t             priority;
 } st_request;
 
 /* Queue a request (validated: ids in vocab, prompt non-empty and

@@ -309,6 +309,7 @@ st_engine_free(st_engine *e)
     st_list_destroy(e, &e->queued);
     st_list_destroy(e, &e->active);
     st_list_destroy(e, &e->done);
+    st_fq_free(&e->fq);
     if (e->be != NULL) {
         e->be->free(e->be);
     }
@@ -398,6 +399,11 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
         st_seq_destroy(s);
         return rc;
     }
+    rc = st_fq_join(&e->fq, s, req->tenant, req->weight, req->priority, err);
+    if (rc != ST_OK) {
+        st_seq_destroy(s);
+        return rc;
+    }
     s->t_submit_ms = st_now_ms();
     s->state = ST_SEQ_QUEUED;
     st_list_push(&e->queued, s);
@@ -420,6 +426,7 @@ st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why)
         return;
     }
     s->finish = why;
+    st_fq_leave(&e->fq, s);
     st_kv_seq_release(&e->kv, &s->kv);
     st_list_remove(s->state == ST_SEQ_QUEUED ? &e->queued : &e->active, s);
     s->state = ST_SEQ_DONE;

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "backend/registry.h"
 #include "engine/sampler.h"
+#include "engine/fair_queue.h"
 #include "text/textstream.h"
 #include "text/tokenizer.h"
 
@@ -68,6 +69,11 @@ struct st_seq {
     size_t             text_len, text_cap;
 
     double             t_submit_ms, t_start_ms, t_first_ms, t_last_ms;
+
+    /* fair queueing (fair_queue.c) */
+    st_fq_tenant      *tenant;          /* while queued or active */
+    int32_t            priority;        /* lower first, within a tenant */
+    uint64_t           fq_step;         /* prefill order: visited in step */
 };
 
 typedef struct {
@@ -95,6 +101,7 @@ struct st_engine {
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
     float             *logits;          /* (max_seqs, n_vocab) */
     st_engine_stats    stats;
+    st_fair_queue      fq;              /* tenants with work */
 };
 
 
