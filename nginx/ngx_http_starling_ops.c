@@ -387,7 +387,30 @@ ngx_http_starling_models(ngx_http_request_t *r,
         st_jbuf_adds(&b, i ? ",{\"id\":" : "{\"id\":");
         st_jbuf_add_jstr(&b, (const char *) m[i].name.data, m[i].name.len);
         st_jbuf_addf(&b, ",\"object\":\"model\",\"created\":%ld,"
-                     "\"owned_by\":\"starling\"}", (long) ngx_time());
+                     "\"owned_by\":\"starling\",\"loaded\":%s,"
+                     "\"state\":\"%s\"", (long) ngx_time(),
+                     m[i].loaded ? "true" : "false",
+                     m[i].loaded ? "ready"
+                     : m[i].load_failed ? "failed" : "loading");
+
+        /* what the answering worker loaded */
+        if (m[i].loaded && m[i].info != NULL) {
+            st_jbuf_adds(&b, ",\"arch\":");
+            st_jbuf_add_jstr(&b, m[i].info->arch,
+                             ngx_strlen(m[i].info->arch));
+            st_jbuf_adds(&b, ",\"type\":");
+            st_jbuf_add_jstr(&b, m[i].info->quant_kind,
+                             ngx_strlen(m[i].info->quant_kind));
+            st_jbuf_addf(&b, ",\"backend\":\"%s\",\"context_length\":%u,"
+                         "\"context_length_train\":%u,\"vocab_size\":%u,"
+                         "\"n_params\":%llu,\"weight_bytes\":%llu",
+                         m[i].info->backend, m[i].info->n_ctx,
+                         m[i].info->n_ctx_train, m[i].info->n_vocab,
+                         (unsigned long long) m[i].info->n_params,
+                         (unsigned long long) m[i].info->weight_bytes);
+        }
+
+        st_jbuf_adds(&b, "}");
     }
     st_jbuf_adds(&b, "]}\n");
 
