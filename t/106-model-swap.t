@@ -80,6 +80,9 @@ $t->stop;
 my $log = $t->error_log;
 my @loads = $log =~ /starling: model "tiny" loaded in \d+ ms: llama (\S+),/g;
 is_deeply([ map { uc } @loads ], [ 'F32', 'Q8_0' ], 'one load summary line per load, old then new');
+my @starts = $log =~ /starling: model "tiny" loading from "([^"]+)"/g;
+is(scalar(@starts), 2, 'a "loading" line before each load');
+like($starts[1] // '', qr/TinyStories-656K-Q8_0\.gguf$/, '... naming the new file');
 $t->check_error_log;
 
 done_testing();
