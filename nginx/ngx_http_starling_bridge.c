@@ -77,6 +77,9 @@ ngx_http_starling_bridge_init(ngx_cycle_t *cycle,
 
         /* the load runs on the pool thread: the worker keeps answering
          * (/ready says 503) while a large model is read and checked */
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "starling: model \"%V\" loading from \"%V\"",
+                      &m[i].name, &m[i].path);
         ngx_http_starling_post(&m[i], 1);
     }
 

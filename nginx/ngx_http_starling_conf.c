@@ -24,6 +24,7 @@
 #include "ngx_http_starling_shm.h"
 #include "ngx_http_starling_handlers.h"
 #include "ngx_http_starling_tokenlimit.h"
+#include "ngx_http_starling_tenant.h"
 
 #include <sys/wait.h>
 
@@ -181,6 +182,20 @@ ngx_command_t  ngx_http_starling_commands[] = {
       ngx_http_starling_token_limit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("starling_tenant"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_starling_tenant_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("starling_priority"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_starling_loc_conf_t, priority),
       NULL },
 
       ngx_null_command
@@ -780,6 +795,7 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
      *     slcf->model_name = { 0, NULL };
      *     slcf->model = NULL;
      *     slcf->token_limit = NULL;
+     *     slcf->tenant = NULL;
      */
 
     slcf->max_tokens = NGX_CONF_UNSET_UINT;
@@ -788,6 +804,7 @@ ngx_http_starling_create_loc_conf(ngx_conf_t *cf)
     slcf->queue_size = NGX_CONF_UNSET_UINT;
     slcf->queue_timeout = NGX_CONF_UNSET_MSEC;
     slcf->request_timeout = NGX_CONF_UNSET_MSEC;
+    slcf->priority = NGX_CONF_UNSET_PTR;
 
     return slcf;
 }
@@ -812,6 +829,13 @@ ngx_http_starling_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->token_limit == NULL) {
         conf->token_limit = prev->token_limit;
     }
+
+    if (conf->tenant == NULL) {
+        conf->tenant = prev->tenant;
+        conf->tenant_weight = prev->tenant_weight;
+    }
+
+    ngx_conf_merge_ptr_value(conf->priority, prev->priority, NULL);
 
     if (ngx_http_starling_token_limit_merge(cf, conf->token_limit)
         != NGX_CONF_OK)

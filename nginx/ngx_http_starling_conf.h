@@ -115,6 +115,9 @@ typedef struct {
     ngx_msec_t                  queue_timeout;
     ngx_msec_t                  request_timeout;  /* wall clock; 0: off */
     ngx_http_starling_token_limit_conf_t  *token_limit;  /* NULL: none */
+    ngx_http_complex_value_t   *tenant;          /* NULL: default tenant */
+    ngx_uint_t                  tenant_weight;
+    ngx_http_complex_value_t   *priority;        /* NULL: 0 */
 } ngx_http_starling_loc_conf_t;
 
 

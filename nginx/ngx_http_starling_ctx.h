@@ -132,6 +132,10 @@ struct ngx_http_starling_ctx_s {
     ngx_http_starling_token_limit_conf_t  *token_limit;
     ngx_str_t                   token_limit_key;
     uint32_t                    token_limit_hash;
+
+    /* fair queueing (ngx_http_starling_tenant.c) */
+    ngx_str_t                   tenant;          /* empty: default */
+    ngx_uint_t                  priority_set;
 };
 
 

@@ -12,6 +12,7 @@
 #include "ngx_http_starling_output.h"
 #include "ngx_http_starling_handlers.h"
 #include "ngx_http_starling_tokenlimit.h"
+#include "ngx_http_starling_tenant.h"
 
 
 ngx_http_starling_model_t *
@@ -443,6 +444,11 @@ ngx_http_starling_generate(ngx_http_request_t *r,
         ctx->sreq.constraint = st_constraint_ref(req->constraint);
         cln->handler = ngx_http_starling_constraint_cleanup;
         cln->data = ctx->sreq.constraint;
+    }
+
+    /* tenant, weight and priority for the engine's fair queueing */
+    if (ngx_http_starling_tenant_apply(r, ctx, &rc) != NGX_OK) {
+        return rc;
     }
 
     ctx->max_tokens = ctx->sreq.max_tokens;

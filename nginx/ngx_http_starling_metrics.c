@@ -31,6 +31,10 @@ static void ngx_http_starling_render_hist(st_jbuf *b,
     ngx_http_starling_shm_t *shm, ngx_uint_t h);
 static void ngx_http_starling_render_models(st_jbuf *b,
     ngx_http_starling_shm_t *shm);
+static void ngx_http_starling_count_tenant(ngx_http_request_t *r,
+    ngx_http_starling_shm_t *shm, ngx_http_starling_ctx_t *ctx);
+static void ngx_http_starling_render_tenants(st_jbuf *b,
+    ngx_http_starling_shm_t *shm);
 
 
 /* histogram bucket upper bounds, milliseconds (1 ms ... 60 s) */
@@ -298,6 +302,8 @@ ngx_http_starling_count_finish(ngx_http_request_t *r,
     ngx_http_starling_observe(shm, NGX_HTTP_STARLING_HIST_QUEUE,
                               ctx->queue_ms);
 
+    ngx_http_starling_count_tenant(r, shm, ctx);
+
     if (ctx->completion_tokens == 0) {
         return;
     }
@@ -342,6 +348,123 @@ ngx_http_starling_observe(ngx_http_starling_shm_t *shm, ngx_uint_t h,
     (void) ngx_atomic_fetch_add(&hist->sum_us,
                                 (ngx_atomic_int_t) (ms * 1000));
     (void) ngx_atomic_fetch_add(&hist->count, 1);
+}
+
+
+/* ---- per-tenant counters -------------------------------------------- */
+
+static void
+ngx_http_starling_count_tenant(ngx_http_request_t *r,
+    ngx_http_starling_shm_t *shm, ngx_http_starling_ctx_t *ctx)
+{
+    size_t                             len;
+    ngx_uint_t                         i;
+    ngx_slab_pool_t                   *shpool;
+    ngx_http_starling_tenant_stats_t  *ts, *slot;
+
+    len = ctx->tenant.len;
+    if (len == 0) {
+        return;
+    }
+
+    slot = NULL;
+    ts = shm->tenants;
+
+    /* names are written once, under the mutex, before name_len */
+    for (i = 0; i < NGX_HTTP_STARLING_TENANT_SLOTS - 1; i++) {
+        if (ts[i].name_len == 0) {
+            break;
+        }
+        if (ts[i].name_len == len && len <= NGX_HTTP_STARLING_TENANT_NAME
+            && ngx_memcmp(ts[i].name, ctx->tenant.data, len) == 0)
+        {
+            slot = &ts[i];
+            break;
+        }
+    }
+
+    if (slot == NULL && len <= NGX_HTTP_STARLING_TENANT_NAME
+        && i < NGX_HTTP_STARLING_TENANT_SLOTS - 1)
+    {
+        shpool = (ngx_slab_pool_t *) ngx_http_starling_shm_zone(r)->shm.addr;
+        ngx_shmtx_lock(&shpool->mutex);
+
+        for (i = 0; i < NGX_HTTP_STARLING_TENANT_SLOTS - 1; i++) {
+            if (ts[i].name_len == 0) {
+                ngx_memcpy(ts[i].name, ctx->tenant.data, len);
+                ngx_memory_barrier();
+                ts[i].name_len = len;
+                slot = &ts[i];
+                break;
+            }
+            if (ts[i].name_len == len
+                && ngx_memcmp(ts[i].name, ctx->tenant.data, len) == 0)
+            {
+                slot = &ts[i];
+                break;
+            }
+        }
+
+        ngx_shmtx_unlock(&shpool->mutex);
+    }
+
+    if (slot == NULL) {
+        slot = &ts[NGX_HTTP_STARLING_TENANT_SLOTS - 1];
+    }
+
+    (void) ngx_atomic_fetch_add(&slot->requests, 1);
+    (void) ngx_atomic_fetch_add(&slot->prompt_tokens, ctx->prompt_tokens);
+    (void) ngx_atomic_fetch_add(&slot->completion_tokens,
+                                ctx->completion_tokens);
+}
+
+
+static void
+ngx_http_starling_render_tenants(st_jbuf *b, ngx_http_starling_shm_t *shm)
+{
+    size_t                             len;
+    ngx_uint_t                         i, k;
+    ngx_atomic_uint_t                  v;
+    ngx_http_starling_tenant_stats_t  *ts;
+    static const char                 *names[3][2] = {
+        { "starling_tenant_requests_total",
+          "Generation requests that ended, per tenant." },
+        { "starling_tenant_prompt_tokens_total",
+          "Prompt tokens per tenant." },
+        { "starling_tenant_completion_tokens_total",
+          "Generated tokens per tenant." }
+    };
+
+    ts = shm->tenants;
+
+    for (k = 0; k < 3; k++) {
+        st_jbuf_addf(b, "# HELP %s %s The first %d tenants have their "
+                     "own label, the others are \"__other__\".\n"
+                     "# TYPE %s counter\n", names[k][0], names[k][1],
+                     NGX_HTTP_STARLING_TENANT_SLOTS - 1, names[k][0]);
+
+        for (i = 0; i < NGX_HTTP_STARLING_TENANT_SLOTS; i++) {
+            len = ts[i].name_len;
+            if (i < NGX_HTTP_STARLING_TENANT_SLOTS - 1
+                && (len == 0 || len > NGX_HTTP_STARLING_TENANT_NAME))
+            {
+                continue;
+            }
+            v = k == 0 ? ts[i].requests
+                : k == 1 ? ts[i].prompt_tokens : ts[i].completion_tokens;
+            if (i == NGX_HTTP_STARLING_TENANT_SLOTS - 1) {
+                if (ts[i].requests == 0) {
+                    continue;
+                }
+                st_jbuf_addf(b, "%s{tenant=\"__other__\"} %lu\n",
+                             names[k][0], (unsigned long) v);
+                continue;
+            }
+            st_jbuf_addf(b, "%s{tenant=", names[k][0]);
+            ngx_http_starling_add_label(b, ts[i].name, len);
+            st_jbuf_addf(b, "} %lu\n", (unsigned long) v);
+        }
+    }
 }
 
 
@@ -726,6 +849,7 @@ ngx_http_starling_metrics(ngx_http_request_t *r,
                  (long) (ngx_atomic_int_t) shm->active);
 
     ngx_http_starling_render_models(&b, shm);
+    ngx_http_starling_render_tenants(&b, shm);
 
     /* sessions: the answering worker's engines (sessions live in one
      * worker) */

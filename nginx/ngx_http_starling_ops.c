@@ -27,7 +27,9 @@ enum {
     NGX_HTTP_STARLING_VAR_BACKEND,
     NGX_HTTP_STARLING_VAR_CORRELATION_ID,
     NGX_HTTP_STARLING_VAR_PREFILL_TIME,
-    NGX_HTTP_STARLING_VAR_DECODE_TIME
+    NGX_HTTP_STARLING_VAR_DECODE_TIME,
+    NGX_HTTP_STARLING_VAR_TENANT,
+    NGX_HTTP_STARLING_VAR_PRIORITY
 };
 
 
@@ -70,6 +72,12 @@ static ngx_http_variable_t  ngx_http_starling_vars[] = {
 
     { ngx_string("starling_decode_time"), NULL, ngx_http_starling_variable,
       NGX_HTTP_STARLING_VAR_DECODE_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_tenant"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("starling_priority"), NULL, ngx_http_starling_variable,
+      NGX_HTTP_STARLING_VAR_PRIORITY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -139,6 +147,23 @@ ngx_http_starling_variable(ngx_http_request_t *r,
     case NGX_HTTP_STARLING_VAR_CORRELATION_ID:
         v->data = ctx->correlation_id.data;
         v->len = ctx->correlation_id.len;
+        return NGX_OK;
+
+    case NGX_HTTP_STARLING_VAR_TENANT:
+        if (ctx->tenant.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->data = ctx->tenant.data;
+        v->len = ctx->tenant.len;
+        return NGX_OK;
+
+    case NGX_HTTP_STARLING_VAR_PRIORITY:
+        if (!ctx->priority_set) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->len = ngx_sprintf(p, "%D", ctx->sreq.priority) - p;
         return NGX_OK;
 
     case NGX_HTTP_STARLING_VAR_FINISH_REASON:
@@ -362,7 +387,30 @@ ngx_http_starling_models(ngx_http_request_t *r,
         st_jbuf_adds(&b, i ? ",{\"id\":" : "{\"id\":");
         st_jbuf_add_jstr(&b, (const char *) m[i].name.data, m[i].name.len);
         st_jbuf_addf(&b, ",\"object\":\"model\",\"created\":%ld,"
-                     "\"owned_by\":\"starling\"}", (long) ngx_time());
+                     "\"owned_by\":\"starling\",\"loaded\":%s,"
+                     "\"state\":\"%s\"", (long) ngx_time(),
+                     m[i].loaded ? "true" : "false",
+                     m[i].loaded ? "ready"
+                     : m[i].load_failed ? "failed" : "loading");
+
+        /* what the answering worker loaded */
+        if (m[i].loaded && m[i].info != NULL) {
+            st_jbuf_adds(&b, ",\"arch\":");
+            st_jbuf_add_jstr(&b, m[i].info->arch,
+                             ngx_strlen(m[i].info->arch));
+            st_jbuf_adds(&b, ",\"type\":");
+            st_jbuf_add_jstr(&b, m[i].info->quant_kind,
+                             ngx_strlen(m[i].info->quant_kind));
+            st_jbuf_addf(&b, ",\"backend\":\"%s\",\"context_length\":%u,"
+                         "\"context_length_train\":%u,\"vocab_size\":%u,"
+                         "\"n_params\":%llu,\"weight_bytes\":%llu",
+                         m[i].info->backend, m[i].info->n_ctx,
+                         m[i].info->n_ctx_train, m[i].info->n_vocab,
+                         (unsigned long long) m[i].info->n_params,
+                         (unsigned long long) m[i].info->weight_bytes);
+        }
+
+        st_jbuf_adds(&b, "}");
     }
     st_jbuf_adds(&b, "]}\n");
 

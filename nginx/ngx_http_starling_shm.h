@@ -68,6 +68,20 @@ typedef struct {
     ngx_http_starling_model_gauges_t  model[NGX_HTTP_STARLING_MODEL_SLOTS];
 } ngx_http_starling_worker_slot_t;
 
+/* per-tenant counters: a bounded label set, the first tenants seen take
+ * the slots (for the zone's life), the rest are counted as "__other__"
+ * (the last slot) */
+#define NGX_HTTP_STARLING_TENANT_SLOTS  32
+#define NGX_HTTP_STARLING_TENANT_NAME   64
+
+typedef struct {
+    u_char          name[NGX_HTTP_STARLING_TENANT_NAME];
+    ngx_atomic_t    name_len;              /* 0: free */
+    ngx_atomic_t    requests;
+    ngx_atomic_t    prompt_tokens;
+    ngx_atomic_t    completion_tokens;
+} ngx_http_starling_tenant_stats_t;
+
 typedef struct {
     ngx_atomic_t    requests_total;
     ngx_atomic_t    requests_ok;
@@ -84,6 +98,7 @@ typedef struct {
     ngx_atomic_t    preemptions;
 
     ngx_http_starling_hist_t         hist[NGX_HTTP_STARLING_NHIST];
+    ngx_http_starling_tenant_stats_t tenants[NGX_HTTP_STARLING_TENANT_SLOTS];
     ngx_http_starling_worker_slot_t  workers[NGX_HTTP_STARLING_WORKER_SLOTS];
 
     /* running worker-API jobs of every worker, keyed by a hash of the

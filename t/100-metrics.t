@@ -22,6 +22,7 @@ my $t = StarlingTest->new(workers => 2, listen => 'reuseport',
     starling_model one path={{MODEL260K}} max_seqs=1;
 EOF2
         add_header X-Worker-Pid $pid always;
+        starling_tenant $http_x_tenant;
         location /one/ { starling worker model=one; starling_queue 0; }
         location /v1/ { starling openai; }
         location / { starling worker; }
@@ -62,7 +63,8 @@ my $ok = 0;
 for my $i (1 .. 6) {
     my $r = $t->request('POST', '/v1/completions',
                         { prompt => $prompt, max_tokens => 4,
-                          temperature => 0 });
+                          temperature => 0, ignore_eos => JSON::PP::true },
+                        'X-Tenant' => $i % 2 ? 't1' : 't"2');
     $ok++ if $r->{status} == 200;
 }
 is($ok, 6, 'six completions');
@@ -150,6 +152,14 @@ is(value($idle, 'starling_prefix_cache_queries_tokens_total'),
    'every prompt token is a prefix-cache query');
 ok(value($idle, 'starling_prefix_cache_hits_tokens_total') > 0,
    'repeated prompts hit the prefix cache');
+
+# per-tenant counters (the label value escaped)
+is(value($idle, 'starling_tenant_requests_total{tenant="t1"}'), 3, 'tenant t1: requests');
+is(value($idle, 'starling_tenant_requests_total{tenant="t\\"2"}'), 3, 'tenant t"2: requests');
+is(value($idle, 'starling_tenant_completion_tokens_total{tenant="t1"}'), 12,
+   'tenant t1: completion tokens');
+ok(!defined value($idle, 'starling_tenant_requests_total{tenant="__other__"}'),
+   'no overflow label while under the bound');
 
 # buckets are cumulative
 my @b = $idle =~ /^starling_ttft_seconds_bucket\{le="[^"]+"\} (\d+)$/mg;

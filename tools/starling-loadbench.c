@@ -12,6 +12,12 @@
  * Token events are SSE "data:" chunks carrying text; the token count is
  * the usage.completion_tokens of the final chunk when the server sends
  * it (stream_options.include_usage), else the number of text chunks.
+ *
+ * Two-tenant (or more) mode: --tenants a:8,b:24 starts 8 streams with
+ * "X-Tenant: a" and 24 with "X-Tenant: b" per wave (header name:
+ * --tenant-header) and prints, per tenant, its generated tokens/s over
+ * the wave (until its own last token) and its TTFT; with
+ * starling_tenant $http_x_tenant weight=... this shows the fair shares.
  */
 
 #include <arpa/inet.h>
@@ -46,7 +52,51 @@ typedef struct {
     double  *gaps;
     size_t   n_gaps, cap_gaps;
     long     n_text_events, usage_tokens;
+    int      tenant;           /* index into the --tenants list */
 } stream;
+
+#define MAX_TENANTS 8
+
+typedef struct {
+    char     name[64];
+    int      count;            /* streams per wave */
+    long     tokens;
+    double   busy_ms;          /* wave start -> its last token, summed */
+    double  *ttft;
+    size_t   n_ttft;
+    int      errors;
+} tenant;
+
+
+/* "a:8,b:24" -> tenants; returns the number, or -1 */
+static int
+parse_tenants(const char *spec, tenant *t)
+{
+    int          n = 0;
+    const char  *p = spec, *colon, *end;
+
+    while (*p) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        colon = memchr(p, ':', (size_t) (end - p));
+        if (n == MAX_TENANTS || colon == NULL || colon == p
+            || (size_t) (colon - p) >= sizeof(t[n].name))
+        {
+            return -1;
+        }
+        memset(&t[n], 0, sizeof(t[n]));
+        memcpy(t[n].name, p, (size_t) (colon - p));
+        t[n].count = atoi(colon + 1);
+        if (t[n].count <= 0 || t[n].count > MAX_CONC) {
+            return -1;
+        }
+        n++;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
 
 static double
 now_ms(void)
@@ -224,7 +274,8 @@ usage(void)
     fprintf(stderr,
         "usage: starling-loadbench [-h HOST] [-p PORT] [--path /v1/completions]\n"
         "         [-c 1,4,8,16] [-n MAX_TOKENS] [-w WAVES] [--prompt TEXT]\n"
-        "         [--model NAME] [--temp T] [--ignore-eos] [--json]\n");
+        "         [--model NAME] [--temp T] [--ignore-eos] [--json]\n"
+        "         [--tenants NAME:N,NAME:N [--tenant-header X-Tenant]]\n");
 }
 
 
@@ -235,6 +286,10 @@ main(int argc, char **argv)
     const char *prompt = "Once upon a time, there was a little girl named "
                          "Lily. She loved to play outside in the park.";
     const char *model = "default", *conc_list = "1,4,8,16";
+    const char *tenants_spec = NULL, *tenant_header = "X-Tenant";
+    tenant      tn[MAX_TENANTS];
+    int         n_tenants = 0, total_conc = 0;
+    char        conc_buf[16];
     int         port = 8080, max_tokens = 128, waves = 3, json = 0, i;
     int         ignore_eos = 0;
     double      temp = 0.0;
@@ -255,7 +310,28 @@ main(int argc, char **argv)
         else if (strcmp(a, "--prompt") == 0) prompt = v;
         else if (strcmp(a, "--model") == 0) model = v;
         else if (strcmp(a, "--temp") == 0) temp = atof(v);
+        else if (strcmp(a, "--tenants") == 0) tenants_spec = v;
+        else if (strcmp(a, "--tenant-header") == 0) tenant_header = v;
         else { usage(); return 2; }
+    }
+    if (tenants_spec != NULL) {
+        n_tenants = parse_tenants(tenants_spec, tn);
+        if (n_tenants <= 0) {
+            fprintf(stderr, "bad --tenants \"%s\" (NAME:N,NAME:N)\n",
+                    tenants_spec);
+            return 2;
+        }
+        for (i = 0; i < n_tenants; i++) {
+            total_conc += tn[i].count;
+        }
+        if (total_conc > MAX_CONC) {
+            fprintf(stderr, "--tenants: %d streams, at most %d\n",
+                    total_conc, MAX_CONC);
+            return 2;
+        }
+        /* one concurrency level: every tenant's streams at once */
+        snprintf(conc_buf, sizeof(conc_buf), "%d", total_conc);
+        conc_list = conc_buf;
     }
     if (port <= 0 || max_tokens <= 0 || waves <= 0) {
         usage();
@@ -292,11 +368,28 @@ main(int argc, char **argv)
 
             memset(st, 0, sizeof(st));
             for (k = 0; k < n; k++) {
-                char hdr[512];
-                int  hl = snprintf(hdr, sizeof(hdr),
-                    "POST %s HTTP/1.1\r\nHost: %s\r\n"
+                char hdr[512], th[160];
+                int  hl, j, c;
+
+                th[0] = '\0';
+                st[k].tenant = -1;
+                /* stream k belongs to the tenant whose block holds k */
+                for (j = 0, c = k; n_tenants > 0; j = (j + 1) % n_tenants) {
+                    if (c < tn[j].count) {
+                        break;
+                    }
+                    c -= tn[j].count;
+                }
+                if (n_tenants > 0) {
+                    st[k].tenant = j;
+                    snprintf(th, sizeof(th), "%s: %s\r\n", tenant_header,
+                             tn[j].name);
+                }
+                hl = snprintf(hdr, sizeof(hdr),
+                    "POST %s HTTP/1.1\r\nHost: %s\r\n%s"
                     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                    "Connection: close\r\n\r\n", path, host, strlen(body));
+                    "Connection: close\r\n\r\n", path, host, th,
+                    strlen(body));
                 st[k].req_len = (size_t) hl + strlen(body);
                 st[k].req = malloc(st[k].req_len + 1);
                 memcpy(st[k].req, hdr, (size_t) hl);
@@ -360,9 +453,36 @@ main(int argc, char **argv)
             }
             t_end = now_ms();
             busy_ms += t_end - t0;
+            for (k = 0; k < n_tenants; k++) {
+                double last = t0;
+                int    j;
+
+                for (j = 0; j < n; j++) {
+                    if (st[j].tenant == k && st[j].t_last > last) {
+                        last = st[j].t_last;
+                    }
+                }
+                tn[k].busy_ms += last - t0;
+            }
             for (k = 0; k < n; k++) {
                 stream *s = &st[k];
                 size_t  g;
+
+                if (s->tenant >= 0) {
+                    tenant *tt = &tn[s->tenant];
+
+                    if (tt->ttft == NULL) {
+                        tt->ttft = malloc(sizeof(double) * (size_t) tt->count
+                                          * (size_t) waves);
+                    }
+                    if (!s->failed && s->t_first > 0 && tt->ttft != NULL) {
+                        tt->ttft[tt->n_ttft++] = s->t_first - s->t_start;
+                        tt->tokens += s->usage_tokens > 0 ? s->usage_tokens
+                                                          : s->n_text_events;
+                    } else {
+                        tt->errors++;
+                    }
+                }
 
                 if (!s->failed && s->t_first > 0) {
                     ttft[n_ttft++] = s->t_first - s->t_start;
@@ -411,6 +531,34 @@ main(int argc, char **argv)
         }
         free(ttft);
         free(itl);
+    }
+    for (i = 0; i < n_tenants; i++) {
+        double  tm = 0, tp = 0;
+        size_t  j;
+
+        qsort(tn[i].ttft, tn[i].n_ttft, sizeof(double), cmp_double);
+        for (j = 0; j < tn[i].n_ttft; j++) tm += tn[i].ttft[j];
+        tm = tn[i].n_ttft ? tm / tn[i].n_ttft : 0;
+        tp = tn[i].n_ttft ? tn[i].ttft[(size_t) ceil(0.99 * tn[i].n_ttft) - 1]
+                          : 0;
+        if (json) {
+            printf("{\"tenant\":\"%s\",\"streams\":%d,\"tokens\":%ld,"
+                   "\"tokens_per_s\":%.1f,\"ttft_ms_mean\":%.2f,"
+                   "\"ttft_ms_p99\":%.2f,\"errors\":%d}\n", tn[i].name,
+                   tn[i].count, tn[i].tokens,
+                   tn[i].busy_ms > 0 ? tn[i].tokens * 1000.0 / tn[i].busy_ms
+                                     : 0.0, tm, tp, tn[i].errors);
+        } else {
+            if (i == 0) {
+                printf("%-12s %8s %10s %12s %12s %8s\n", "tenant", "streams",
+                       "tok/s", "ttft_mean", "ttft_p99", "errors");
+            }
+            printf("%-12s %8d %10.1f %10.2fms %10.2fms %8d\n", tn[i].name,
+                   tn[i].count,
+                   tn[i].busy_ms > 0 ? tn[i].tokens * 1000.0 / tn[i].busy_ms
+                                     : 0.0, tm, tp, tn[i].errors);
+        }
+        free(tn[i].ttft);
     }
     free(list);
     return 0;

@@ -152,6 +152,12 @@ typedef struct {
                                          printable ASCII; NULL = none */
     size_t              session_id_len;
     st_constraint      *constraint;   /* NULL: none; referenced at submit */
+    /* fair queueing across tenants (engine/fair_queue.c): 0 is the
+     * default tenant; weight 0 counts as 1; lower priority values are
+     * admitted first within a tenant */
+    uint64_t            tenant;
+    uint32_t            weight;
+    int32_t             priority;
 } st_request;
 
 /* Sessions (see st_engine_session_* below). */

@@ -313,6 +313,7 @@ st_engine_free(st_engine *e)
     st_list_destroy(e, &e->active);
     st_list_destroy(e, &e->done);
     st_sessions_free(e);
+    st_fq_free(&e->fq);
     if (e->be != NULL) {
         e->be->free(e->be);
     }
@@ -410,6 +411,11 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
         st_seq_destroy(s);
         return rc;
     }
+    rc = st_fq_join(&e->fq, s, req->tenant, req->weight, req->priority, err);
+    if (rc != ST_OK) {
+        st_seq_destroy(s);
+        return rc;
+    }
     s->t_submit_ms = st_now_ms();
     s->state = ST_SEQ_QUEUED;
     st_list_push(&e->queued, s);
@@ -433,6 +439,7 @@ st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why)
     }
     s->finish = why;
     st_session_end_turn(e, s, why);    /* keeps the blocks, if a session */
+    st_fq_leave(&e->fq, s);
     st_kv_seq_release(&e->kv, &s->kv);
     st_list_remove(s->state == ST_SEQ_QUEUED ? &e->queued : &e->active, s);
     s->state = ST_SEQ_DONE;

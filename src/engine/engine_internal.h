@@ -18,6 +18,7 @@
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/constraint.h"
+#include "engine/fair_queue.h"
 #include "text/textstream.h"
 #include "text/tokenizer.h"
 
@@ -76,6 +77,10 @@ struct st_seq {
 
     st_session        *session;         /* session.c: turn of, or NULL */
     st_session_result  session_result;
+    /* fair queueing (fair_queue.c) */
+    st_fq_tenant      *tenant;          /* while queued or active */
+    int32_t            priority;        /* lower first, within a tenant */
+    uint64_t           fq_step;         /* prefill order: visited in step */
 };
 
 typedef struct {
@@ -106,6 +111,7 @@ struct st_engine {
                                            built at the first one */
     st_engine_stats    stats;
     st_sessions        sessions;        /* session.c */
+    st_fair_queue      fq;              /* tenants with work */
 };
 
 

@@ -41,10 +41,14 @@ st_engine_step(st_engine *e, st_error *err)
     uint32_t    n = 0, n_logits = 0, budget, i;
     int         reserved;
     st_status   rc;
+    uint64_t    prefill_pass;
     double      now = st_now_ms();
     st_token_logprob top[ST_MAX_TOP_LOGPROBS], chosen;
 
     e->step_id++;
+    /* one mark per batch-building pass (a pass may be retried after a
+     * preemption): unique across steps and passes */
+    prefill_pass = e->step_id << 16;
 
     /* retire cancelled sequences, wherever they are */
     for (s = e->queued.head; s; s = next) {
@@ -60,9 +64,9 @@ st_engine_step(st_engine *e, st_error *err)
         }
     }
 
-    /* admit FIFO */
+    /* admit by weighted fair queueing across tenants (fair_queue.c) */
     while (e->queued.head && e->active.n < e->max_seqs) {
-        s = e->queued.head;
+        s = st_fq_pick(e->queued.head);
         st_list_remove(&e->queued, s);
         s->state = ST_SEQ_ACTIVE;
         s->id = e->next_id++;
@@ -127,15 +131,30 @@ st_engine_step(st_engine *e, st_error *err)
             n++;
             budget--;
         }
-        /* then prefill chunks (prompt, or everything after preemption) */
-        for (s = e->active.head; s && budget > 0; s = s->next) {
+        /* then prefill chunks (prompt, or everything after preemption),
+         * in fair-queueing order: the tenant with the least virtual time
+         * first (fair_queue.c) */
+        prefill_pass++;
+        while (budget > 0) {
             uint32_t todo, take, j;
 
-            if ((s->n_past + 1 == s->n_tokens && s->n_past >= s->n_prompt)
-                || s->preempted_at == e->step_id)
-            {
-                continue;
+            s = NULL;
+            for (next = e->active.head; next; next = next->next) {
+                if ((next->n_past + 1 == next->n_tokens
+                     && next->n_past >= next->n_prompt)
+                    || next->preempted_at == e->step_id
+                    || next->fq_step == prefill_pass)
+                {
+                    continue;
+                }
+                if (s == NULL || st_fq_before(next, s)) {
+                    s = next;
+                }
             }
+            if (s == NULL) {
+                break;
+            }
+            s->fq_step = prefill_pass;
             if (s->n_past == 0 && s->kv.n_blocks == 0) {
                 /* share cached blocks of an equal prefix; leave at least
                  * one token to compute so the step yields logits */
@@ -193,6 +212,7 @@ st_engine_step(st_engine *e, st_error *err)
      * then sample rows that produced logits */
     for (i = 0; i < n; i++) {
         e->batch_seq[i]->n_past++;
+        st_fq_charge(e->batch_seq[i], 1);
         if (e->batch[i].pos < e->batch_seq[i]->n_prompt) {
             e->stats.tokens_prefilled++;
         }
