@@ -160,6 +160,9 @@ invalid:
     *rc = ngx_http_starling_reject(r, ctx, NGX_HTTP_BAD_REQUEST, "prompt",
                                    "invalid", msg);
     return NGX_DECLINED;
+}
+
+
 /* the request's reference to its output constraint (the sequence holds
  * its own once submitted) */
 static void
