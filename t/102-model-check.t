@@ -82,12 +82,12 @@ $files{garbage} = 'GGUF' . ("\xff" x 64);
     substr($img, $p + 4, 8) = pack('Q<', $n0 - 1);
     $files{shape} = $img;
 }
-# a tensor type without kernels (Q4_1: valid GGUF, same block size)
+# a tensor type without kernels (IQ2_XXS: valid GGUF, a type id ggml knows)
 {
     my $img = $good;
     my $p = $rec->{'blk.0.ffn_up.weight'};
     my $nd = unpack('L<', substr($img, $p, 4));
-    substr($img, $p + 4 + 8 * $nd, 4) = pack('L<', 3);
+    substr($img, $p + 4 + 8 * $nd, 4) = pack('L<', 16);
     $files{type} = $img;
 }
 
@@ -96,7 +96,7 @@ my %want = (
     garbage   => qr/GGUF|version|header|truncat/i,
     arch      => qr/architecture.*gpt2x/i,
     shape     => qr/'output_norm\.weight' has shape \[63, 1, 1, 1\], expected \[64/,
-    type      => qr/blk\.0\.ffn_up\.weight.*q4_1/i,
+    type      => qr/blk\.0\.ffn_up\.weight.*iq2_xxs/i,
 );
 
 for my $case (sort keys %files) {
