@@ -1,6 +1,7 @@
 // The official `openai` npm client against Starling: completions, chat,
-// responses and embeddings, streaming and not. Starts its own nginx (Debian's binary + the built
-// module) on a free loopback port under a temporary prefix.
+// responses and embeddings, streaming and not. Starts its own nginx
+// (Debian's binary + the built module) on a free loopback port under a
+// temporary prefix.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
