@@ -11,15 +11,21 @@
  *     other embeddings and generating sequences, and with another prefill
  *     chunk size;
  *   - the prompt may fill the context, one more token is refused; the KV
- *     blocks are free once it finished; no tokens are generated.
+ *     blocks are free once it finished; no tokens are generated;
+ *   - the model's declared pooling (GGUF <arch>.pooling_type, written into
+ *     a copy of the file): 2 (cls) and 3 (last) give the explicit
+ *     poolings' vectors, 0 (none) and 4 (rank) are refused naming them.
  */
 #include "tap.h"
 #include "starling/st_engine.h"
 #include "model/model.h"
 #include "backend/cpu/forward.h"
 #include "quant/quant.h"
+#include "gguf/gguf.h"
+#include "gguf_writer.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #define MAX_POS  64
 #define MAX_EMBD 512
@@ -129,6 +135,13 @@ done:
     st_forward_free(f);
     st_model_free(m);
     return good;
+}
+
+
+static uint32_t
+e_n_embd(const st_engine *e)
+{
+    return st_engine_info(e)->n_embd;
 }
 
 
@@ -401,6 +414,133 @@ done:
 }
 
 
+/* src (a llama file) with llama.pooling_type = type added, to dst. */
+static int
+with_pooling(const char *src, const char *dst, uint32_t type)
+{
+    st_gguf        *g = NULL;
+    st_gguf_writer *w = NULL;
+    st_error        err;
+    uint64_t        i;
+    int             good;
+
+    if (st_gguf_open(&g, src, NULL, &err) != ST_OK
+        || st_gguf_writer_create(&w, &err) != ST_OK)
+    {
+        diag("rewrite %s: %s", src, err.msg);
+        st_gguf_close(g);
+        return 0;
+    }
+    for (i = 0; i < st_gguf_n_kv(g); i++) {
+        const st_gguf_kv *kv = st_gguf_kv_at(g, i);
+
+        st_gguf_writer_add_value(w, kv->key.ptr, kv->key.len, &kv->value,
+                                 &err);
+    }
+    st_gguf_writer_add_u32(w, "llama.pooling_type", type, &err);
+    for (i = 0; i < st_gguf_n_tensors(g); i++) {
+        const st_gguf_tensor *t = st_gguf_tensor_at(g, i);
+
+        st_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne,
+                                  &err);
+    }
+    st_gguf_writer_begin_data(w, dst, &err);
+    for (i = 0; i < st_gguf_n_tensors(g); i++) {
+        const st_gguf_tensor *t = st_gguf_tensor_at(g, i);
+
+        st_gguf_writer_write(w, t->data, t->nbytes, &err);
+    }
+    good = st_gguf_writer_finish(w, &err) == ST_OK;
+    if (!good) {
+        diag("rewrite %s: %s", src, err.msg);
+    }
+    st_gguf_writer_free(w);
+    st_gguf_close(g);
+    return good;
+}
+
+
+/* One embedding of text on engine e with pooling p; 1 if it ran. */
+static int
+embed_one(st_engine *e, const char *text, st_pooling p, float *out,
+    st_error *err)
+{
+    st_tokens  t;
+    st_seq    *s;
+    float      vec[1][MAX_EMBD];
+    int        good = 0;
+
+    if (!tokenize(e, text, &t)) {
+        return 0;
+    }
+    s = submit_embed(e, &t, p, 1, err);
+    if (s != NULL && run_all(e, &s, 1, vec, NULL)) {
+        memcpy(out, vec[0], sizeof(float) * e_n_embd(e));
+        good = 1;
+    }
+    if (s != NULL) {
+        st_seq_release(e, s);
+    }
+    free(t.ids);
+    return good;
+}
+
+
+static void
+declared_pooling(const char *path)
+{
+    static const struct { uint32_t type; st_pooling same; const char *want; }
+                 cases[] = {
+        { 1, ST_POOLING_MEAN, NULL },
+        { 2, ST_POOLING_CLS, NULL },
+        { 3, ST_POOLING_LAST, NULL },
+        { 0, ST_POOLING_MODEL, "pooling type 0 (none)" },
+        { 4, ST_POOLING_MODEL, "pooling type 4 (rank)" },
+    };
+    char        dst[256];
+    float       a[MAX_EMBD], b[MAX_EMBD];
+    st_engine  *e, *ref;
+    st_error    err;
+    size_t      k;
+
+    ref = make_engine(path, 512, 64);
+    if (ref == NULL) {
+        ok(0, "declared pooling: engine");
+        return;
+    }
+    snprintf(dst, sizeof(dst), "/tmp/st_test_embed_%ld.gguf", (long) getpid());
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        if (!with_pooling(path, dst, cases[k].type)
+            || (e = make_engine(dst, 512, 64)) == NULL)
+        {
+            ok(0, "pooling_type %u: file rewritten and loaded",
+               cases[k].type);
+            continue;
+        }
+        memset(&err, 0, sizeof(err));
+        if (cases[k].want == NULL) {
+            ok(embed_one(e, texts[1], ST_POOLING_MODEL, a, &err)
+               && embed_one(ref, texts[1], cases[k].same, b, &err)
+               && memcmp(a, b, sizeof(float) * e_n_embd(e)) == 0,
+               "pooling_type %u: the model's pooling is the explicit one's "
+               "vector", cases[k].type);
+        } else {
+            ok(!embed_one(e, texts[1], ST_POOLING_MODEL, a, &err)
+               && err.code == ST_ERR_UNSUPPORTED
+               && strstr(err.msg, cases[k].want) != NULL,
+               "pooling_type %u: refused naming it (%s)", cases[k].type,
+               err.msg);
+            ok(embed_one(e, texts[1], ST_POOLING_MEAN, a, &err),
+               "pooling_type %u: an explicit pooling still works",
+               cases[k].type);
+        }
+        st_engine_free(e);
+        unlink(dst);
+    }
+    st_engine_free(ref);
+}
+
+
 int
 main(void)
 {
@@ -411,5 +551,6 @@ main(void)
              tap_root_dir());
     embeddings(m1);
     embeddings(m2);
+    declared_pooling(m1);
     return done_testing();
 }
