@@ -233,7 +233,8 @@ st_api_embeddings_write(st_jbuf *b, const char *model,
     }
     st_jbuf_adds(b, "],\"model\":");
     st_jbuf_add_jstr(b, model, strlen(model));
-    st_jbuf_addf(b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}"
-                 "\n", (unsigned long long) prompt_tokens,
+    st_jbuf_addf(b, ",\"usage\":{\"prompt_tokens\":%llu,"
+                 "\"total_tokens\":%llu}}\n",
+                 (unsigned long long) prompt_tokens,
                  (unsigned long long) prompt_tokens);
 }

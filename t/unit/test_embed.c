@@ -320,8 +320,8 @@ embeddings(const char *path)
          * kernels may group sums differently */
         ok(maxd < 1e-4 * (modes[k].norm ? 1.0 : sqrt(n2)) && n_gen[0] == 0,
            "%s: %s embedding of %u tokens equals the reference (max abs "
-           "diff %.2g, %u generated)", path, modes[k].name, (unsigned) t[1].n, maxd,
-           n_gen[0]);
+           "diff %.2g, %u generated)", path, modes[k].name,
+           (unsigned) t[1].n, maxd, n_gen[0]);
     }
     n2 = 0.0;
     for (d = 0; d < E; d++) {
