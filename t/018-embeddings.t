@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # POST /v1/embeddings: the list object, float and base64 encodings of the
 # same vectors, L2 normalisation (and normalize: false), batches of inputs
-# equal to the inputs one by one, token-id inputs, and the 400s (empty
+# equal to the inputs one by one, token-id inputs, a client that goes away
+# mid-batch (everything released), and the 400s (empty
 # input, too long for the context naming the index, dimensions, bad
 # encoding_format), on the openai route and a `starling embeddings;`
 # location.
@@ -12,6 +13,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use MIME::Base64 qw(decode_base64);
+use Time::HiRes qw(time);
 use StarlingTest qw(json_decode);
 
 StarlingTest::require_nginx();
@@ -135,6 +137,26 @@ $r = $t->request('POST', '/v1/embeddings', { model => 'nope', input => 'x' });
 is($r->{status}, 404, 'unknown model: 404');
 $r = $t->request('GET', '/v1/embeddings');
 is($r->{status}, 405, 'GET: 405');
+
+# the client goes away mid-batch: every input's sequence is released
+{
+    my $s = $t->connect_server;
+    print $s $t->build_request('POST', '/v1/embeddings',
+        { model => 'tiny', input => [ map { "$long $_" =~ s/^(\S+(?:\s+\S+){0,40}).*/$1/r } 1 .. 64 ] });
+    select(undef, undef, undef, 0.02);
+    close $s;
+}
+my $deadline = time + 5;
+my $h;
+while (time < $deadline) {
+    $h = $t->request('GET', '/health')->{json};
+    last if $h->{active_sequences} == 0 && $h->{queued_sequences} == 0
+            && $h->{live_requests} == 0;
+    select(undef, undef, undef, 0.05);
+}
+is($h->{active_sequences} + $h->{queued_sequences} + $h->{live_requests}, 0,
+   'client gone: no sequence left');
+is($h->{kv_blocks_free}, $h->{kv_blocks_total}, 'client gone: all KV blocks free');
 
 # generation still works beside it, and the KV blocks came back
 $r = $t->request('POST', '/v1/completions',
