@@ -2,10 +2,9 @@
 # POST /v1/embeddings: the list object, float and base64 encodings of the
 # same vectors, L2 normalisation (and normalize: false), batches of inputs
 # equal to the inputs one by one, token-id inputs, a client that goes away
-# mid-batch (everything released), and the 400s (empty
-# input, too long for the context naming the index, dimensions, bad
-# encoding_format), on the openai route and a `starling embeddings;`
-# location.
+# mid-batch (everything released), and the 400s (empty input, too long for
+# the context naming the index, dimensions, bad encoding_format), on the
+# openai route and a `starling embeddings;` location.
 
 use strict;
 use warnings;
