@@ -41,11 +41,13 @@ SHIM_OBJS    := $(patsubst $(CUDA_DIR)/%.cu,$(BUILD)/cuda-shim/%.o,$(CUDA_SRCS))
 
 CUDA_TEST_FLAGS = $(ST_CFLAGS) -It/unit -Itools/lib
 SHIM_TESTS   := $(BUILD)/t/cuda/test_cuda_kernels $(BUILD)/t/cuda/test_cuda_backend \
-                $(BUILD)/t/cuda/test_cuda_graphs $(BUILD)/t/cuda/test_cuda_invariance
+                $(BUILD)/t/cuda/test_cuda_graphs $(BUILD)/t/cuda/test_cuda_invariance \
+                $(BUILD)/t/cuda/test_cuda_embed
 GPU_TESTS    := $(BUILD)/t/cuda-gpu/test_cuda_kernels \
                 $(BUILD)/t/cuda-gpu/test_cuda_backend \
                 $(BUILD)/t/cuda-gpu/test_cuda_graphs \
-                $(BUILD)/t/cuda-gpu/test_cuda_invariance
+                $(BUILD)/t/cuda-gpu/test_cuda_invariance \
+                $(BUILD)/t/cuda-gpu/test_cuda_embed
 
 .PHONY: cuda-lib cuda-shim-lib test-cuda-shim test-gpu
 

@@ -25,8 +25,6 @@
 
 
 static void ngx_http_starling_choices_end_handler(ngx_event_t *ev);
-static void ngx_http_starling_choices_end(ngx_http_starling_ctx_t *ctx,
-    ngx_int_t rc);
 static void ngx_http_starling_choices_followers(ngx_http_starling_ctx_t *leader);
 
 
@@ -187,6 +185,11 @@ ngx_http_starling_choice_output(ngx_http_starling_ctx_t *c,
     ngx_http_starling_ctx_t  *ctx = c->parent, *o;
 
     if (c->done) {
+        return;
+    }
+
+    if (ctx->surface == NGX_HTTP_STARLING_EMBEDDINGS) {
+        ngx_http_starling_embeddings_output(c, out);
         return;
     }
 
@@ -366,7 +369,7 @@ broken:
 
 
 /* finalization after the bridge's walk over its queues */
-static void
+void
 ngx_http_starling_choices_end(ngx_http_starling_ctx_t *ctx, ngx_int_t rc)
 {
     ctx->end_rc = rc;

@@ -92,6 +92,7 @@ static ngx_conf_enum_t  ngx_http_starling_surfaces[] = {
     { ngx_string("metrics"), NGX_HTTP_STARLING_METRICS },
     { ngx_string("apply_template"), NGX_HTTP_STARLING_APPLY_TEMPLATE },
     { ngx_string("openai_responses"), NGX_HTTP_STARLING_RESPONSES },
+    { ngx_string("embeddings"), NGX_HTTP_STARLING_EMBEDDINGS },
     { ngx_null_string, 0 }
 };
 

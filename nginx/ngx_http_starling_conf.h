@@ -40,7 +40,8 @@ typedef enum {
     NGX_HTTP_STARLING_SESSION_CLOSE,  /* POST .../session/close */
     NGX_HTTP_STARLING_SESSIONS,       /* GET .../sessions */
     NGX_HTTP_STARLING_APPLY_TEMPLATE, /* chat messages -> prompt, no run */
-    NGX_HTTP_STARLING_RESPONSES       /* POST /v1/responses */
+    NGX_HTTP_STARLING_RESPONSES,      /* POST /v1/responses */
+    NGX_HTTP_STARLING_EMBEDDINGS      /* POST /v1/embeddings */
 } ngx_http_starling_surface_e;
 
 

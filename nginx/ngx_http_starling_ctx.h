@@ -112,6 +112,11 @@ struct ngx_http_starling_ctx_s {
     /* /v1/responses (ngx_http_starling_responses.c) */
     ngx_str_t                   instructions;    /* echoed back */
 
+    /* /v1/embeddings (ngx_http_starling_embeddings.c) */
+    float                      *embedding;       /* child: (n_embd) in
+                                                    r->pool, once done */
+    ngx_uint_t                  embed_base64;    /* parent: encoding */
+
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;
     ngx_http_log_handler_pt     orig_log_handler;

@@ -75,7 +75,8 @@ ngx_http_starling_validation_error(ngx_http_request_t *r,
     if (ctx->surface == NGX_HTTP_STARLING_COMPLETIONS
         || ctx->surface == NGX_HTTP_STARLING_CHAT
         || ctx->surface == NGX_HTTP_STARLING_APPLY_TEMPLATE
-        || ctx->surface == NGX_HTTP_STARLING_RESPONSES)
+        || ctx->surface == NGX_HTTP_STARLING_RESPONSES
+        || ctx->surface == NGX_HTTP_STARLING_EMBEDDINGS)
     {
         /* OpenAI reports one error; the first one found */
         return ngx_http_starling_error_status(r, ctx, NGX_HTTP_BAD_REQUEST,

@@ -155,6 +155,9 @@ ngx_http_starling_route(ngx_http_request_t *r, ngx_http_starling_surface_e s)
         if (ngx_http_starling_suffix(uri, "/responses")) {
             return NGX_HTTP_STARLING_RESPONSES;
         }
+        if (ngx_http_starling_suffix(uri, "/embeddings")) {
+            return NGX_HTTP_STARLING_EMBEDDINGS;
+        }
         if (ngx_http_starling_suffix(uri, "/apply-template")) {
             return NGX_HTTP_STARLING_APPLY_TEMPLATE;
         }
@@ -407,6 +410,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
     case NGX_HTTP_STARLING_RESPONSES:
         kind = ST_API_RESPONSES;
         break;
+    case NGX_HTTP_STARLING_EMBEDDINGS:
+        kind = ST_API_EMBEDDINGS;
+        break;
     case NGX_HTTP_STARLING_TOKENIZE:
         kind = ST_API_TOKENIZE;
         break;
@@ -449,6 +455,9 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         break;
     case ST_API_SESSION_CLOSE:
         rc = ngx_http_starling_session_request(r, ctx, req);
+        break;
+    case ST_API_EMBEDDINGS:
+        rc = ngx_http_starling_embeddings(r, ctx, req);
         break;
     default:
         rc = ctx->surface == NGX_HTTP_STARLING_APPLY_TEMPLATE

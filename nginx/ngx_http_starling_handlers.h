@@ -22,6 +22,12 @@ ngx_http_starling_model_t *ngx_http_starling_pick_model(
 ngx_int_t ngx_http_starling_generate(ngx_http_request_t *r,
     ngx_http_starling_ctx_t *ctx, st_api_request *req);
 
+/* ngx_http_starling_embeddings.c: POST /v1/embeddings */
+ngx_int_t ngx_http_starling_embeddings(ngx_http_request_t *r,
+    ngx_http_starling_ctx_t *ctx, st_api_request *req);
+void ngx_http_starling_embeddings_output(ngx_http_starling_ctx_t *c,
+    const st_seq_output *out);
+
 /* lifecycle (a submitted request: timers, disconnects, engine output) */
 void ngx_http_starling_test_reading(ngx_http_request_t *r);
 ngx_msec_t ngx_http_starling_timer_delay(ngx_http_starling_ctx_t *ctx,

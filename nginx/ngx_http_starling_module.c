@@ -17,6 +17,8 @@
  *   ngx_http_starling_handler.c    content handler, routing, body
  *   ngx_http_starling_handlers.h   the handler and its endpoints
  *   ngx_http_starling_generate.c   generation requests -> engine
+ *   ngx_http_starling_embeddings.c /v1/embeddings: inputs -> embedding
+ *                                  sequences -> one list object
  *   ngx_http_starling_lifecycle.c  timers, disconnects, engine output
  *   ngx_http_starling_tokenize.c   /tokenize, /detokenize
  *   ngx_http_starling_cancel.c     /cancel

@@ -86,6 +86,9 @@ void ngx_http_starling_choice_output(ngx_http_starling_ctx_t *child,
 void ngx_http_starling_choices_detach(ngx_http_starling_ctx_t *ctx);
 void ngx_http_starling_choices_cancel(ngx_http_starling_ctx_t *ctx);
 void ngx_http_starling_choices_free(ngx_http_starling_ctx_t *ctx);
+/* finalizes the request with rc after the bridge's walk (posted) */
+void ngx_http_starling_choices_end(ngx_http_starling_ctx_t *ctx,
+    ngx_int_t rc);
 
 
 #endif /* _NGX_HTTP_STARLING_OUTPUT_H_INCLUDED_ */

@@ -63,8 +63,10 @@ typedef enum {
     ST_API_DETOKENIZE,          /* POST /detokenize */
     ST_API_CANCEL,              /* POST /cancel */
     ST_API_SESSION_CLOSE,       /* POST /v1/session/close */
-    ST_API_RESPONSES            /* POST /v1/responses (st_api_responses.c):
+    ST_API_RESPONSES,           /* POST /v1/responses (st_api_responses.c):
                                    input/instructions -> messages */
+    ST_API_EMBEDDINGS           /* POST /v1/embeddings
+                                   (st_api_embeddings.c) */
 } st_api_kind;
 
 /* a function call: what an assistant message carries in its history,
@@ -108,6 +110,9 @@ typedef struct {
     int32_t *ids;               /* or NULL */
     size_t   n_ids;
 } st_api_prompt;
+
+/* embeddings: at most this many inputs in one request (OpenAI's) */
+#define ST_API_MAX_EMBED_INPUTS  2048
 
 /* "n" * prompts: at most this many choices in one request */
 #define ST_API_MAX_CHOICES  64
@@ -160,6 +165,11 @@ typedef struct {
     int                 with_pieces;    /* tokenize: pieces + offsets */
     char               *session_id;     /* chat, completions, execute,
                                            session close; NULL: none */
+    st_api_prompt      *inputs;         /* embeddings: >= 1 */
+    size_t              n_inputs;
+    int                 encoding_base64;    /* embeddings */
+    uint32_t            dimensions;     /* embeddings: 0 = not given */
+    int                 normalize;      /* embeddings: L2 (default 1) */
 
     st_api_error        errors[ST_API_MAX_ERRORS];
     size_t              n_errors;
@@ -246,6 +256,16 @@ struct yajl_val_s;
 /* /v1/responses: its fields onto req (messages, tools, sampling) */
 void st_api_responses_fields(st_api_request *req, struct yajl_val_s *root,
     const st_api_limits *lim, int *nomem);
+
+/* /v1/embeddings: input, encoding_format, dimensions, normalize, user */
+void st_api_embeddings_fields(st_api_request *req, struct yajl_val_s *root,
+    int *nomem);
+/* The embeddings response object: n vectors of n_embd floats, as JSON
+ * numbers (9 significant digits, exact for float32) or base64 of their
+ * little-endian float32 bytes. */
+void st_api_embeddings_write(st_jbuf *b, const char *model,
+    const float *const *vecs, size_t n, uint32_t n_embd, int base64,
+    uint64_t prompt_tokens);
 
 /* Parses "tools", "tool_choice", "parallel_tool_calls" and the messages'
  * tool fields (called by the chat parser). */

@@ -140,6 +140,17 @@ st_status st_constraint_json_object(st_constraint **out, st_error *err);
 st_constraint *st_constraint_ref(st_constraint *c);
 void st_constraint_free(st_constraint *c);   /* drops one reference */
 
+/* Embedding pooling over the prompt's final hidden states. MODEL is the
+ * model's GGUF <arch>.pooling_type (1 mean, 2 cls, 3 last; mean when
+ * absent); a model declaring another kind (none, rank) is refused with
+ * ST_ERR_UNSUPPORTED. */
+typedef enum {
+    ST_POOLING_MODEL = 0,
+    ST_POOLING_MEAN,
+    ST_POOLING_CLS,             /* first token */
+    ST_POOLING_LAST             /* last token */
+} st_pooling;
+
 typedef struct {
     const int32_t      *prompt;       /* copied at submit */
     size_t              n_prompt;
@@ -158,6 +169,15 @@ typedef struct {
     uint64_t            tenant;
     uint32_t            weight;
     int32_t             priority;
+    /* Embedding request: the prompt is prefilled (no prefix reuse, no
+     * sampling: max_tokens, sampling, stop, session and constraint are
+     * ignored), its final hidden states after the output norm are
+     * pooled, and it finishes (ST_FINISH_STOP) with
+     * st_seq_output.embedding; its KV blocks are released at once. The
+     * prompt may fill the whole context. */
+    int                 embedding;
+    st_pooling          pooling;      /* ST_POOLING_MODEL: the model's */
+    int                 normalize;    /* L2-normalise the pooled vector */
 } st_request;
 
 /* Sessions (see st_engine_session_* below). */
@@ -219,6 +239,9 @@ typedef struct {
     double              ttft_ms;     /* submit -> first token */
     double              decode_ms;   /* first token -> last token */
     st_session_result   session;     /* set once the sequence started */
+    const float        *embedding;   /* embedding request, once finished
+                                        with ST_FINISH_STOP: (n_embd) */
+    uint32_t            n_embd;
 } st_seq_output;
 
 /* Between steps: new output of s since the previous take. Pointers are

@@ -898,6 +898,9 @@ st_api_parse(st_api_kind kind, const char *body, size_t len,
     case ST_API_RESPONSES:
         st_api_responses_fields(req, root, lim, &nomem);
         break;
+    case ST_API_EMBEDDINGS:
+        st_api_embeddings_fields(req, root, &nomem);
+        break;
     case ST_API_SESSION_CLOSE:
         break;
     }
@@ -939,6 +942,12 @@ st_api_request_free(st_api_request *req)
         free(req->batch[i].ids);
     }
     free(req->batch);
+
+    for (i = 0; i < req->n_inputs; i++) {
+        free(req->inputs[i].text);
+        free(req->inputs[i].ids);
+    }
+    free(req->inputs);
 
     for (i = 0; i < req->n_messages; i++) {
         free(req->messages[i].role);

@@ -24,6 +24,11 @@ struct st_backend {
     st_status  (*run)(st_backend *b, st_kv_cache *kv,
                       const st_batch_entry *batch, uint32_t n, float *logits,
                       st_error *err);
+    /* Right after a successful run() of the same batch: the final hidden
+     * state, after the output norm, of each row with want_hidden, in
+     * batch order, (n_want_hidden, n_embd) on the host (embeddings). */
+    st_status  (*hidden)(st_backend *b, const st_batch_entry *batch,
+                         uint32_t n, float *out, st_error *err);
     void       (*free)(st_backend *b);
     /* Extra fields for /health (JSON object members without braces, e.g.
      * "\"device_name\":\"...\",\"compute_capability\":\"9.0\""), or NULL. */

@@ -284,6 +284,8 @@ st_seq_destroy(st_seq *s)
     free(s->out_text_off);
     free(s->tops);
     free(s->text);
+    free(s->embed_acc);
+    free(s->embed_vec);
     free(s);
 }
 
@@ -324,6 +326,7 @@ st_engine_free(st_engine *e)
     st_model_free(e->model);
     free((char *) e->info.chat_template);
     free(e->batch);
+    free(e->hidden);
     free(e->batch_seq);
     free(e->logits);
     free(e);
@@ -356,10 +359,15 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
     if (req->n_prompt == 0) {
         return st_error_set(err, ST_ERR_INVALID, "prompt is empty");
     }
-    if (req->max_tokens == 0) {
+    if (req->embedding && req->n_prompt > e->n_ctx) {
+        return st_error_set(err, ST_ERR_CONTEXT,
+                            "input has %zu tokens, the context holds %u",
+                            req->n_prompt, e->n_ctx);
+    }
+    if (!req->embedding && req->max_tokens == 0) {
         return st_error_set(err, ST_ERR_INVALID, "max_tokens must be >= 1");
     }
-    if (req->n_prompt + 1 > e->n_ctx) {
+    if (!req->embedding && req->n_prompt + 1 > e->n_ctx) {
         return st_error_set(err, ST_ERR_CONTEXT,
                             "prompt has %zu tokens, the context holds %u",
                             req->n_prompt, e->n_ctx);
@@ -373,9 +381,11 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
                                 req->prompt[i]);
         }
     }
-    rc = st_sampling_validate(&req->sampling, e->info.n_vocab, err);
-    if (rc != ST_OK) {
-        return rc;
+    if (!req->embedding) {
+        rc = st_sampling_validate(&req->sampling, e->info.n_vocab, err);
+        if (rc != ST_OK) {
+            return rc;
+        }
     }
 
     s = calloc(1, sizeof(*s));
@@ -395,6 +405,14 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
     s->n_probs = req->sampling.n_probs;
     s->stop_index = -1;
 
+    if (req->embedding) {
+        rc = st_seq_embed_init(e, s, req, err);
+        if (rc != ST_OK) {
+            st_seq_destroy(s);
+            return rc;
+        }
+        goto queue;
+    }
     rc = st_sampler_create(&s->sampler, &req->sampling, e->info.n_vocab, err);
     if (rc == ST_OK) {
         st_sampler_accept_prompt(s->sampler, req->prompt, req->n_prompt);
@@ -411,6 +429,7 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
         st_seq_destroy(s);
         return rc;
     }
+queue:
     rc = st_fq_join(&e->fq, s, req->tenant, req->weight, req->priority, err);
     if (rc != ST_OK) {
         st_seq_destroy(s);

@@ -81,6 +81,16 @@ struct st_seq {
     st_fq_tenant      *tenant;          /* while queued or active */
     int32_t            priority;        /* lower first, within a tenant */
     uint64_t           fq_step;         /* prefill order: visited in step */
+
+    /* embedding request (engine_embed.c) */
+    int                embed;
+    st_pooling         embed_pool;      /* resolved: MEAN, CLS or LAST */
+    int                embed_normalize;
+    double            *embed_acc;       /* (n_embd) sum of pooled rows */
+    uint32_t           embed_rows;
+    float             *embed_vec;       /* (embed_dim) result */
+    uint32_t           embed_dim;       /* n_embd */
+    int                embed_done;
 };
 
 typedef struct {
@@ -107,6 +117,8 @@ struct st_engine {
     st_batch_entry    *batch;           /* (step_tokens) */
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
     float             *logits;          /* (max_seqs, n_vocab) */
+    float             *hidden;          /* (step_tokens, n_embd), from the
+                                           first embedding request */
     st_grammar_vocab  *gvocab;          /* token bytes for constraints,
                                            built at the first one */
     st_engine_stats    stats;
@@ -177,5 +189,15 @@ int st_seq_constraint_done(const st_seq *s);
  * s goes on. */
 void st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     const st_token_logprob *top);
+
+/* engine_embed.c: set s up as an embedding sequence at submit; whether
+ * the prompt position pos is pooled; the pool restarts (preemption);
+ * add one output-normed hidden row; pool, normalise and finish s. */
+st_status st_seq_embed_init(st_engine *e, st_seq *s, const st_request *req,
+    st_error *err);
+int st_seq_embed_wants(const st_seq *s, uint32_t pos);
+void st_seq_embed_reset(const st_engine *e, st_seq *s);
+void st_seq_embed_add(const st_engine *e, st_seq *s, const float *row);
+void st_seq_embed_finish(st_engine *e, st_seq *s);
 
 #endif /* ST_ENGINE_INTERNAL_H */

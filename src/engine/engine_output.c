@@ -95,6 +95,10 @@ st_seq_take(st_seq *s, st_seq_output *out)
     out->n_cached_tokens = s->n_cached;
     out->session = s->session_result;
     out->n_generated = s->n_generated;
+    if (s->embed_done) {
+        out->embedding = s->embed_vec;
+        out->n_embd = s->embed_dim;
+    }
     out->queue_ms = s->t_start_ms > 0 ? s->t_start_ms - s->t_submit_ms : 0;
     out->ttft_ms = s->t_first_ms > 0 ? s->t_first_ms - s->t_submit_ms : 0;
     out->decode_ms = s->t_last_ms > s->t_first_ms ? s->t_last_ms - s->t_first_ms

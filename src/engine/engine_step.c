@@ -23,6 +23,9 @@ st_preempt_newest(st_engine *e)
         if (s->kv.n_blocks > 0) {
             st_kv_seq_release(&e->kv, &s->kv);
             s->n_past = 0;
+            if (s->embed) {
+                st_seq_embed_reset(e, s);
+            }
             /* sits out the rest of this step, so that it cannot take its
              * (cached) blocks straight back: every retry makes progress */
             s->preempted_at = e->step_id;
@@ -38,7 +41,7 @@ st_status
 st_engine_step(st_engine *e, st_error *err)
 {
     st_seq     *s, *next;
-    uint32_t    n = 0, n_logits = 0, budget, i;
+    uint32_t    n = 0, n_logits = 0, n_hidden, budget, i;
     int         reserved;
     st_status   rc;
     uint64_t    prefill_pass;
@@ -100,6 +103,7 @@ st_engine_step(st_engine *e, st_error *err)
     for ( ;; ) {
         budget = e->step_tokens;
         n = 0;
+        n_hidden = 0;
         /* decode rows first: running streams never wait behind prefill */
         for (s = e->active.head; s && budget > 0; s = s->next) {
             if (s->n_past + 1 != s->n_tokens || s->n_past < s->n_prompt
@@ -127,6 +131,7 @@ st_engine_step(st_engine *e, st_error *err)
             e->batch[n].pos = s->n_past;
             e->batch[n].seq = &s->kv;
             e->batch[n].want_logits = 1;
+            e->batch[n].want_hidden = 0;
             e->batch_seq[n] = s;
             n++;
             budget--;
@@ -155,7 +160,7 @@ st_engine_step(st_engine *e, st_error *err)
                 break;
             }
             s->fq_step = prefill_pass;
-            if (s->n_past == 0 && s->kv.n_blocks == 0) {
+            if (s->n_past == 0 && s->kv.n_blocks == 0 && !s->embed) {
                 /* share cached blocks of an equal prefix; leave at least
                  * one token to compute so the step yields logits */
                 if (!s->started && s->session != NULL) {
@@ -180,7 +185,16 @@ st_engine_step(st_engine *e, st_error *err)
                 e->batch[n].token = s->tokens[s->n_past + j];
                 e->batch[n].pos = s->n_past + j;
                 e->batch[n].seq = &s->kv;
-                e->batch[n].want_logits = (j == todo - 1);
+                if (s->embed) {
+                    /* every position computed, none sampled */
+                    e->batch[n].want_logits = 0;
+                    e->batch[n].want_hidden =
+                        st_seq_embed_wants(s, s->n_past + j);
+                    n_hidden += e->batch[n].want_hidden;
+                } else {
+                    e->batch[n].want_logits = (j == todo - 1);
+                    e->batch[n].want_hidden = 0;
+                }
                 e->batch_seq[n] = s;
                 n++;
             }
@@ -197,6 +211,9 @@ st_engine_step(st_engine *e, st_error *err)
     }
 
     rc = e->be->run(e->be, &e->kv, e->batch, n, e->logits, err);
+    if (rc == ST_OK && n_hidden > 0) {
+        rc = e->be->hidden(e->be, e->batch, n, e->hidden, err);
+    }
     if (rc != ST_OK) {
         for (s = e->active.head; s; s = next) {
             next = s->next;
@@ -220,6 +237,15 @@ st_engine_step(st_engine *e, st_error *err)
     for (s = e->active.head; s; s = s->next) {
         st_kv_commit(&e->kv, &s->kv, s->tokens, s->n_past);
     }
+    /* pool embedding rows (batch order is position order per sequence) */
+    n_hidden = 0;
+    for (i = 0; i < n; i++) {
+        if (e->batch[i].want_hidden) {
+            st_seq_embed_add(e, e->batch_seq[i],
+                             e->hidden + (size_t) n_hidden * e->info.n_embd);
+            n_hidden++;
+        }
+    }
     for (i = 0; i < n; i++) {
         float   *row;
         int32_t  tok;
@@ -237,6 +263,14 @@ st_engine_step(st_engine *e, st_error *err)
         }
         e->stats.tokens_generated++;
         st_seq_accept(e, s, tok, chosen.logprob, top);
+    }
+    /* embedding sequences whose prompt is all in: pooled, finished, their
+     * blocks released */
+    for (s = e->active.head; s; s = next) {
+        next = s->next;
+        if (s->embed && s->n_past == s->n_tokens) {
+            st_seq_embed_finish(e, s);
+        }
     }
     return ST_OK;
 }

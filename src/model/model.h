@@ -50,7 +50,11 @@ typedef struct {
     uint32_t     swa_pattern;  /* every swa_pattern-th layer is global */
     float        rope_base_swa; /* rope base of sliding-window layers */
     float        logit_softcap; /* final_logit_softcapping, 0 = none */
+    uint32_t     pooling_type; /* <arch>.pooling_type (1 mean, 2 cls,
+                                  3 last...), ST_POOLING_ABSENT if absent */
 } st_hparams;
+
+#define ST_POOLING_ABSENT 0xffffffffu
 
 /*
  * What one layer computes, beyond the weights it has (a NULL norm or bias
@@ -121,6 +125,8 @@ typedef struct {
     uint32_t pos;
     const st_kv_seq *seq;   /* block table the token's K/V go to and read from */
     int      want_logits;
+    int      want_hidden; /* return its final-normed hidden state
+                             (backend.h: hidden) */
 } st_batch_entry;
 
 #endif /* ST_MODEL_H */

@@ -378,6 +378,14 @@ st_load_hparams(st_loader *ld, st_error *err)
         }
     }
 
+    /* embedding pooling the model declares (checked when an embedding
+     * is asked for, so that generation models load whatever it says) */
+    if ((rc = st_get_u32_arch(m->gguf, a, "pooling_type", &hp->pooling_type,
+                              0, ST_POOLING_ABSENT, err)))
+    {
+        return rc;
+    }
+
     hp->file_type = 0xffffffffu;
     if (st_gguf_find(m->gguf, "general.file_type") != NULL
         && (rc = st_gguf_get_u32(m->gguf, "general.file_type",

@@ -656,6 +656,110 @@ test_responses(void)
     st_api_request_free(r);
 }
 
+/* /v1/embeddings: the four input shapes, encoding_format, dimensions,
+ * normalize, errors; the response writer's float and base64 forms */
+static void
+test_embeddings(void)
+{
+    st_api_request  *r;
+    st_jbuf          b;
+    const float      v0[3] = { 1.0f, -0.5f, 0.1f }, v1[3] = { 0, 0, 2.5f };
+    const float     *vecs[2] = { v0, v1 };
+
+    r = parse(ST_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"hello\"}");
+    ok(r->n_errors == 0 && r->n_inputs == 1
+       && strcmp(r->inputs[0].text, "hello") == 0 && r->normalize == 1
+       && !r->encoding_base64 && r->dimensions == 0,
+       "embeddings: one string, defaults");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[\"a\",\"bc\"],"
+              "\"encoding_format\":\"base64\",\"dimensions\":64,"
+              "\"user\":\"u1\",\"normalize\":false}");
+    ok(r->n_errors == 0 && r->n_inputs == 2
+       && strcmp(r->inputs[1].text, "bc") == 0 && r->encoding_base64
+       && r->dimensions == 64 && r->normalize == 0,
+       "embeddings: strings, base64, dimensions, normalize false");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[1,2,3]}");
+    ok(r->n_errors == 0 && r->n_inputs == 1 && r->inputs[0].n_ids == 3
+       && r->inputs[0].ids[2] == 3, "embeddings: one array of token ids");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[[1,2],[3]]}");
+    ok(r->n_errors == 0 && r->n_inputs == 2 && r->inputs[0].n_ids == 2
+       && r->inputs[1].ids[0] == 3, "embeddings: arrays of token ids");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{}");
+    ok(has_error(r, "input", "required"), "embeddings: input required");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":\"\"}");
+    ok(has_error(r, "input", "length"), "embeddings: empty string");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[]}");
+    ok(has_error(r, "input", "length"), "embeddings: empty array");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[\"a\",\"\"]}");
+    ok(has_error(r, "input[1]", "length"), "embeddings: empty item names "
+       "its index");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[[1],[]]}");
+    ok(has_error(r, "input[1]", "length"), "embeddings: empty id array");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[\"a\",5]}");
+    ok(has_error(r, "input[1]", "type"), "embeddings: mixed item types");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":[1,-2]}");
+    ok(has_error(r, "input", "type"), "embeddings: negative token id");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":{\"a\":1}}");
+    ok(has_error(r, "input", "type"), "embeddings: object input");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":"
+              "\"int8\"}");
+    ok(has_error(r, "encoding_format", "enum"),
+       "embeddings: unknown encoding_format");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":\"a\",\"dimensions\":0}");
+    ok(has_error(r, "dimensions", NULL), "embeddings: dimensions 0");
+    st_api_request_free(r);
+
+    r = parse(ST_API_EMBEDDINGS, "{\"input\":\"a\",\"normalize\":1}");
+    ok(has_error(r, "normalize", NULL), "embeddings: normalize not a bool");
+    st_api_request_free(r);
+
+    st_jbuf_init(&b);
+    st_api_embeddings_write(&b, "m", vecs, 2, 3, 0, 7);
+    ok(!b.failed && strcmp(b.data, "{\"object\":\"list\",\"data\":["
+       "{\"object\":\"embedding\",\"index\":0,\"embedding\":"
+       "[1,-0.5,0.100000001]},{\"object\":\"embedding\",\"index\":1,"
+       "\"embedding\":[0,0,2.5]}],\"model\":\"m\",\"usage\":"
+       "{\"prompt_tokens\":7,\"total_tokens\":7}}\n") == 0,
+       "embeddings: float response (9 digits)");
+    st_jbuf_reset(&b);
+    /* 1.0f = 00 00 80 3f, -0.5f = 00 00 00 bf, 0.1f = cd cc cc 3d */
+    st_api_embeddings_write(&b, "m", vecs, 1, 3, 1, 2);
+    ok(!b.failed && strstr(b.data, "\"embedding\":\"AACAPwAAAL/NzMw9\"")
+       != NULL, "embeddings: base64 of little-endian float32");
+    st_jbuf_reset(&b);
+    st_api_embeddings_write(&b, "m", vecs, 1, 1, 1, 2);
+    ok(!b.failed && strstr(b.data, "\"embedding\":\"AACAPw==\"") != NULL,
+       "embeddings: base64 padding");
+    st_jbuf_free(&b);
+}
+
+
 int
 main(void)
 {
@@ -670,5 +774,6 @@ main(void)
     test_chat_utf8();
     test_tools();
     test_responses();
+    test_embeddings();
     return done_testing();
 }

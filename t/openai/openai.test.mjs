@@ -1,6 +1,7 @@
-// The official `openai` npm client against Starling: completions and chat,
-// streaming and not. Starts its own nginx (Debian's binary + the built
-// module) on a free loopback port under a temporary prefix.
+// The official `openai` npm client against Starling: completions, chat,
+// responses and embeddings, streaming and not. Starts its own nginx
+// (Debian's binary + the built module) on a free loopback port under a
+// temporary prefix.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -310,4 +311,43 @@ test('tools: a named tool_choice, the stream reassembled by the client', { skip 
     assert.match(scall.id, /^call_/);
     assert.equal(scall.function.name, 'get_weather');
     assert.equal(scall.function.arguments, call.function.arguments);
+});
+
+test('embeddings.create: float, base64 and the SDK default agree', { skip }, async () => {
+    const input = ['Once upon a time', 'The cat sat on the mat'];
+    const fl = await client.embeddings.create({ model: 'tiny', input,
+                                                encoding_format: 'float' });
+    assert.equal(fl.object, 'list');
+    assert.equal(fl.model, 'tiny');
+    assert.equal(fl.data.length, 2);
+    assert.deepEqual(fl.data.map((d) => d.index), [0, 1]);
+    assert.equal(fl.data[0].object, 'embedding');
+    assert.equal(fl.data[0].embedding.length, 64);
+    const n2 = fl.data[0].embedding.reduce((s, x) => s + x * x, 0);
+    assert.ok(Math.abs(n2 - 1) < 1e-5, `unit length (${n2})`);
+    assert.ok(fl.usage.prompt_tokens > 0);
+    assert.equal(fl.usage.total_tokens, fl.usage.prompt_tokens);
+
+    // base64 asked for explicitly: the SDK hands the string over as is
+    const b64 = await client.embeddings.create({ model: 'tiny', input,
+                                                 encoding_format: 'base64' });
+    for (let i = 0; i < 2; i++) {
+        const buf = Buffer.from(b64.data[i].embedding, 'base64');
+        const f32 = Array.from(new Float32Array(buf.buffer, buf.byteOffset,
+                                                buf.length / 4));
+        assert.deepEqual(f32, fl.data[i].embedding.map(Math.fround),
+                         `input ${i}: base64 bytes == float values`);
+    }
+
+    // no encoding_format: this SDK asks for base64 and decodes it itself
+    const dflt = await client.embeddings.create({ model: 'tiny', input: input[0] });
+    assert.deepEqual(Array.from(dflt.data[0].embedding),
+                     fl.data[0].embedding.map(Math.fround));
+
+    await assert.rejects(
+        client.embeddings.create({ model: 'tiny', input: 'x', dimensions: 8 }),
+        (e) => e instanceof OpenAI.BadRequestError && e.param === 'dimensions');
+    await assert.rejects(
+        client.embeddings.create({ model: 'tiny', input: '' }),
+        (e) => e instanceof OpenAI.BadRequestError);
 });

@@ -18,6 +18,14 @@ st_cpu_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
 }
 
 
+static st_status
+st_cpu_hidden(st_backend *b, const st_batch_entry *batch, uint32_t n,
+    float *out, st_error *err)
+{
+    return st_forward_hidden(b->impl, batch, n, out, err);
+}
+
+
 static void
 st_cpu_free(st_backend *b)
 {
@@ -47,6 +55,7 @@ st_backend_cpu_create(st_backend **out, const st_model *m, uint32_t max_tokens,
     snprintf(b->device, sizeof(b->device), "%s, %d threads",
              st_cpu_kernels_name(), tp ? st_threadpool_size(tp) : 1);
     b->run = st_cpu_run;
+    b->hidden = st_cpu_hidden;
     b->free = st_cpu_free;
     *out = b;
     return ST_OK;

@@ -636,3 +636,27 @@ st_forward_run(st_forward *f, st_kv_cache *kv, const st_batch_entry *batch,
     }
     return ST_OK;
 }
+
+
+st_status
+st_forward_hidden(st_forward *f, const st_batch_entry *batch, uint32_t n,
+    float *out, st_error *err)
+{
+    const st_hparams *hp = &f->m->hp;
+    uint32_t          E = hp->n_embd, i, n_out = 0;
+
+    if (n > f->max_tokens) {
+        return st_error_set(err, ST_ERR_INVALID,
+                            "forward: batch of %u rows exceeds %u", n,
+                            f->max_tokens);
+    }
+    /* f->x: (n, E) residual stream after the last layer */
+    for (i = 0; i < n; i++) {
+        if (batch[i].want_hidden) {
+            st_rms_norm(f->x + (size_t) i * E, f->m->output_norm,
+                        out + (size_t) n_out * E, E, hp->rms_eps);
+            n_out++;
+        }
+    }
+    return ST_OK;
+}

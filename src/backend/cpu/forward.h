@@ -21,4 +21,10 @@ void st_forward_free(st_forward *f);
 st_status st_forward_run(st_forward *f, st_kv_cache *kv,
     const st_batch_entry *batch, uint32_t n, float *logits, st_error *err);
 
+/* After st_forward_run() of the same batch: the output-normed final
+ * hidden state of each entry with want_hidden, in batch order, to out
+ * (n_want x n_embd). It reads the residual stream the run left behind. */
+st_status st_forward_hidden(st_forward *f, const st_batch_entry *batch,
+    uint32_t n, float *out, st_error *err);
+
 #endif /* ST_CPU_FORWARD_H */

@@ -245,6 +245,7 @@ st_backend_cuda_create(st_backend **out, const st_model *m,
     }
     b->name = "cuda";
     b->run = st_cuda_run;
+    b->hidden = st_cuda_hidden;
     b->free = st_cuda_free;
     b->health_json = st_cuda_health;
     c->m = m;

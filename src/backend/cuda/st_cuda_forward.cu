@@ -437,6 +437,54 @@ st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch,
 }
 
 
+/* Embeddings: c->x still holds the (n, E) residual stream of the last
+ * run; the output norm of every row goes to c->xn (free after a run),
+ * then the wanted rows come to the host, one copy per run of adjacent
+ * rows (an embedding sequence's rows are adjacent in the batch). */
+st_status
+st_cuda_hidden(st_backend *b, const st_batch_entry *batch, uint32_t n,
+    float *out, st_error *err)
+{
+    st_cuda_impl      *c = (st_cuda_impl *) b->impl;
+    const st_hparams  *hp = &c->m->hp;
+    uint32_t           E = hp->n_embd, i, j, n_out = 0;
+    cudaError_t        e;
+
+    if (n == 0) {
+        return ST_OK;
+    }
+    if (n > c->max_tokens) {
+        return st_error_set(err, ST_ERR_INVALID,
+                            "forward: batch of %u rows exceeds %u", n,
+                            c->max_tokens);
+    }
+    ST_CK(st_cuda_rmsnorm(c->x, NULL, c->output_norm, n, E, hp->rms_eps,
+                          c->xn, c->stream), "rmsnorm");
+    for (i = 0; i < n; i = j) {
+        if (!batch[i].want_hidden) {
+            j = i + 1;
+            continue;
+        }
+        for (j = i + 1; j < n && batch[j].want_hidden; j++) {
+            /* extend the run */
+        }
+        e = cudaMemcpyAsync(out + (size_t) n_out * E,
+                            c->xn + (size_t) i * E,
+                            sizeof(float) * (size_t) (j - i) * E,
+                            cudaMemcpyDeviceToHost, c->stream);
+        if (e != cudaSuccess) {
+            return st_cuda_fail(err, "cudaMemcpy (hidden)", e);
+        }
+        n_out += j - i;
+    }
+    e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        return st_cuda_fail(err, "hidden", e);
+    }
+    return ST_OK;
+}
+
+
 extern "C" int
 st_cuda_backend_graph_stats(const st_backend *b, uint64_t *captures,
     uint64_t *replays)

@@ -145,5 +145,8 @@ st_status st_cuda_matmul(st_cuda_impl *c, const st_cuda_weight *w, const float *
 /* st_cuda_forward.cu */
 st_status st_cuda_in_alloc(st_cuda_impl *c, size_t bytes, st_error *err);
 st_status st_cuda_run(st_backend *b, st_kv_cache *kv, const st_batch_entry *batch, uint32_t n, float *logits, st_error *err);
+/* backend.h hidden: output-normed residual rows of the last run */
+st_status st_cuda_hidden(st_backend *b, const st_batch_entry *batch,
+    uint32_t n, float *out, st_error *err);
 
 #endif /* ST_CUDA_INTERNAL_H */
