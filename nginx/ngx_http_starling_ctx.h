@@ -111,6 +111,8 @@ struct ngx_http_starling_ctx_s {
 
     /* /v1/responses (ngx_http_starling_responses.c) */
     ngx_str_t                   instructions;    /* echoed back */
+    ngx_str_t                   text_format;     /* responses: echoed
+                                                    (empty: text) */
 
     /* figures for variables and logs */
     ngx_str_t                   correlation_id;

@@ -136,6 +136,8 @@ typedef struct {
     char               *tool_choice_name;   /* ST_API_TOOLS_NAMED */
     int                 parallel_tool_calls;
     char               *instructions;   /* responses: echoed back */
+    char               *text_format;    /* responses: text.format JSON,
+                                           echoed back (NULL: text) */
 
     uint32_t            max_tokens;     /* 0: not given */
     st_sampling_params  sampling;
