@@ -644,7 +644,40 @@ test_responses(void)
 
     r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
               "{\"type\":\"json_schema\"}}}");
-    ok(has_error(r, "text.format", "unsupported"), "json_schema: 400");
+    ok(has_error(r, "text.format.schema", "required"),
+       "json_schema without schema: 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_schema\",\"name\":\"p\",\"strict\":true,"
+              "\"schema\":{\"type\":\"object\",\"properties\":{\"a\":"
+              "{\"type\":\"integer\"}},\"required\":[\"a\"]}}}}");
+    ok(r->n_errors == 0 && r->constraint != NULL && r->text_format != NULL
+       && strstr(r->text_format, "\"name\":\"p\"") != NULL,
+       "json_schema: compiled, the format kept to echo");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_object\"}}}");
+    ok(r->n_errors == 0 && r->constraint != NULL, "json_object: compiled");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"text\"}}}");
+    ok(r->n_errors == 0 && r->constraint == NULL && r->text_format == NULL,
+       "text: unconstrained");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_schema\",\"name\":\"p\",\"schema\":"
+              "{\"type\":\"string\",\"pattern\":\"a+\"}}}}");
+    ok(has_error(r, "text.format.schema", "unsupported"),
+       "unsupported keyword: 400 on text.format.schema");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"yaml\"}}}");
+    ok(has_error(r, "text.format.type", "enum"), "unknown type: 400");
     st_api_request_free(r);
 
     r = parse(ST_API_RESPONSES, "{\"input\":[]}");
