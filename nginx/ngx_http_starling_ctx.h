@@ -99,6 +99,9 @@ struct ngx_http_starling_ctx_s {
     st_api_tool                *tools;           /* names (r->pool) */
     size_t                      n_tools;
     ngx_uint_t                  tools_on;
+    st_api_tools_style          tools_style;     /* Hermes or Llama 3 */
+    ngx_uint_t                  tool_plain;      /* stream, Llama 3: the
+                                                    reply is no call */
     ngx_uint_t                  parallel_tool_calls;
     size_t                      tool_sent;       /* stream: content out */
     ngx_uint_t                  tool_held;       /* stream: a call began */

@@ -13,6 +13,12 @@
  * engine's constrained decoding: the output must be the JSON of one call
  * ({"name", "arguments"} matching the tool's parameters schema), which
  * is then parsed as one <tool_call>.
+ *
+ * Llama 3 templates (ctx->tools_style): a call is the whole reply, a bare
+ * {"name", "parameters"} object (st_api_tools_llama3.c). Streaming holds
+ * the text while it may still be one (blanks, <|python_tag|>, then "{"),
+ * and streams it as content from the first byte that rules a call out;
+ * forced calls use "parameters" as the arguments key.
  */
 
 #include "ngx_http_starling_output.h"
@@ -51,10 +57,13 @@ ngx_http_starling_tools_setup(ngx_http_request_t *r,
 
     ctx->n_tools = req->n_tools;
     ctx->tools_on = 1;
+    ctx->tools_style = st_api_tools_style_of(
+                           (const char *) ctx->model->chat_template.data,
+                           ctx->model->info->chat_template);
     ctx->parallel_tool_calls = req->parallel_tool_calls;
 
     st_jbuf_init(&schema);
-    rc = st_api_tools_call_schema(req, &schema);
+    rc = st_api_tools_call_schema(req, ctx->tools_style, &schema);
     if (rc <= 0) {
         st_jbuf_free(&schema);
         return rc < 0 ? NGX_ERROR : NGX_OK;
@@ -86,6 +95,18 @@ ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
 
     ngx_snprintf((u_char *) prefix, sizeof(prefix), "%V_%ui%Z", &c->id,
                  c->index);
+
+    if (c->tools_style == ST_API_TOOLS_STYLE_LLAMA3) {
+        /* the whole reply is the call (forced or not): one per turn */
+        n = st_api_tool_calls_parse_llama3(c->text.data ? c->text.data : "",
+                                           c->text.len, c->tools,
+                                           c->n_tools, prefix, calls,
+                                           content_len);
+        if (c->tool_forced) {
+            *content_len = n > 0 ? 0 : c->text.len;
+        }
+        return n;
+    }
 
     if (c->tool_forced) {
         /* the constrained output is the bare JSON of one call */
@@ -256,6 +277,57 @@ ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
     if (!final) {
         if (ctx->tool_held) {
             return NGX_OK;
+        }
+
+        if (ctx->tools_style == ST_API_TOOLS_STYLE_LLAMA3
+            && !ctx->tool_plain)
+        {
+            /* a Llama 3 call is the whole reply: held while it may be
+             * one (blanks, "<|python_tag|>", then "{") */
+            static const char  tag[] = "<|python_tag|>";
+
+            for (k = 0; k < ctx->text.len
+                        && (ctx->text.data[k] == ' '
+                            || ctx->text.data[k] == '\n'
+                            || ctx->text.data[k] == '\t'
+                            || ctx->text.data[k] == '\r'); k++)
+            {
+                /* skip blanks */
+            }
+            off = ctx->text.len - k;
+            if (off == 0
+                || (off < sizeof(tag) - 1
+                    && ngx_strncmp(ctx->text.data + k, tag, off) == 0))
+            {
+                return NGX_OK;
+            }
+            if (off >= sizeof(tag) - 1
+                && ngx_strncmp(ctx->text.data + k, tag, sizeof(tag) - 1)
+                   == 0)
+            {
+                k += sizeof(tag) - 1;
+                while (k < ctx->text.len
+                       && (ctx->text.data[k] == ' '
+                           || ctx->text.data[k] == '\n'))
+                {
+                    k++;
+                }
+                if (k == ctx->text.len) {
+                    return NGX_OK;
+                }
+            }
+            if (ctx->text.data[k] == '{') {
+                ctx->tool_held = 1;
+                return NGX_OK;
+            }
+            ctx->tool_plain = 1;
+        }
+
+        if (ctx->tools_style == ST_API_TOOLS_STYLE_LLAMA3) {
+            safe = ctx->tool_sent
+                   + st_api_utf8_complete(ctx->text.data + ctx->tool_sent,
+                                          ctx->text.len - ctx->tool_sent);
+            return ngx_http_starling_tools_content(ctx, safe);
         }
 
         p = memmem(ctx->text.data + ctx->tool_sent,
