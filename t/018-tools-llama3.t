@@ -87,6 +87,19 @@ my $text = join '', map { $_->{json}{choices}[0]{delta}{content} // '' }
                     grep { $_->{json} && @{$_->{json}{choices}} } @$ev;
 is($text, $r->{json}{choices}[0]{message}{content}, 'auto: streamed content == non-streamed');
 
+# /v1/responses: a required call comes back as a function_call item
+$r = $t->request('POST', '/v1/responses',
+    { model => 'l3', input => 'Weather in Rome?', max_output_tokens => 200, seed => 3,
+      temperature => 1, tool_choice => 'required',
+      tools => [ { type => 'function', name => 'get_weather',
+                   parameters => $tools->[0]{function}{parameters} } ] });
+is($r->{status}, 200, 'responses, required: 200') or diag($r->{body});
+my ($fc) = grep { $_->{type} eq 'function_call' } @{$r->{json}{output}};
+is($fc->{name}, 'get_weather', 'responses: a function_call item');
+my $fa = eval { JSON::PP->new->decode($fc->{arguments}) };
+ok(ref $fa eq 'HASH' && ($fa->{city} // '') =~ /^(Paris|Rome)$/, '... its arguments validate')
+    or diag($fc->{arguments});
+
 # the template takes one call per assistant turn
 $r = $t->request('POST', '/v1/chat/completions',
     { model => 'l3', tools => $tools, max_tokens => 4, messages => [
