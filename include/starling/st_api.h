@@ -206,10 +206,11 @@ st_status st_api_chat_render(const char *family, const char *model_template,
 
 
 /*
- * Tools (st_api_tools.c, st_api_tools_llama3.c). Llama 3 templates get
- * Meta's own tool prompt (st_api_tools_llama3.c: the tools as JSON in the
+ * Tools (st_api_tools.c, st_api_tools_llama3.c, st_api_tools_mistral.c).
+ * Llama 3 templates get Meta's own tool prompt (the tools as JSON in the
  * first user turn, a call answered as a bare {"name", "parameters"}
- * object). Every other family gets the Hermes convention that Qwen's
+ * object); Mistral v3 its [AVAILABLE_TOOLS] / [TOOL_CALLS] /
+ * [TOOL_RESULTS] format. Every other family gets the Hermes convention that Qwen's
  * ChatML template uses (tools in the system turn inside <tools></tools>,
  * calls as <tool_call>{"name", "arguments"}</tool_call>, results as
  * <tool_response> in a user turn), in its own turns; see README "Tools".
@@ -219,8 +220,10 @@ st_status st_api_chat_render(const char *family, const char *model_template,
  */
 typedef enum {
     ST_API_TOOLS_STYLE_HERMES = 0,  /* <tool_call>{...}</tool_call> */
-    ST_API_TOOLS_STYLE_LLAMA3       /* the whole reply: {"name",
+    ST_API_TOOLS_STYLE_LLAMA3,      /* the whole reply: {"name",
                                        "parameters"} */
+    ST_API_TOOLS_STYLE_MISTRAL      /* [TOOL_CALLS] [{"name",
+                                       "arguments"}, ...] (Mistral v3) */
 } st_api_tools_style;
 
 /* the tool format for a configured family ("auto"/NULL: detected from
@@ -251,6 +254,13 @@ void st_api_tool_calls_free(st_api_tool_call *calls, size_t n);
  * "arguments")} naming one of tools; 1 call with content_len 0, else 0
  * (plain text), -1 out of memory. */
 int st_api_tool_calls_parse_llama3(const char *text, size_t len,
+    const st_api_tool *tools, size_t n_tools, const char *id_prefix,
+    st_api_tool_call **calls, size_t *content_len);
+
+/* The Mistral form: "[TOOL_CALLS]" then a JSON array of {"name",
+ * "arguments"} objects naming tools; content_len is the text before it.
+ * Returns the number of calls, 0 (plain text), -1 (out of memory). */
+int st_api_tool_calls_parse_mistral(const char *text, size_t len,
     const st_api_tool *tools, size_t n_tools, const char *id_prefix,
     st_api_tool_call **calls, size_t *content_len);
 

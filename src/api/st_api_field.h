@@ -46,4 +46,8 @@ const st_api_tool *st_api_tool_find(const st_api_tool *tools, size_t n,
 st_status st_api_tools_render_llama3(const st_api_request *req,
     st_jbuf *out, const char *const **stop, size_t *n_stop, st_error *err);
 
+/* Mistral v3's tool prompt, the whole of it (st_api_tools_mistral.c) */
+st_status st_api_tools_render_mistral(const st_api_request *req,
+    st_jbuf *out, const char *const **stop, size_t *n_stop, st_error *err);
+
 #endif /* ST_API_FIELD_H */

@@ -410,10 +410,15 @@ st_api_chat_render_tools(const char *family, const char *model_template,
 
     with_tools = req->n_tools > 0 && req->tool_choice != ST_API_TOOLS_NONE;
 
-    if (with_tools && st_api_tools_style_of(family, model_template)
-                      == ST_API_TOOLS_STYLE_LLAMA3)
-    {
-        return st_api_tools_render_llama3(req, out, stop, n_stop, err);
+    if (with_tools) {
+        switch (st_api_tools_style_of(family, model_template)) {
+        case ST_API_TOOLS_STYLE_LLAMA3:
+            return st_api_tools_render_llama3(req, out, stop, n_stop, err);
+        case ST_API_TOOLS_STYLE_MISTRAL:
+            return st_api_tools_render_mistral(req, out, stop, n_stop, err);
+        default:
+            break;
+        }
     }
 
     n = req->n_messages + 1;

@@ -48,8 +48,14 @@ st_api_tools_style_of(const char *family, const char *model_template)
     } else {
         fam = st_chat_family_from_name(family);
     }
-    return fam == ST_CHAT_LLAMA3 ? ST_API_TOOLS_STYLE_LLAMA3
-                                 : ST_API_TOOLS_STYLE_HERMES;
+    switch (fam) {
+    case ST_CHAT_LLAMA3:
+        return ST_API_TOOLS_STYLE_LLAMA3;
+    case ST_CHAT_MISTRAL_V3:
+        return ST_API_TOOLS_STYLE_MISTRAL;
+    default:
+        return ST_API_TOOLS_STYLE_HERMES;
+    }
 }
 
 

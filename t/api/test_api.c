@@ -813,6 +813,144 @@ test_tools_llama3(void)
     st_api_request_free(r);
 }
 
+/* Mistral v3 tool prompts, byte for byte what Mistral-7B-Instruct-v0.3's
+ * Jinja template renders (jinja2 with transformers' tojson, bos_token
+ * empty), and [TOOL_CALLS] parsed back */
+static void
+test_tools_mistral(void)
+{
+    st_api_request     *r;
+    st_jbuf             b;
+    st_error            err;
+    const char *const  *stop;
+    size_t              n_stop, content_len;
+    int                 n;
+    st_api_tool_call   *calls;
+    const char         *t;
+    static const char   tools[] =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_weather\",\"description\":\"Weather of a city\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":"
+        "{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"enum\":"
+        "[1,2]}},\"required\":[\"city\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\","
+        "\"parameters\":{}}}]";
+    static const char   want1[] =
+        "[INST] Weather in Paris?[/INST][TOOL_CALLS] [{\"name\": \"get_weather\","
+        " \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abcDEF123\"}]"
+        "</s>[TOOL_RESULTS] {\"content\": 22C, \"call_id\": \"abcDEF123\"}[/TOOL_RESULTS]"
+        " It is 22C.</s>[AVAILABLE_TOOLS] [{\"type\": \"function\", \"function\": "
+        "{\"name\": \"get_weather\", \"description\": \"Weather of a city\","
+        " \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": "
+        "{\"type\": \"string\"}, \"days\": {\"type\": \"integer\", \"enum\": "
+        "[1, 2]}}, \"required\": [\"city\"], \"additionalProperties\": "
+        "false}}}, {\"type\": \"function\", \"function\": {\"name\": \"now\","
+        " \"parameters\": {}}}][/AVAILABLE_TOOLS][INST] Be brief.\n\nThanks[/INST]";
+    static const char   want2[] =
+        "[INST] Hi[/INST] Yo</s>[AVAILABLE_TOOLS] [{\"type\": \"function\","
+        " \"function\": {\"name\": \"now\", \"parameters\": {}}}][/AVAILABLE_TOOLS]"
+        "[INST] Now?[/INST] ok</s>";
+    char                body[2048];
+
+    ok(st_api_tools_style_of("mistral-v3", NULL) == ST_API_TOOLS_STYLE_MISTRAL
+       && st_api_tools_style_of("mistral-v7", NULL)
+          == ST_API_TOOLS_STYLE_HERMES,
+       "mistral: v3 has its own style");
+
+    snprintf(body, sizeof(body), "{%s,\"messages\":["
+             "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+             "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+             "\"id\":\"call_abcDEF123\",\"type\":\"function\",\"function\":"
+             "{\"name\":\"get_weather\",\"arguments\":"
+             "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"call_abcDEF123\","
+             "\"content\":\"22C\"},"
+             "{\"role\":\"assistant\",\"content\":\" It is 22C. \"},"
+             "{\"role\":\"user\",\"content\":\"Thanks\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0, "mistral: request parsed");
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_OK
+       && b.data != NULL && strcmp(b.data, want1) == 0,
+       "mistral: a call (id cut to 9), its result, tools before the last "
+       "user turn with the system text, byte for byte");
+    if (b.data != NULL && strcmp(b.data, want1) != 0) {
+        printf("# got: %s\n", b.data);
+    }
+    st_jbuf_free(&b);
+
+    t = "[TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+        "\"Rome\"}, \"id\": \"abcDEF123\"}, {\"name\": \"now\", "
+        "\"arguments\": {}}]";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 2 && strcmp(calls[0].name, "get_weather") == 0
+       && strcmp(calls[0].arguments, "{\"city\":\"Rome\"}") == 0
+       && strcmp(calls[1].name, "now") == 0
+       && strcmp(calls[1].id, "call_x_1") == 0 && content_len == 0,
+       "mistral: [TOOL_CALLS] with two calls parsed");
+    st_api_tool_calls_free(calls, n > 0 ? (size_t) n : 0);
+    t = "Sure. [TOOL_CALLS] [{\"name\": \"rm\", \"arguments\": {}}]";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 0 && content_len == strlen(t), "mistral: unknown function: text");
+    t = "[TOOL_CALLS] [{\"name\": \"now\", \"argu";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 0 && content_len == strlen(t), "mistral: a cut call: text");
+    st_api_request_free(r);
+
+    /* no call: the system text is dropped unless the last message is a
+     * user turn (as the template does) */
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":{\"type\":"
+             "\"function\",\"function\":{\"name\":\"now\"}},\"messages\":["
+             "{\"role\":\"system\",\"content\":\"S\"},"
+             "{\"role\":\"user\",\"content\":\"Hi\"},"
+             "{\"role\":\"assistant\",\"content\":\"Yo\"},"
+             "{\"role\":\"user\",\"content\":\"Now?\"},"
+             "{\"role\":\"assistant\",\"content\":\"ok\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_OK
+       && b.data != NULL && strcmp(b.data, want2) == 0,
+       "mistral: a named tool only, before the last user turn, byte for "
+       "byte");
+    if (b.data != NULL && strcmp(b.data, want2) != 0) {
+        printf("# got: %s\n", b.data);
+    }
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    /* the template's checks: alternation, 9-character ids */
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}",
+             tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_ERR_INVALID
+       && strstr(err.msg, "alternate") != NULL,
+       "mistral: two user turns in a row: a clear error");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"a\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+             "\"function\":{\"name\":\"now\",\"arguments\":\"{}\"}}]}]}",
+             tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_ERR_INVALID
+       && strstr(err.msg, "9 characters") != NULL,
+       "mistral: a call id shorter than 9: a clear error");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+}
+
 static void
 test_responses(void)
 {
@@ -917,6 +1055,7 @@ main(void)
     test_chat_utf8();
     test_tools();
     test_tools_llama3();
+    test_tools_mistral();
     test_responses();
     return done_testing();
 }
