@@ -59,6 +59,8 @@ http {
     scgi_temp_path ${prefix}/scgi;
     starling_model tiny path=${root}/models/stories260K.gguf;
     starling_model q8 path=${root}/models/TinyStories-656K-Q8_0.gguf;
+    starling_model l3 path=${root}/models/stories260K.gguf chat_template=llama3;
+    starling_model mi path=${root}/models/stories260K.gguf chat_template=mistral-v3;
     server {
         listen 127.0.0.1:${port};
         location /v1/ { starling openai; }
@@ -89,7 +91,7 @@ after(() => {
 test('models.list', { skip }, async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
-    assert.deepEqual(ids, ['tiny', 'q8']);
+    assert.deepEqual(ids, ['tiny', 'q8', 'l3', 'mi']);
 });
 
 test('completions, non-streaming', { skip }, async () => {
@@ -352,4 +354,26 @@ test('tools: a named tool_choice, the stream reassembled by the client', { skip 
     assert.match(scall.id, /^call_/);
     assert.equal(scall.function.name, 'get_weather');
     assert.equal(scall.function.arguments, call.function.arguments);
+});
+
+test('tools in the Llama 3 and Mistral v3 formats, streamed and not', { skip }, async () => {
+    const tools = [{ type: 'function', function: {
+        name: 'get_weather',
+        parameters: { type: 'object', additionalProperties: false, required: ['city'],
+                      properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } } } } }];
+    for (const model of ['l3', 'mi']) {
+        const body = {
+            model, max_tokens: 200, temperature: 1, seed: 5, tools,
+            tool_choice: { type: 'function', function: { name: 'get_weather' } },
+            messages: [{ role: 'user', content: 'Weather in Paris?' }],
+        };
+        const full = await client.chat.completions.create(body);
+        const call = full.choices[0].message.tool_calls[0];
+        assert.equal(full.choices[0].finish_reason, 'tool_calls', model);
+        assert.equal(call.function.name, 'get_weather');
+        assert.ok(['Paris', 'Rome'].includes(JSON.parse(call.function.arguments).city));
+        const done = await client.chat.completions.stream(body).finalChatCompletion();
+        assert.equal(done.choices[0].message.tool_calls[0].function.arguments,
+                     call.function.arguments, model);
+    }
 });
