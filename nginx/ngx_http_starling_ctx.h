@@ -99,6 +99,9 @@ struct ngx_http_starling_ctx_s {
     st_api_tool                *tools;           /* names (r->pool) */
     size_t                      n_tools;
     ngx_uint_t                  tools_on;
+    st_api_tools_style          tools_style;     /* Hermes or Llama 3 */
+    ngx_uint_t                  tool_plain;      /* stream, Llama 3: the
+                                                    reply is no call */
     ngx_uint_t                  parallel_tool_calls;
     size_t                      tool_sent;       /* stream: content out */
     ngx_uint_t                  tool_held;       /* stream: a call began */
@@ -111,6 +114,8 @@ struct ngx_http_starling_ctx_s {
 
     /* /v1/responses (ngx_http_starling_responses.c) */
     ngx_str_t                   instructions;    /* echoed back */
+    ngx_str_t                   text_format;     /* responses: echoed
+                                                    (empty: text) */
 
     /* /v1/embeddings (ngx_http_starling_embeddings.c) */
     float                      *embedding;       /* child: (n_embd) in

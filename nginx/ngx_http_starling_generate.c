@@ -482,6 +482,16 @@ ngx_http_starling_generate(ngx_http_request_t *r,
         }
     }
 
+    if (req->text_format != NULL) {
+        ctx->text_format.len = ngx_strlen(req->text_format);
+        ctx->text_format.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                    ctx->text_format.len,
+                                    (u_char *) req->text_format });
+        if (ctx->text_format.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     /* several choices (n > 1, a prompt batch) or echo: one child ctx
      * per choice (ngx_http_starling_choices.c) */
     if (req->kind != ST_API_EXECUTE

@@ -167,8 +167,15 @@ ngx_http_starling_resp_object(ngx_http_starling_ctx_t *ctx, st_jbuf *b,
     st_jbuf_add_float(b, ctx->sreq.sampling.temperature);
     st_jbuf_adds(b, ",\"top_p\":");
     st_jbuf_add_float(b, ctx->sreq.sampling.top_p);
-    st_jbuf_adds(b, ",\"text\":{\"format\":{\"type\":\"text\"}},"
-                 "\"truncation\":\"disabled\",\"metadata\":{},\"usage\":");
+    st_jbuf_adds(b, ",\"text\":{\"format\":");
+    if (ctx->text_format.len) {
+        st_jbuf_add(b, (const char *) ctx->text_format.data,
+                    ctx->text_format.len);
+    } else {
+        st_jbuf_adds(b, "{\"type\":\"text\"}");
+    }
+    st_jbuf_adds(b, "},\"truncation\":\"disabled\",\"metadata\":{},"
+                 "\"usage\":");
 
     if (final) {
         st_jbuf_addf(b, "{\"input_tokens\":%u,\"input_tokens_details\":"

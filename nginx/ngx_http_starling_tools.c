@@ -13,6 +13,16 @@
  * engine's constrained decoding: the output must be the JSON of one call
  * ({"name", "arguments"} matching the tool's parameters schema), which
  * is then parsed as one <tool_call>.
+ *
+ * Llama 3 templates (ctx->tools_style): a call is the whole reply, a bare
+ * {"name", "parameters"} object (st_api_tools_llama3.c). Streaming holds
+ * the text while it may still be one (blanks, <|python_tag|>, then "{"),
+ * and streams it as content from the first byte that rules a call out;
+ * forced calls use "parameters" as the arguments key.
+ *
+ * Mistral v3 (st_api_tools_mistral.c): calls follow "[TOOL_CALLS]" as a
+ * JSON array; streaming holds back from that marker as it does from
+ * "<tool_call>"; a forced call is parsed as a one-element array.
  */
 
 #include "ngx_http_starling_output.h"
@@ -21,6 +31,7 @@
 #define NGX_HTTP_STARLING_ARGS_PIECE  16
 
 static const char  ngx_http_starling_call_open[] = "<tool_call>";
+static const char  ngx_http_starling_mistral_open[] = "[TOOL_CALLS]";
 
 
 ngx_int_t
@@ -51,10 +62,13 @@ ngx_http_starling_tools_setup(ngx_http_request_t *r,
 
     ctx->n_tools = req->n_tools;
     ctx->tools_on = 1;
+    ctx->tools_style = st_api_tools_style_of(
+                           (const char *) ctx->model->chat_template.data,
+                           ctx->model->info->chat_template);
     ctx->parallel_tool_calls = req->parallel_tool_calls;
 
     st_jbuf_init(&schema);
-    rc = st_api_tools_call_schema(req, &schema);
+    rc = st_api_tools_call_schema(req, ctx->tools_style, &schema);
     if (rc <= 0) {
         st_jbuf_free(&schema);
         return rc < 0 ? NGX_ERROR : NGX_OK;
@@ -86,6 +100,52 @@ ngx_http_starling_tools_parse(ngx_http_starling_ctx_t *c,
 
     ngx_snprintf((u_char *) prefix, sizeof(prefix), "%V_%ui%Z", &c->id,
                  c->index);
+
+    if (c->tools_style == ST_API_TOOLS_STYLE_LLAMA3) {
+        /* the whole reply is the call (forced or not): one per turn */
+        n = st_api_tool_calls_parse_llama3(c->text.data ? c->text.data : "",
+                                           c->text.len, c->tools,
+                                           c->n_tools, prefix, calls,
+                                           content_len);
+        if (c->tool_forced) {
+            *content_len = n > 0 ? 0 : c->text.len;
+        }
+        return n;
+    }
+
+    if (c->tools_style == ST_API_TOOLS_STYLE_MISTRAL) {
+        st_jbuf  w;
+
+        if (!c->tool_forced) {
+            n = st_api_tool_calls_parse_mistral(
+                    c->text.data ? c->text.data : "", c->text.len, c->tools,
+                    c->n_tools, prefix, calls, content_len);
+        } else {
+            /* the constrained output is the bare JSON of one call */
+            st_jbuf_init(&w);
+            st_jbuf_adds(&w, "[TOOL_CALLS] [");
+            st_jbuf_add(&w, c->text.data ? c->text.data : "", c->text.len);
+            st_jbuf_adds(&w, "]");
+            if (w.failed) {
+                st_jbuf_free(&w);
+                return -1;
+            }
+            n = st_api_tool_calls_parse_mistral(w.data, w.len, c->tools,
+                                                c->n_tools, prefix, calls,
+                                                content_len);
+            st_jbuf_free(&w);
+            *content_len = n > 0 ? 0 : c->text.len;
+        }
+        if (n > 1 && !c->parallel_tool_calls) {
+            for (i = 1; i < n; i++) {
+                free((*calls)[i].id);
+                free((*calls)[i].name);
+                free((*calls)[i].arguments);
+            }
+            n = 1;
+        }
+        return n;
+    }
 
     if (c->tool_forced) {
         /* the constrained output is the bare JSON of one call */
@@ -245,8 +305,15 @@ ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
     st_jbuf            d;
     ngx_int_t          rc;
     st_api_tool_call  *calls;
+    const char        *open;
 
-    open_len = sizeof(ngx_http_starling_call_open) - 1;
+    if (ctx->tools_style == ST_API_TOOLS_STYLE_MISTRAL) {
+        open = ngx_http_starling_mistral_open;
+        open_len = sizeof(ngx_http_starling_mistral_open) - 1;
+    } else {
+        open = ngx_http_starling_call_open;
+        open_len = sizeof(ngx_http_starling_call_open) - 1;
+    }
 
     st_jbuf_add(&ctx->text, text, len);
     if (ctx->text.failed) {
@@ -258,21 +325,71 @@ ngx_http_starling_tools_stream(ngx_http_starling_ctx_t *ctx,
             return NGX_OK;
         }
 
+        if (ctx->tools_style == ST_API_TOOLS_STYLE_LLAMA3
+            && !ctx->tool_plain)
+        {
+            /* a Llama 3 call is the whole reply: held while it may be
+             * one (blanks, "<|python_tag|>", then "{") */
+            static const char  tag[] = "<|python_tag|>";
+
+            for (k = 0; k < ctx->text.len
+                        && (ctx->text.data[k] == ' '
+                            || ctx->text.data[k] == '\n'
+                            || ctx->text.data[k] == '\t'
+                            || ctx->text.data[k] == '\r'); k++)
+            {
+                /* skip blanks */
+            }
+            off = ctx->text.len - k;
+            if (off == 0
+                || (off < sizeof(tag) - 1
+                    && ngx_strncmp(ctx->text.data + k, tag, off) == 0))
+            {
+                return NGX_OK;
+            }
+            if (off >= sizeof(tag) - 1
+                && ngx_strncmp(ctx->text.data + k, tag, sizeof(tag) - 1)
+                   == 0)
+            {
+                k += sizeof(tag) - 1;
+                while (k < ctx->text.len
+                       && (ctx->text.data[k] == ' '
+                           || ctx->text.data[k] == '\n'))
+                {
+                    k++;
+                }
+                if (k == ctx->text.len) {
+                    return NGX_OK;
+                }
+            }
+            if (ctx->text.data[k] == '{') {
+                ctx->tool_held = 1;
+                return NGX_OK;
+            }
+            ctx->tool_plain = 1;
+        }
+
+        if (ctx->tools_style == ST_API_TOOLS_STYLE_LLAMA3) {
+            safe = ctx->tool_sent
+                   + st_api_utf8_complete(ctx->text.data + ctx->tool_sent,
+                                          ctx->text.len - ctx->tool_sent);
+            return ngx_http_starling_tools_content(ctx, safe);
+        }
+
         p = memmem(ctx->text.data + ctx->tool_sent,
-                   ctx->text.len - ctx->tool_sent,
-                   ngx_http_starling_call_open, open_len);
+                   ctx->text.len - ctx->tool_sent, open, open_len);
         if (p != NULL) {
             ctx->tool_held = 1;
             return ngx_http_starling_tools_content(ctx,
                        (size_t) (p - (u_char *) ctx->text.data));
         }
 
-        /* hold back what may begin "<tool_call>" */
+        /* hold back what may begin "<tool_call>" ("[TOOL_CALLS]") */
         safe = ctx->text.len;
         for (k = open_len - 1; k > 0; k--) {
             if (k <= ctx->text.len - ctx->tool_sent
-                && ngx_strncmp(ctx->text.data + ctx->text.len - k,
-                               ngx_http_starling_call_open, k) == 0)
+                && ngx_strncmp(ctx->text.data + ctx->text.len - k, open, k)
+                   == 0)
             {
                 safe = ctx->text.len - k;
                 break;

@@ -1,12 +1,14 @@
 #!/usr/bin/perl
 # POST /v1/responses: the object, the typed event stream and its order,
-# tools held until the end, stateless errors.
+# tools held until the end, stateless errors, text.format through the
+# constrained decoder.
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use JSON::PP;
 use StarlingTest qw(json_decode);
 
 StarlingTest::require_nginx();
@@ -68,8 +70,78 @@ is($delta->{json}{delta}, $text, 'tools: the text in one delta at the end');
 $r = $t->request('POST', '/v1/responses', { %$body, previous_response_id => 'resp_x' });
 is($r->{status}, 400, 'previous_response_id: 400');
 is($r->{json}{error}{param}, 'previous_response_id', '... naming it');
+# text.format through the constrained decoder: the output_text parses and
+# validates, streamed or not, for several seeds
+my $schema = {
+    type => 'object', additionalProperties => JSON::PP::false,
+    required => [ 'name', 'age', 'pet' ],
+    properties => {
+        name => { type => 'string', minLength => 1, maxLength => 8 },
+        age  => { type => 'integer', minimum => 0, maximum => 120 },
+        pet  => { enum => [ 'cat', 'dog' ] },
+    },
+};
+sub valid_obj {
+    my ($text) = @_;
+    my $v = eval { JSON::PP->new->decode($text) };
+    return 0 unless ref $v eq 'HASH';
+    return 0 unless join(',', sort keys %$v) eq 'age,name,pet';
+    return 0 unless !ref $v->{name} && length($v->{name}) >= 1 && length($v->{name}) <= 8;
+    return 0 unless $v->{age} =~ /^\d+$/ && $v->{age} <= 120;
+    return $v->{pet} =~ /^(cat|dog)$/;
+}
+my $fmt = { type => 'json_schema', name => 'person', strict => JSON::PP::true,
+            schema => $schema };
+for my $seed (1 .. 5) {
+    my $req = { model => 'tiny', input => 'Who?', max_output_tokens => 300,
+                temperature => 1, seed => $seed, text => { format => $fmt } };
+    $r = $t->request('POST', '/v1/responses', $req);
+    is($r->{status}, 200, "json_schema seed $seed: 200") or diag($r->{body} // '');
+    my $out = $r->{json}{output}[0]{content}[0]{text};
+    ok(valid_obj($out), "json_schema seed $seed: output_text validates") or diag($out);
+    is($r->{json}{status}, 'completed', "json_schema seed $seed: completed");
+    is($r->{json}{text}{format}{type}, 'json_schema', '... text.format echoed');
+    is($r->{json}{text}{format}{name}, 'person', '... with its name');
+
+    ($st, $h, $ev) = $t->stream('/v1/responses', { %$req, stream => JSON::PP::true });
+    is($st, 200, "json_schema seed $seed: stream 200");
+    my $s = join '', map { $_->{json}{delta} }
+                     grep { $_->{event} eq 'response.output_text.delta' } @$ev;
+    is($s, $out, "json_schema seed $seed: streamed == non-streamed");
+    is($ev->[-1]{event}, 'response.completed', '... completed');
+}
+# json_object: any object; a story model's strings run long, so an output
+# cut by max_output_tokens must at least open the object
+for my $seed (1 .. 3) {
+    $r = $t->request('POST', '/v1/responses',
+        { model => 'tiny', input => 'Data:', max_output_tokens => 300, seed => $seed,
+          temperature => 1, text => { format => { type => 'json_object' } } });
+    is($r->{status}, 200, "json_object seed $seed: 200");
+    my $out = $r->{json}{output}[0]{content}[0]{text};
+    if ($r->{json}{status} eq 'completed') {
+        my $obj = eval { JSON::PP->new->decode($out) };
+        is(ref $obj, 'HASH', "json_object seed $seed: output_text is a JSON object")
+            or diag($out);
+    } else {
+        like($out, qr/^\s?\{/, "json_object seed $seed: cut by max_output_tokens, "
+             . "starts an object");
+    }
+    is($r->{json}{text}{format}{type}, 'json_object', '... echoed');
+}
+$r = $t->request('POST', '/v1/responses', { %$body, text => { format => { type => 'text' } } });
+is($r->{status}, 200, 'text.format text: 200');
+is($r->{json}{text}{format}{type}, 'text', '... echoed');
+
 $r = $t->request('POST', '/v1/responses', { %$body, text => { format => { type => 'json_schema' } } });
-is($r->{status}, 400, 'text.format json_schema: 400 (no grammar engine here)');
+is($r->{status}, 400, 'text.format json_schema without schema: 400');
+is($r->{json}{error}{param}, 'text.format.schema', '... naming text.format.schema');
+$r = $t->request('POST', '/v1/responses', { %$body, text => { format => { type => 'xml' } } });
+is($r->{status}, 400, 'text.format type xml: 400');
+is($r->{json}{error}{param}, 'text.format.type', '... naming text.format.type');
+$r = $t->request('POST', '/v1/responses', { %$body, text => { format =>
+    { type => 'json_schema', name => 'x', schema => { type => 'string', format => 'uri' } } } });
+is($r->{status}, 400, 'unsupported schema keyword: 400');
+like($r->{json}{error}{message}, qr/format/, '... saying which keyword');
 $r = $t->request('POST', '/v1/responses', { model => 'tiny' });
 is($r->{status}, 400, 'no input: 400');
 

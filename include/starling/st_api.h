@@ -141,6 +141,8 @@ typedef struct {
     char               *tool_choice_name;   /* ST_API_TOOLS_NAMED */
     int                 parallel_tool_calls;
     char               *instructions;   /* responses: echoed back */
+    char               *text_format;    /* responses: text.format JSON,
+                                           echoed back (NULL: text) */
 
     uint32_t            max_tokens;     /* 0: not given */
     st_sampling_params  sampling;
@@ -214,15 +216,31 @@ st_status st_api_chat_render(const char *family, const char *model_template,
 
 
 /*
- * Tools (st_api_tools.c). The tool list and tool turns are rendered in
- * the Hermes convention that Qwen's ChatML template uses (tools in the
- * system turn inside <tools></tools>, calls as <tool_call>{"name",
- * "arguments"}</tool_call>, results as <tool_response> in a user turn),
- * in every family's own turns; see README "Tools".
+ * Tools (st_api_tools.c, st_api_tools_llama3.c, st_api_tools_mistral.c).
+ * Llama 3 templates get Meta's own tool prompt (the tools as JSON in the
+ * first user turn, a call answered as a bare {"name", "parameters"}
+ * object); Mistral v3 its [AVAILABLE_TOOLS] / [TOOL_CALLS] /
+ * [TOOL_RESULTS] format. Every other family gets the Hermes convention that Qwen's
+ * ChatML template uses (tools in the system turn inside <tools></tools>,
+ * calls as <tool_call>{"name", "arguments"}</tool_call>, results as
+ * <tool_response> in a user turn), in its own turns; see README "Tools".
  *
  * st_api_chat_render_tools: as st_api_chat_render, with req's tools and
  * tool/assistant-tool_calls messages.
  */
+typedef enum {
+    ST_API_TOOLS_STYLE_HERMES = 0,  /* <tool_call>{...}</tool_call> */
+    ST_API_TOOLS_STYLE_LLAMA3,      /* the whole reply: {"name",
+                                       "parameters"} */
+    ST_API_TOOLS_STYLE_MISTRAL      /* [TOOL_CALLS] [{"name",
+                                       "arguments"}, ...] (Mistral v3) */
+} st_api_tools_style;
+
+/* the tool format for a configured family ("auto"/NULL: detected from
+ * the model's template) */
+st_api_tools_style st_api_tools_style_of(const char *family,
+    const char *model_template);
+
 st_status st_api_chat_render_tools(const char *family,
     const char *model_template, const st_api_request *req, st_jbuf *out,
     const char *const **stop, size_t *n_stop, st_error *err);
@@ -241,15 +259,32 @@ int st_api_tool_calls_parse(const char *text, size_t len,
     st_api_tool_call **calls, size_t *content_len);
 void st_api_tool_calls_free(st_api_tool_call *calls, size_t n);
 
+/* The Llama 3 form: the whole text (after blanks and an optional
+ * <|python_tag|>) one JSON object {"name", "parameters" (or
+ * "arguments")} naming one of tools; 1 call with content_len 0, else 0
+ * (plain text), -1 out of memory. */
+int st_api_tool_calls_parse_llama3(const char *text, size_t len,
+    const st_api_tool *tools, size_t n_tools, const char *id_prefix,
+    st_api_tool_call **calls, size_t *content_len);
+
+/* The Mistral form: "[TOOL_CALLS]" then a JSON array of {"name",
+ * "arguments"} objects naming tools; content_len is the text before it.
+ * Returns the number of calls, 0 (plain text), -1 (out of memory). */
+int st_api_tool_calls_parse_mistral(const char *text, size_t len,
+    const st_api_tool *tools, size_t n_tools, const char *id_prefix,
+    st_api_tool_call **calls, size_t *content_len);
+
 /*
  * tool_choice "required" or a named function: the JSON Schema of the one
  * call the model must write, {"name": <const>, "arguments": <the tool's
- * parameters>} (anyOf over the tools for "required"), for constrained
- * decoding. Returns 1 (out holds it), 0 (nothing to enforce), -1 (out of
- * memory). The output is then that bare JSON object:
- * st_api_tool_calls_parse it wrapped as one <tool_call>.
+ * parameters>} (the key "parameters" in the Llama 3 style; anyOf over
+ * the tools for "required"), for constrained decoding. Returns 1 (out
+ * holds it), 0 (nothing to enforce), -1 (out of memory). The output is
+ * then that bare JSON object: st_api_tool_calls_parse it wrapped as one
+ * <tool_call> (Hermes), st_api_tool_calls_parse_llama3 it as it is.
  */
-int st_api_tools_call_schema(const st_api_request *req, st_jbuf *out);
+int st_api_tools_call_schema(const st_api_request *req,
+    st_api_tools_style style, st_jbuf *out);
 
 struct yajl_val_s;
 

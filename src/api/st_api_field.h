@@ -38,4 +38,16 @@ void st_api_session_field(st_api_request *req, yajl_val obj, int required,
  * (st_api_tools.c) */
 void st_api_json_dump(st_jbuf *b, yajl_val v, int spaced);
 
+/* the tool of that name in tools, or NULL (st_api_tools.c) */
+const st_api_tool *st_api_tool_find(const st_api_tool *tools, size_t n,
+    const char *name);
+
+/* Llama 3's tool prompt, the whole of it (st_api_tools_llama3.c) */
+st_status st_api_tools_render_llama3(const st_api_request *req,
+    st_jbuf *out, const char *const **stop, size_t *n_stop, st_error *err);
+
+/* Mistral v3's tool prompt, the whole of it (st_api_tools_mistral.c) */
+st_status st_api_tools_render_mistral(const st_api_request *req,
+    st_jbuf *out, const char *const **stop, size_t *n_stop, st_error *err);
+
 #endif /* ST_API_FIELD_H */

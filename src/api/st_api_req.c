@@ -966,6 +966,7 @@ st_api_request_free(st_api_request *req)
     free(req->tools);
     free(req->tool_choice_name);
     free(req->instructions);
+    free(req->text_format);
 
     for (i = 0; i < req->n_stop; i++) {
         free(req->stop[i]);

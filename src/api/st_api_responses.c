@@ -14,6 +14,7 @@
 
 #include "starling/st_api.h"
 #include "st_api_field.h"
+#include "st_api_format.h"
 
 
 #define ST_API_MAX_INPUT  256
@@ -324,8 +325,9 @@ st_api_responses_fields(st_api_request *req, yajl_val root,
     uint64_t         seed;
     size_t           n;
     int              store = 0;     /* accepted; nothing is ever stored */
-    yajl_val         v, in, fmt, type;
+    yajl_val         v, in, fmt;
     st_api_message  *m;
+    st_jbuf          jb;
 
     v = st_api_opt(root, "previous_response_id");
     if (v != NULL) {
@@ -335,16 +337,26 @@ st_api_responses_fields(st_api_request *req, yajl_val root,
     }
 
     v = st_api_opt(root, "text");
+    if (v != NULL && v->type != yajl_t_object && v->type != yajl_t_null) {
+        st_api_type_err(req, "text", v, "an object");
+    }
     fmt = (v != NULL && v->type == yajl_t_object) ? st_api_opt(v, "format")
                                                   : NULL;
-    type = (fmt != NULL && fmt->type == yajl_t_object)
-           ? st_api_opt(fmt, "type") : NULL;
-    if (type != NULL && !(type->type == yajl_t_string
-                          && strcmp(type->u.string, "text") == 0))
+    if (fmt != NULL && fmt->type != yajl_t_null
+        && st_api_text_format(req, fmt, nomem) > 0)
     {
-        st_api_err(req, "text.format", "unsupported", "",
-                   "text.format other than text (json_schema, json_object) "
-                   "needs constrained decoding, which is not available");
+        /* echoed in the response object, as given */
+        st_jbuf_init(&jb);
+        st_api_json_dump(&jb, fmt, 0);
+        if (jb.failed) {
+            st_jbuf_free(&jb);
+            *nomem = 1;
+            return;
+        }
+        req->text_format = jb.data;
+    }
+    if (*nomem) {
+        return;
     }
 
     in = st_api_opt(root, "input");

@@ -9,9 +9,9 @@
  * object per line, each the tool as `tojson` prints it; a call as
  * <tool_call>\n{"name": N, "arguments": A}\n</tool_call>; a run of tool
  * results as one user turn of <tool_response>\n...\n</tool_response>).
- * For ChatML this is the model's own format, byte for byte; the other
- * families get the same text in their own turns (documented as the
- * generic format).
+ * For ChatML this is the model's own format, byte for byte; Llama 3 gets
+ * Meta's own (st_api_tools_llama3.c); the other families get the Hermes
+ * text in their own turns (documented as the generic format).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -99,7 +99,7 @@ st_api_tool_name_ok(const char *s)
 }
 
 
-static const st_api_tool *
+const st_api_tool *
 st_api_tool_find(const st_api_tool *tools, size_t n, const char *name)
 {
     size_t  i;
@@ -410,6 +410,17 @@ st_api_chat_render_tools(const char *family, const char *model_template,
 
     with_tools = req->n_tools > 0 && req->tool_choice != ST_API_TOOLS_NONE;
 
+    if (with_tools) {
+        switch (st_api_tools_style_of(family, model_template)) {
+        case ST_API_TOOLS_STYLE_LLAMA3:
+            return st_api_tools_render_llama3(req, out, stop, n_stop, err);
+        case ST_API_TOOLS_STYLE_MISTRAL:
+            return st_api_tools_render_mistral(req, out, stop, n_stop, err);
+        default:
+            break;
+        }
+    }
+
     n = req->n_messages + 1;
     msgs = calloc(n, sizeof(st_api_message));
     texts = calloc(n, sizeof(st_jbuf));
@@ -504,7 +515,8 @@ st_api_chat_render_tools(const char *family, const char *model_template,
 
 
 int
-st_api_tools_call_schema(const st_api_request *req, st_jbuf *out)
+st_api_tools_call_schema(const st_api_request *req, st_api_tools_style style,
+    st_jbuf *out)
 {
     size_t  i, n = 0;
 
@@ -530,11 +542,14 @@ st_api_tools_call_schema(const st_api_request *req, st_jbuf *out)
         st_jbuf_adds(out, "{\"type\":\"object\",\"properties\":{\"name\":"
                      "{\"const\":");
         st_jbuf_add_jstr(out, req->tools[i].name, strlen(req->tools[i].name));
-        st_jbuf_adds(out, "},\"arguments\":");
+        st_jbuf_adds(out, style == ST_API_TOOLS_STYLE_LLAMA3
+                          ? "},\"parameters\":" : "},\"arguments\":");
         st_jbuf_adds(out, req->tools[i].parameters
                           ? req->tools[i].parameters : "{\"type\":\"object\"}");
-        st_jbuf_adds(out, "},\"required\":[\"name\",\"arguments\"],"
-                     "\"additionalProperties\":false}");
+        st_jbuf_adds(out, style == ST_API_TOOLS_STYLE_LLAMA3
+                          ? "},\"required\":[\"name\",\"parameters\"],"
+                          : "},\"required\":[\"name\",\"arguments\"],");
+        st_jbuf_adds(out, "\"additionalProperties\":false}");
     }
 
     if (req->tool_choice == ST_API_TOOLS_REQUIRED && req->n_tools > 1) {

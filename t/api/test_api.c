@@ -599,6 +599,358 @@ test_tools(void)
 
 
 /* /v1/responses onto a chat request */
+static int
+l3_parse(const st_api_request *r, const char *text, st_api_tool_call **calls,
+    size_t *content_len)
+{
+    return st_api_tool_calls_parse_llama3(text, strlen(text), r->tools,
+                                          r->n_tools, "x", calls,
+                                          content_len);
+}
+
+
+/* Llama 3 tool prompts, byte for byte what Meta's Llama 3.1/3.2 Jinja
+ * template renders (jinja2 with transformers' tojson, bos_token empty,
+ * no strftime_now), and its call format parsed back */
+static void
+test_tools_llama3(void)
+{
+    st_api_request     *r;
+    st_jbuf             b;
+    st_error            err;
+    const char *const  *stop;
+    size_t              n_stop, content_len;
+    int                 n;
+    st_api_tool_call   *calls;
+    static const char   tools[] =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_weather\",\"description\":\"Weather of a city\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":"
+        "{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"enum\":"
+        "[1,2]}},\"required\":[\"city\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\","
+        "\"parameters\":{}}}]";
+    static const char   want1[] =
+        "<|start_header_id|>system<|end_header_id|>\n"
+        "\n"
+        "Environment: ipython\n"
+        "Cutting Knowledge Date: December 2023\n"
+        "Today Date: 26 Jul 2024\n"
+        "\n"
+        "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+        "\n"
+        "Given the following functions, please respond with a JSON for "
+        "a function call with its proper arguments that best answers the "
+        "given prompt.\n"
+        "\n"
+        "Respond in the format {\"name\": function name, \"parameters\": "
+        "dictionary of argument name and its value}.Do not use variables.\n"
+        "\n"
+        "{\n"
+        "    \"type\": \"function\",\n"
+        "    \"function\": {\n"
+        "        \"name\": \"get_weather\",\n"
+        "        \"description\": \"Weather of a city\",\n"
+        "        \"parameters\": {\n"
+        "            \"type\": \"object\",\n"
+        "            \"properties\": {\n"
+        "                \"city\": {\n"
+        "                    \"type\": \"string\"\n"
+        "                },\n"
+        "                \"days\": {\n"
+        "                    \"type\": \"integer\",\n"
+        "                    \"enum\": [\n"
+        "                        1,\n"
+        "                        2\n"
+        "                    ]\n"
+        "                }\n"
+        "            },\n"
+        "            \"required\": [\n"
+        "                \"city\"\n"
+        "            ],\n"
+        "            \"additionalProperties\": false\n"
+        "        }\n"
+        "    }\n"
+        "}\n"
+        "\n"
+        "{\n"
+        "    \"type\": \"function\",\n"
+        "    \"function\": {\n"
+        "        \"name\": \"now\",\n"
+        "        \"parameters\": {}\n"
+        "    }\n"
+        "}\n"
+        "\n"
+        "Weather in Paris?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+        "\n"
+        "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n"
+        "\n"
+        "\"22C\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+        "\n"
+        "It is 22C.<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+        "\n"
+        "Thanks<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+        "\n";
+    static const char   want2[] =
+        "<|start_header_id|>system<|end_header_id|>\n"
+        "\n"
+        "Environment: ipython\n"
+        "Cutting Knowledge Date: December 2023\n"
+        "Today Date: 26 Jul 2024\n"
+        "\n"
+        "<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+        "\n"
+        "Given the following functions, please respond with a JSON for "
+        "a function call with its proper arguments that best answers the "
+        "given prompt.\n"
+        "\n"
+        "Respond in the format {\"name\": function name, \"parameters\": "
+        "dictionary of argument name and its value}.Do not use variables.\n"
+        "\n"
+        "{\n"
+        "    \"type\": \"function\",\n"
+        "    \"function\": {\n"
+        "        \"name\": \"now\",\n"
+        "        \"parameters\": {}\n"
+        "    }\n"
+        "}\n"
+        "\n"
+        "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+        "\n";
+    char                body[2048];
+
+    snprintf(body, sizeof(body), "{%s,\"messages\":["
+             "{\"role\":\"system\",\"content\":\"Be brief. \"},"
+             "{\"role\":\"user\",\"content\":\" Weather in Paris?\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+             "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":"
+             "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"22C\"},"
+             "{\"role\":\"assistant\",\"content\":\"It is 22C.\"},"
+             "{\"role\":\"user\",\"content\":\"Thanks\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0, "llama3: request parsed");
+    ok(st_api_tools_style_of("llama3", NULL) == ST_API_TOOLS_STYLE_LLAMA3
+       && st_api_tools_style_of("auto", "{{ '<|start_header_id|>' + "
+                                "role + '<|end_header_id|>' }}")
+          == ST_API_TOOLS_STYLE_LLAMA3
+       && st_api_tools_style_of("chatml", NULL) == ST_API_TOOLS_STYLE_HERMES,
+       "llama3: style from the family");
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("llama3", NULL, r, &b, &stop, &n_stop, &err)
+       == ST_OK && b.data != NULL && strcmp(b.data, want1) == 0,
+       "llama3: system, tools in the first user turn, a call, its result, "
+       "byte for byte");
+    if (b.data != NULL && strcmp(b.data, want1) != 0) {
+        printf("# got: %s\n", b.data);
+    }
+    ok(n_stop > 0, "llama3: stop strings");
+    st_jbuf_free(&b);
+
+    /* calls parsed back */
+    n = l3_parse(r, " {\"name\": \"get_weather\", \"parameters\": "
+                 "{\"city\": \"Rome\"}}", &calls, &content_len);
+    ok(n == 1 && strcmp(calls[0].name, "get_weather") == 0
+       && strcmp(calls[0].arguments, "{\"city\":\"Rome\"}") == 0
+       && strcmp(calls[0].id, "call_x_0") == 0 && content_len == 0,
+       "llama3: a {name, parameters} reply is one call");
+    st_api_tool_calls_free(calls, n > 0 ? (size_t) n : 0);
+    n = l3_parse(r, "<|python_tag|>{\"name\": \"now\", \"parameters\": {}}",
+                 &calls, &content_len);
+    ok(n == 1 && strcmp(calls[0].name, "now") == 0
+       && strcmp(calls[0].arguments, "{}") == 0,
+       "llama3: after <|python_tag|>");
+    st_api_tool_calls_free(calls, n > 0 ? (size_t) n : 0);
+    n = l3_parse(r, "{\"name\": \"rm\", \"parameters\": {}}", &calls,
+                 &content_len);
+    ok(n == 0 && calls == NULL && content_len == 32,
+       "llama3: a function not in tools: text");
+    n = l3_parse(r, "It is {\"name\": \"now\"}", &calls, &content_len);
+    ok(n == 0 && content_len == 21, "llama3: a call not the whole reply: "
+       "text");
+    n = l3_parse(r, "{\"name\": \"now\", \"param", &calls, &content_len);
+    ok(n == 0 && content_len == 22, "llama3: a cut call: text");
+
+    /* forced: the schema's arguments key is "parameters" */
+    st_api_request_free(r);
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":\"required\","
+             "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_tools_call_schema(r, ST_API_TOOLS_STYLE_LLAMA3, &b) == 1
+       && strstr(b.data, "\"required\":[\"name\",\"parameters\"]") != NULL
+       && strstr(b.data, "\"arguments\"") == NULL,
+       "llama3: a forced call's schema uses parameters");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    /* a named tool_choice lists that tool only */
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":{\"type\":\"function\","
+             "\"function\":{\"name\":\"now\"}},\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"Hi\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("llama3", NULL, r, &b, &stop, &n_stop, &err)
+       == ST_OK && b.data != NULL && strcmp(b.data, want2) == 0,
+       "llama3: a named tool only, no system message, byte for byte");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    /* the template takes one call per assistant turn */
+    snprintf(body, sizeof(body), "{%s,\"messages\":["
+             "{\"role\":\"user\",\"content\":\"x\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+             "{\"id\":\"a\",\"type\":\"function\",\"function\":{\"name\":"
+             "\"now\",\"arguments\":\"{}\"}},"
+             "{\"id\":\"b\",\"type\":\"function\",\"function\":{\"name\":"
+             "\"now\",\"arguments\":\"{}\"}}]}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("llama3", NULL, r, &b, &stop, &n_stop, &err)
+       == ST_ERR_INVALID && strstr(err.msg, "one tool call") != NULL,
+       "llama3: two calls in one turn: a clear error");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+}
+
+/* Mistral v3 tool prompts, byte for byte what Mistral-7B-Instruct-v0.3's
+ * Jinja template renders (jinja2 with transformers' tojson, bos_token
+ * empty), and [TOOL_CALLS] parsed back */
+static void
+test_tools_mistral(void)
+{
+    st_api_request     *r;
+    st_jbuf             b;
+    st_error            err;
+    const char *const  *stop;
+    size_t              n_stop, content_len;
+    int                 n;
+    st_api_tool_call   *calls;
+    const char         *t;
+    static const char   tools[] =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_weather\",\"description\":\"Weather of a city\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":"
+        "{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"enum\":"
+        "[1,2]}},\"required\":[\"city\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\","
+        "\"parameters\":{}}}]";
+    static const char   want1[] =
+        "[INST] Weather in Paris?[/INST][TOOL_CALLS] [{\"name\": \"get_weather\","
+        " \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abcDEF123\"}]"
+        "</s>[TOOL_RESULTS] {\"content\": 22C, \"call_id\": \"abcDEF123\"}[/TOOL_RESULTS]"
+        " It is 22C.</s>[AVAILABLE_TOOLS] [{\"type\": \"function\", \"function\": "
+        "{\"name\": \"get_weather\", \"description\": \"Weather of a city\","
+        " \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": "
+        "{\"type\": \"string\"}, \"days\": {\"type\": \"integer\", \"enum\": "
+        "[1, 2]}}, \"required\": [\"city\"], \"additionalProperties\": "
+        "false}}}, {\"type\": \"function\", \"function\": {\"name\": \"now\","
+        " \"parameters\": {}}}][/AVAILABLE_TOOLS][INST] Be brief.\n\nThanks[/INST]";
+    static const char   want2[] =
+        "[INST] Hi[/INST] Yo</s>[AVAILABLE_TOOLS] [{\"type\": \"function\","
+        " \"function\": {\"name\": \"now\", \"parameters\": {}}}][/AVAILABLE_TOOLS]"
+        "[INST] Now?[/INST] ok</s>";
+    char                body[2048];
+
+    ok(st_api_tools_style_of("mistral-v3", NULL) == ST_API_TOOLS_STYLE_MISTRAL
+       && st_api_tools_style_of("mistral-v7", NULL)
+          == ST_API_TOOLS_STYLE_HERMES,
+       "mistral: v3 has its own style");
+
+    snprintf(body, sizeof(body), "{%s,\"messages\":["
+             "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+             "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+             "\"id\":\"call_abcDEF123\",\"type\":\"function\",\"function\":"
+             "{\"name\":\"get_weather\",\"arguments\":"
+             "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"call_abcDEF123\","
+             "\"content\":\"22C\"},"
+             "{\"role\":\"assistant\",\"content\":\" It is 22C. \"},"
+             "{\"role\":\"user\",\"content\":\"Thanks\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    ok(r->n_errors == 0, "mistral: request parsed");
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_OK
+       && b.data != NULL && strcmp(b.data, want1) == 0,
+       "mistral: a call (id cut to 9), its result, tools before the last "
+       "user turn with the system text, byte for byte");
+    if (b.data != NULL && strcmp(b.data, want1) != 0) {
+        printf("# got: %s\n", b.data);
+    }
+    st_jbuf_free(&b);
+
+    t = "[TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+        "\"Rome\"}, \"id\": \"abcDEF123\"}, {\"name\": \"now\", "
+        "\"arguments\": {}}]";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 2 && strcmp(calls[0].name, "get_weather") == 0
+       && strcmp(calls[0].arguments, "{\"city\":\"Rome\"}") == 0
+       && strcmp(calls[1].name, "now") == 0
+       && strcmp(calls[1].id, "call_x_1") == 0 && content_len == 0,
+       "mistral: [TOOL_CALLS] with two calls parsed");
+    st_api_tool_calls_free(calls, n > 0 ? (size_t) n : 0);
+    t = "Sure. [TOOL_CALLS] [{\"name\": \"rm\", \"arguments\": {}}]";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 0 && content_len == strlen(t), "mistral: unknown function: text");
+    t = "[TOOL_CALLS] [{\"name\": \"now\", \"argu";
+    n = st_api_tool_calls_parse_mistral(t, strlen(t), r->tools, r->n_tools,
+                                        "x", &calls, &content_len);
+    ok(n == 0 && content_len == strlen(t), "mistral: a cut call: text");
+    st_api_request_free(r);
+
+    /* no call: the system text is dropped unless the last message is a
+     * user turn (as the template does) */
+    snprintf(body, sizeof(body), "{%s,\"tool_choice\":{\"type\":"
+             "\"function\",\"function\":{\"name\":\"now\"}},\"messages\":["
+             "{\"role\":\"system\",\"content\":\"S\"},"
+             "{\"role\":\"user\",\"content\":\"Hi\"},"
+             "{\"role\":\"assistant\",\"content\":\"Yo\"},"
+             "{\"role\":\"user\",\"content\":\"Now?\"},"
+             "{\"role\":\"assistant\",\"content\":\"ok\"}]}", tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_OK
+       && b.data != NULL && strcmp(b.data, want2) == 0,
+       "mistral: a named tool only, before the last user turn, byte for "
+       "byte");
+    if (b.data != NULL && strcmp(b.data, want2) != 0) {
+        printf("# got: %s\n", b.data);
+    }
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+
+    /* the template's checks: alternation, 9-character ids */
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}",
+             tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_ERR_INVALID
+       && strstr(err.msg, "alternate") != NULL,
+       "mistral: two user turns in a row: a clear error");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+    snprintf(body, sizeof(body), "{%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"a\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+             "\"function\":{\"name\":\"now\",\"arguments\":\"{}\"}}]}]}",
+             tools);
+    r = parse(ST_API_CHAT, body);
+    st_jbuf_init(&b);
+    ok(st_api_chat_render_tools("mistral-v3", NULL, r, &b, &stop, &n_stop,
+                                &err) == ST_ERR_INVALID
+       && strstr(err.msg, "9 characters") != NULL,
+       "mistral: a call id shorter than 9: a clear error");
+    st_jbuf_free(&b);
+    st_api_request_free(r);
+}
+
 static void
 test_responses(void)
 {
@@ -644,7 +996,40 @@ test_responses(void)
 
     r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
               "{\"type\":\"json_schema\"}}}");
-    ok(has_error(r, "text.format", "unsupported"), "json_schema: 400");
+    ok(has_error(r, "text.format.schema", "required"),
+       "json_schema without schema: 400");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_schema\",\"name\":\"p\",\"strict\":true,"
+              "\"schema\":{\"type\":\"object\",\"properties\":{\"a\":"
+              "{\"type\":\"integer\"}},\"required\":[\"a\"]}}}}");
+    ok(r->n_errors == 0 && r->constraint != NULL && r->text_format != NULL
+       && strstr(r->text_format, "\"name\":\"p\"") != NULL,
+       "json_schema: compiled, the format kept to echo");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_object\"}}}");
+    ok(r->n_errors == 0 && r->constraint != NULL, "json_object: compiled");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"text\"}}}");
+    ok(r->n_errors == 0 && r->constraint == NULL && r->text_format == NULL,
+       "text: unconstrained");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"json_schema\",\"name\":\"p\",\"schema\":"
+              "{\"type\":\"string\",\"pattern\":\"a+\"}}}}");
+    ok(has_error(r, "text.format.schema", "unsupported"),
+       "unsupported keyword: 400 on text.format.schema");
+    st_api_request_free(r);
+
+    r = parse(ST_API_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":"
+              "{\"type\":\"yaml\"}}}");
+    ok(has_error(r, "text.format.type", "enum"), "unknown type: 400");
     st_api_request_free(r);
 
     r = parse(ST_API_RESPONSES, "{\"input\":[]}");
@@ -773,6 +1158,8 @@ main(void)
     test_suffix();
     test_chat_utf8();
     test_tools();
+    test_tools_llama3();
+    test_tools_mistral();
     test_responses();
     test_embeddings();
     return done_testing();
