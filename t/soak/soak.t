@@ -371,7 +371,7 @@ my @HOSTILE = (
     [ 'invalid UTF-8',    '/v1/chat/completions', qq({"messages":[{"role":"user","content":"\xed\xa0\x80"}]}) ],
     [ 'deep nesting',     '*', qq({"prompt":"x","extra":$deep}) ],
     [ 'very deep nesting','*', qq({"prompt":"x","extra":$very_deep}) ],
-    [ 'n=2',              '/v1/completions', '{"prompt":"x","n":2}' ],
+    [ 'n=65',             '/v1/completions', '{"prompt":"x","n":65}' ],
     [ '5 stops',          '/v1/completions', '{"prompt":"x","stop":["a","b","c","d","e"]}' ],
     [ 'logprobs 21',      '/v1/completions', '{"prompt":"x","logprobs":21}' ],
     [ 'token out of vocab', '/v1/completions', '{"prompt":[99999]}' ],
