@@ -21,58 +21,6 @@
 #include <string.h>
 
 
-/* JSON text of a yajl tree (the schema as the engine's compiler reads it) */
-static void
-st_api_write_val(st_jbuf *b, yajl_val v)
-{
-    size_t i;
-
-    switch (v->type) {
-    case yajl_t_string:
-        st_jbuf_add_jstr(b, v->u.string, strlen(v->u.string));
-        break;
-    case yajl_t_number:
-        st_jbuf_adds(b, v->u.number.r);
-        break;
-    case yajl_t_true:
-        st_jbuf_adds(b, "true");
-        break;
-    case yajl_t_false:
-        st_jbuf_adds(b, "false");
-        break;
-    case yajl_t_null:
-        st_jbuf_adds(b, "null");
-        break;
-    case yajl_t_array:
-        st_jbuf_add(b, "[", 1);
-        for (i = 0; i < v->u.array.len; i++) {
-            if (i > 0) {
-                st_jbuf_add(b, ",", 1);
-            }
-            st_api_write_val(b, v->u.array.values[i]);
-        }
-        st_jbuf_add(b, "]", 1);
-        break;
-    case yajl_t_object:
-        st_jbuf_add(b, "{", 1);
-        for (i = 0; i < v->u.object.len; i++) {
-            if (i > 0) {
-                st_jbuf_add(b, ",", 1);
-            }
-            st_jbuf_add_jstr(b, v->u.object.keys[i],
-                             strlen(v->u.object.keys[i]));
-            st_jbuf_add(b, ":", 1);
-            st_api_write_val(b, v->u.object.values[i]);
-        }
-        st_jbuf_add(b, "}", 1);
-        break;
-    default:
-        st_jbuf_adds(b, "null");
-        break;
-    }
-}
-
-
 static void
 st_api_constraint_err(st_api_request *req, const char *field,
     const st_error *err, int *nomem)
@@ -132,7 +80,7 @@ st_api_json_schema(st_api_request *req, yajl_val js, const char *field,
         return;
     }
     st_jbuf_init(&b);
-    st_api_write_val(&b, schema);
+    st_api_json_dump(&b, schema, 0);   /* compact, as the compiler reads it */
     if (b.failed) {
         st_jbuf_free(&b);
         *nomem = 1;
