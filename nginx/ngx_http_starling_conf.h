@@ -98,6 +98,8 @@ typedef struct {
     ngx_str_t                   pool_name;
     ngx_thread_pool_t          *pool;
     ngx_shm_zone_t             *shm_zone;
+    ngx_atomic_uint_t           generation;      /* of this cycle, see
+                                                    shm_t.generation */
     ngx_int_t                   request_id_index;
     ngx_str_t                   session_store;   /* "" = no spilling */
     off_t                       session_store_size;

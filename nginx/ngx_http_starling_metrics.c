@@ -100,7 +100,9 @@ ngx_http_starling_init_shm(ngx_conf_t *cf,
     }
 
     smcf->shm_zone->init = ngx_http_starling_shm_init;
-    smcf->shm_zone->data = NULL;
+    /* until the init replaces it with the zone's struct: the init gives
+     * this cycle its generation number */
+    smcf->shm_zone->data = smcf;
 
     return NGX_OK;
 }
@@ -109,12 +111,17 @@ ngx_http_starling_init_shm(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
 {
-    ngx_slab_pool_t          *shpool;
-    ngx_http_starling_shm_t  *shm;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_starling_shm_t        *shm;
+    ngx_http_starling_main_conf_t  *smcf;
+
+    smcf = zone->data;
 
     if (data != NULL) {
         /* reload: keep counting where the old cycle was */
         zone->data = data;
+        shm = data;
+        smcf->generation = ngx_atomic_fetch_add(&shm->generation, 1) + 1;
         return NGX_OK;
     }
 
@@ -122,6 +129,8 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
 
     if (zone->shm.exists) {
         zone->data = shpool->data;
+        shm = shpool->data;
+        smcf->generation = ngx_atomic_fetch_add(&shm->generation, 1) + 1;
         return NGX_OK;
     }
 
@@ -137,6 +146,8 @@ ngx_http_starling_shm_init(ngx_shm_zone_t *zone, void *data)
 
     shpool->data = shm;
     zone->data = shm;
+    shm->generation = 1;
+    smcf->generation = 1;
 
     return NGX_OK;
 }
@@ -520,6 +531,7 @@ ngx_http_starling_metrics_attach(ngx_cycle_t *cycle,
             slot->model[i].name_len = len;
         }
 
+        slot->generation = smcf->generation;
         ngx_memory_barrier();
         slot->pid = (ngx_atomic_uint_t) ngx_pid;
     }
@@ -865,4 +877,58 @@ ngx_http_starling_metrics(ngx_http_request_t *r,
                                      b.data, b.len);
     st_jbuf_free(&b);
     return rc;
+}
+
+
+/*
+ * /ready for the whole instance, not just the worker that answers: how
+ * many live workers of this configuration cycle have every model loaded
+ * (ready), out of worker_processes (total). During a reload the old
+ * cycle's workers are of another generation and do not count; a worker
+ * that crashed leaves a dead pid and its respawn takes a slot anew.
+ * Without the zone's slots (more workers than slots) total is 0: the
+ * caller falls back to this worker's own state.
+ */
+void
+ngx_http_starling_workers_ready(ngx_http_starling_main_conf_t *smcf,
+    ngx_uint_t *ready, ngx_uint_t *total)
+{
+    ngx_uint_t                        i, k, n, ok;
+    ngx_core_conf_t                  *ccf;
+    ngx_http_starling_shm_t          *shm;
+    ngx_http_starling_worker_slot_t  *slot;
+
+    *ready = 0;
+    *total = 0;
+
+    if (ngx_http_starling_slot == NULL || smcf->shm_zone == NULL
+        || smcf->shm_zone->data == NULL)
+    {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+    shm = smcf->shm_zone->data;
+    n = ngx_min(smcf->models.nelts, NGX_HTTP_STARLING_MODEL_SLOTS);
+
+    for (i = 0; i < NGX_HTTP_STARLING_WORKER_SLOTS; i++) {
+        slot = &shm->workers[i];
+        if (slot->pid == 0 || slot->generation != smcf->generation
+            || !ngx_http_starling_pid_alive((ngx_pid_t) slot->pid))
+        {
+            continue;
+        }
+        ok = 1;
+        for (k = 0; k < n; k++) {
+            if (!slot->model[k].loaded) {
+                ok = 0;
+                break;
+            }
+        }
+        *ready += ok;
+    }
+
+    *total = ccf->worker_processes > 0 ? (ngx_uint_t) ccf->worker_processes
+                                       : 1;
 }

@@ -335,7 +335,7 @@ ngx_http_starling_ready(ngx_http_request_t *r,
     ngx_http_starling_main_conf_t *smcf)
 {
     st_jbuf                     b;
-    ngx_uint_t                  i, ready;
+    ngx_uint_t                  i, ready, w_ready, w_total;
     ngx_http_starling_model_t  *m;
 
     m = smcf->models.elts;
@@ -347,8 +347,21 @@ ngx_http_starling_ready(ngx_http_request_t *r,
         }
     }
 
+    /* a load balancer's probe lands on any worker: ready means every
+     * worker can serve, not only this one */
+    ngx_http_starling_workers_ready(smcf, &w_ready, &w_total);
+    if (w_total == 0) {
+        w_total = 1;
+        w_ready = ready;
+    }
+    if (w_ready < w_total) {
+        ready = 0;
+    }
+
     st_jbuf_init(&b);
-    st_jbuf_addf(&b, "{\"ready\":%s,\"models\":{", ready ? "true" : "false");
+    st_jbuf_addf(&b, "{\"ready\":%s,\"workers\":{\"ready\":%lu,"
+                 "\"total\":%lu},\"models\":{", ready ? "true" : "false",
+                 (unsigned long) w_ready, (unsigned long) w_total);
     for (i = 0; i < smcf->models.nelts; i++) {
         if (i) {
             st_jbuf_adds(&b, ",");

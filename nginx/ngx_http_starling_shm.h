@@ -65,6 +65,9 @@ typedef struct {
 
 typedef struct {
     ngx_atomic_t                      pid;  /* 0: free */
+    /* the configuration cycle the worker runs (shm_t.generation when it
+     * was forked): /ready counts the workers of its own generation */
+    ngx_atomic_t                      generation;
     ngx_http_starling_model_gauges_t  model[NGX_HTTP_STARLING_MODEL_SLOTS];
 } ngx_http_starling_worker_slot_t;
 
@@ -96,6 +99,9 @@ typedef struct {
     ngx_atomic_t    rejected[NGX_HTTP_STARLING_NREJ];
     ngx_atomic_t    prefix_queries_tokens; /* prompt tokens looked up */
     ngx_atomic_t    preemptions;
+    /* configuration cycles so far: the master adds one at each start
+     * and reload, before it forks that cycle's workers */
+    ngx_atomic_t    generation;
 
     ngx_http_starling_hist_t         hist[NGX_HTTP_STARLING_NHIST];
     ngx_http_starling_tenant_stats_t tenants[NGX_HTTP_STARLING_TENANT_SLOTS];
@@ -138,6 +144,8 @@ void ngx_http_starling_metrics_attach(ngx_cycle_t *cycle,
 void ngx_http_starling_metrics_publish(ngx_http_starling_main_conf_t *smcf,
     ngx_http_starling_model_t *m);
 void ngx_http_starling_metrics_detach(ngx_http_starling_main_conf_t *smcf);
+void ngx_http_starling_workers_ready(ngx_http_starling_main_conf_t *smcf,
+    ngx_uint_t *ready, ngx_uint_t *total);
 
 
 #endif /* _NGX_HTTP_STARLING_SHM_H_INCLUDED_ */

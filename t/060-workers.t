@@ -1,7 +1,9 @@
 #!/usr/bin/perl
 # Two workers: counters aggregate in shared memory, /cancel and job_id
-# uniqueness work whichever worker answers; a model that fails to load
-# leaves the worker up, answering 503.
+# uniqueness work whichever worker answers; /ready speaks for every
+# worker of the running configuration (also across a reload); a model
+# that fails to load leaves the worker up, answering 503, and makes the
+# other worker's /ready 503 too.
 
 use strict;
 use warnings;
@@ -45,6 +47,21 @@ if (@pids != 2) {
     $t->stop;
     done_testing();
     exit;
+}
+
+# /ready: the instance, whichever worker answers
+my %ready_by_pid;
+for (1 .. 100) {
+    my $r = $t->request('GET', '/ready');
+    $ready_by_pid{$r->{headers}{'x-worker-pid'}} = $r;
+    last if keys %ready_by_pid >= 2;
+}
+is(scalar(keys %ready_by_pid), 2, '/ready answered by both workers');
+for my $pid (sort keys %ready_by_pid) {
+    my $r = $ready_by_pid{$pid};
+    is($r->{status}, 200, "worker $pid: ready");
+    is_deeply($r->{json}{workers}, { ready => 2, total => 2 },
+              "worker $pid: counts both workers");
 }
 
 for my $i (1 .. 6) {
@@ -102,6 +119,37 @@ for my $round (1 .. 3) {
     is($ev[-1]{json}{stop_reason}, 'CANCELLED', "round $round: cancelled on its owner");
 }
 
+# reload while an old worker still streams: the new configuration's two
+# workers are what /ready counts, the draining one is not
+{
+    my $s = $t->stream_open('/execute', { %$long, job_id => 'rl' });
+    my @ev;
+    while (my $e = $s->next_event(10)) {
+        push @ev, $e;
+        last if @ev >= 3;
+    }
+    my $old = $s->{headers}{'x-worker-pid'};
+    $t->signal('reload');
+    my ($r, %seen);
+    my $deadline = time + 20;
+    while (time < $deadline) {
+        $r = $t->request('GET', '/ready');
+        my $pid = $r && $r->{headers}{'x-worker-pid'};
+        $seen{$pid} = 1 if $r && $r->{status} == 200 && $pid ne $old
+                           && !$ready_by_pid{$pid};
+        last if keys %seen >= 2;
+        sleep 0.05;
+    }
+    is(scalar(keys %seen), 2, 'after reload: both new workers answer ready');
+    is_deeply($r->{json}{workers}, { ready => 2, total => 2 },
+              '... counting the new workers only');
+    ok(kill(0, $old), '... while the old worker still streams');
+    $t->request('POST', '/cancel', { job_id => 'rl' });
+    while (my $e = $s->next_event(20)) { push @ev, $e; }
+    $s->close;
+    is($ev[-1]{event}, 'end', 'the old worker\'s stream ended normally');
+}
+
 $t->stop;
 $t->check_error_log;
 
@@ -117,8 +165,14 @@ my $good = do {
     local $/;
     <$mf>;
 };
-my $bad = StarlingTest->new(http => "    starling_model tiny "
-    . "path={{PREFIX}}/model.gguf sha256=" . sha256_hex($good) . ";\n");
+my $bad = StarlingTest->new(workers => 2, listen => 'reuseport',
+    http => "    starling_model tiny "
+    . "path={{PREFIX}}/model.gguf sha256=" . sha256_hex($good) . ";\n",
+    server => <<'EOF4');
+        add_header X-Worker-Pid $pid always;
+        location /v1/ { starling openai; }
+        location / { starling worker; }
+EOF4
 {
     open my $mf, '>:raw', "$bad->{prefix}/model.gguf" or die $!;
     print $mf $good;
@@ -143,12 +197,37 @@ do {
 is($r->{status}, 503, 'health 503 when the model failed');
 is($r->{json}{status}, 'error', 'status error');
 ok(!$r->{json}{model_loaded}, 'model_loaded false');
-$r = $bad->request('GET', '/ready');
-is($r->{status}, 503, 'ready 503');
-ok($r->{headers}{'retry-after'}, 'Retry-After');
+my $failed = $r->{json}{worker_pid};
 $r = $bad->request('POST', '/v1/completions', { prompt => 'x' });
-is($r->{status}, 503, 'completions 503');
+my $n = 0;
+while ($r->{headers}{'x-worker-pid'} != $failed && $n++ < 100) {
+    $r = $bad->request('POST', '/v1/completions', { prompt => 'x' });
+}
+is($r->{status}, 503, 'completions 503 on the failed worker');
 is($r->{json}{error}{code}, 'model_failed', '... model_failed');
+
+# the healthy worker still serves, but the instance is not ready
+my ($healthy_ready, $failed_ready);
+for (1 .. 200) {
+    $r = $bad->request('GET', '/ready');
+    next unless $r;
+    if ($r->{headers}{'x-worker-pid'} == $failed) {
+        $failed_ready //= $r;
+    } else {
+        $healthy_ready //= $r;
+    }
+    last if $healthy_ready && $failed_ready;
+}
+for ([ 'failed', $failed_ready ], [ 'healthy', $healthy_ready ]) {
+    my ($which, $rr) = @$_;
+    ok($rr, "/ready answered by the $which worker") or next;
+    is($rr->{status}, 503, "... 503 from the $which worker");
+    ok($rr->{headers}{'retry-after'}, '... with Retry-After');
+    is_deeply($rr->{json}{workers}, { ready => 1, total => 2 },
+              '... one of two workers ready');
+}
+is($healthy_ready && $healthy_ready->{json}{models}{tiny}, 'ready',
+   'the healthy worker reports its own model loaded');
 $bad->stop;
 like($bad->error_log, qr/model "tiny" .* failed to load: .*sha256/i, 'load failure logged with the reason');
 

@@ -168,29 +168,10 @@ sub start {
     while (time < $deadline) {
         my $r = $self->request('GET', '/ready');
         return $self if $r && $o{no_wait};
-        return $self if $r && $r->{status} == 200 && $self->all_workers_loaded;
+        return $self if $r && $r->{status} == 200;
         sleep 0.05;
     }
     die "nginx did not become ready:\n" . $self->error_log;
-}
-
-# /ready answers for the worker that took the connection; with several
-# workers (reuseport gives each its own socket) another may still be
-# loading. Every worker logs "loading from" per model and then "loaded in"
-# or "failed to load": wait until each of the workers has finished each
-# model.
-sub all_workers_loaded {
-    my ($self) = @_;
-    my $workers = $self->{workers} // 1;
-    return 1 if $workers < 2;
-    my $log = $self->error_log;
-    my (%models, $loading, $done);
-    while ($log =~ /starling: model "([^"]+)" loading from/g) {
-        $models{$1} = 1;
-        $loading++;
-    }
-    $done = () = $log =~ /starling: model "[^"]+" (?:\(\S+\) )?(?:loaded in|failed to load)/g;
-    return $loading && $loading >= $workers * keys(%models) && $done >= $loading;
 }
 
 sub pid {
@@ -211,7 +192,13 @@ sub stop {
     my ($self) = @_;
     return unless $self->{started};
     my $pid = $self->pid;
-    $self->signal('quit');
+    # a signal to the pid, not "nginx -s quit": that parses nginx.conf,
+    # which a test may have left unparseable on purpose
+    if ($pid) {
+        kill 'QUIT', $pid;
+    } else {
+        $self->signal('quit');
+    }
     my $deadline = time + 15;
     while ($pid && kill(0, $pid) && time < $deadline) {
         sleep 0.05;
