@@ -140,7 +140,9 @@ st_cpu_gemm(st_cpu_level level, st_type wtype)
         return st_cpu_avx512_gemm(wtype);
     }
     if (level >= ST_CPU_AVX2 && st_cpu_avx2_vec_dot(wtype) != NULL) {
-        return st_cpu_avx2_gemm(wtype);
+        st_gemm_kernel kq = st_cpu_avx2_kquant_gemm(wtype);
+
+        return kq.fn != NULL ? kq : st_cpu_avx2_gemm(wtype);
     }
     return none;
 }

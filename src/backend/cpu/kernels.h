@@ -7,8 +7,8 @@
  * sums as the reference and differs only in float summation order (those
  * of Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL and IQ4_XS not even that: they
  * are bit-identical to quant_ref.c, and AVX-512 uses the AVX2 ones); every
- * GEMM tile kernel (gemm_avx2.c, gemm_avx512.c) is bit-identical to the
- * vec_dot of its own level.
+ * GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c, gemm_avx512.c) is
+ * bit-identical to the vec_dot of its own level.
  */
 #ifndef ST_KERNELS_H
 #define ST_KERNELS_H
@@ -78,6 +78,7 @@ st_gemm_kernel st_cpu_gemm(st_cpu_level level, st_type wtype);
 /* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
 st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
+st_gemm_kernel   st_cpu_avx2_kquant_gemm(st_type wtype); /* Q2_K Q3_K IQ4_XS */
 st_vec_dot_fn    st_cpu_avx2_vec_dot(st_type wtype);
 st_from_float_fn st_cpu_avx2_from_float(st_type vdtype);
 st_vec_dot_fn    st_cpu_avx512_vec_dot(st_type wtype);
