@@ -466,6 +466,13 @@ ngx_http_starling_body_handler(ngx_http_request_t *r)
         break;
     }
 
+    if (rc == NGX_AGAIN) {
+        /* the prompt is being tokenized on the pool: req belongs to that
+         * job, which goes on with the request when it is done
+         * (ngx_http_starling_generate.c) */
+        return;
+    }
+
     st_api_request_free(req);
 
     if (rc == NGX_DONE) {

@@ -1,13 +1,19 @@
 /*
  * starling-tokbench: single-thread tokenizer throughput.
  *
- *   starling-tokbench [-s seconds] [-p] [vocab.gguf ...]
+ *   starling-tokbench [-s seconds] [-p] [-c chars [-f file]] [vocab.gguf ...]
  *
  * For each vocab: load time, then tokens/s for st_tokenize on a short
  * English text (one call per text, as a server does per prompt) and on
  * the same text repeated 64 times (one long call). -p parses special
  * tokens (add_special and parse_special on). Without files it uses
  * the two models/ files and, when present, ../shared/reference/tokenizer/ vocabs.
+ *
+ * -c N: instead, the time of one call on an N-byte prompt (the text
+ * repeated, add_special and parse_special on, as the server tokenizes a
+ * prompt in its event loop): the shortest and longest of the calls made
+ * in -s seconds, i.e. how long that prompt stalls the event loop.
+ * -f FILE: with -c, the prompt is FILE's bytes (repeated to N bytes).
  */
 #include "gguf/gguf.h"
 #include "text/tokenizer.h"
@@ -70,8 +76,67 @@ bench(const st_tokenizer *t, const char *text, size_t len, int special,
 }
 
 
+/* -c: one call on an n_chars prompt, best and worst of ~secs */
+static const char *fill_path;    /* -f */
+
 static int
-run(const char *path, double secs, int special)
+stall(const st_tokenizer *t, const char *name, size_t n_chars, double secs)
+{
+    st_tokens out = { NULL, 0, 0 };
+    st_error  err = { 0 };
+    size_t    slen = sizeof(short_text) - 1, k, calls = 0;
+    double    t0, t1, t_start, best = 1e30, worst = 0.0;
+    char     *text = malloc(n_chars + 1);
+
+    if (text == NULL) {
+        return 1;
+    }
+    for (k = 0; k < n_chars; k++) {
+        text[k] = k % (slen + 1) == slen ? ' ' : short_text[k % (slen + 1)];
+    }
+    if (fill_path != NULL) {
+        FILE  *f = fopen(fill_path, "rb");
+        size_t got = f ? fread(text, 1, n_chars, f) : 0;
+
+        if (f) {
+            fclose(f);
+        }
+        if (got == 0) {
+            fprintf(stderr, "%s: cannot read\n", fill_path);
+            free(text);
+            return 1;
+        }
+        for (k = got; k < n_chars; k++) {
+            text[k] = text[k % got];
+        }
+    }
+    t_start = now_s();
+    do {
+        out.n = 0;
+        t0 = now_s();
+        if (st_tokenize(t, text, n_chars, 1, 1, &out, &err) != ST_OK) {
+            fprintf(stderr, "tokenize: %s\n", err.msg);
+            free(out.ids);
+            free(text);
+            return 1;
+        }
+        t1 = now_s();
+        best = t1 - t0 < best ? t1 - t0 : best;
+        worst = t1 - t0 > worst ? t1 - t0 : worst;
+        calls++;
+    } while (t1 - t_start < secs);
+    printf("%-42s %-3s vocab %6u  %zu B prompt -> %zu tok: one call "
+        "%.2f ms best, %.2f ms worst (%zu calls)\n", name,
+        st_tokenizer_kind_name(t), st_tokenizer_n_vocab(t), n_chars, out.n,
+        best * 1e3, worst * 1e3, calls);
+    free(out.ids);
+    free(text);
+    return 0;
+}
+
+
+static int
+run(const char *path, double secs, int special, size_t n_chars)
 {
     st_gguf      *g = NULL;
     st_tokenizer *t = NULL;
@@ -91,6 +156,12 @@ run(const char *path, double secs, int special)
         return 1;
     }
     load_ms = (now_s() - t0) * 1e3;
+    if (n_chars) {
+        k = (size_t) stall(t, name, n_chars, secs);
+        st_tokenizer_free(t);
+        st_gguf_close(g);
+        return (int) k;
+    }
     longt = malloc(slen * 64 + 64);
     if (longt == NULL) {
         st_tokenizer_free(t);
@@ -129,6 +200,7 @@ main(int argc, char **argv)
     };
     double      secs = 0.5;
     int         special = 0, i, n_files = 0, rc = 0;
+    size_t      n_chars = 0;
     struct stat sb;
 
     for (i = 1; i < argc; i++) {
@@ -136,19 +208,23 @@ main(int argc, char **argv)
             secs = atof(argv[++i]);
         } else if (strcmp(argv[i], "-p") == 0) {
             special = 1;
+        } else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            n_chars = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
+            fill_path = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: %s [-s seconds] [-p] [vocab.gguf ...]\n",
+            fprintf(stderr, "usage: %s [-s seconds] [-p] [-c chars [-f file]] [vocab.gguf ...]\n",
                 argv[0]);
             return 2;
         } else {
             n_files++;
-            rc |= run(argv[i], secs, special);
+            rc |= run(argv[i], secs, special, n_chars);
         }
     }
     if (n_files == 0) {
         for (i = 0; defaults[i] != NULL; i++) {
             if (stat(defaults[i], &sb) == 0) {
-                rc |= run(defaults[i], secs, special);
+                rc |= run(defaults[i], secs, special, n_chars);
             }
         }
     }

@@ -18,7 +18,8 @@
  * 1. scores of a chunk of keys are computed first (they do not depend
  *    on the running max), then scalar passes turn them into the rescale /
  *    weight factors (expf, the running max M and the sum S, in the same
- *    order as the reference);
+ *    order as the reference); the exponentials of a chunk are one
+ *    st_vec_expf_avx2 call, equal to expf lane for lane;
  *    A level may define ST_ATTN_HAVE_DOT8 and st_attn_dot8() to score 8
  *    keys at once with the same arithmetic; the scalar passes run the
  *    heads of a group interleaved;
@@ -36,9 +37,9 @@
 /* Scores of n keys, then the softmax factors in key order: w[j] is the
  * rescale factor ms when up[j] (a new max; the key's own weight is 1),
  * else the key's weight vs. The running max depends on the scores only,
- * so the expf arguments are found first and expf then runs on
- * independent values back to back (the libm function itself: its
- * rounding is part of the numerics). */
+ * so the expf arguments are found first and expf then runs on the
+ * chunk's values at once (st_vec_expf_avx2: the libm function's bits,
+ * whose rounding is part of the numerics). */
 ST_INLINE void
 st_attn_scan(st_attn_f16_state *st, uint32_t hd, const st_f16 *k,
     size_t stride, uint32_t n, float *w, uint8_t *up)
@@ -70,9 +71,7 @@ st_attn_scan(st_attn_f16_state *st, uint32_t hd, const st_f16 *k,
             up[j] = 0;
         }
     }
-    for (j = 0; j < n; j++) {
-        w[j] = expf(w[j]);
-    }
+    st_vec_expf_avx2(w, n);
     for (j = 0; j < n; j++) {
         float ms = up[j] ? w[j] : 1.0f, vs = up[j] ? 1.0f : w[j];
 
@@ -134,9 +133,7 @@ st_attn_scan_group(st_attn_f16_state *st, uint32_t G, uint32_t hd,
         }
     }
     for (g = 0; g < G; g++) {
-        for (j = 0; j < n; j++) {
-            w[g][j] = expf(w[g][j]);
-        }
+        st_vec_expf_avx2(w[g], n);
     }
     for (j = 0; j < n; j++) {
 #pragma GCC unroll 8

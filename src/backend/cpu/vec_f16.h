@@ -34,6 +34,11 @@ void   st_vec_f16_mad_round_avx2(float *acc, const st_f16 *v, float s,
            int64_t n);
 double st_vec_dot_f16_f32_d_avx2(int64_t n, const st_f16 *k, const float *q);
 
+/* x[i] = expf(x[i]), the C library's expf bit for bit (x86/vexp_avx2.c:
+ * vectorised in double, with expf itself for the lanes it cannot
+ * decide). The softmax of the fused kernels below calls it. */
+void   st_vec_expf_avx2(float *x, int64_t n);
+
 /* ---- one query head's attention over an F16 KV cache, fused ----
  *
  * The same arithmetic, key for key, as this loop (ggml's CPU flash

@@ -215,32 +215,60 @@ st_q4_0_unpack(const uint8_t *qs)
 }
 
 
+/* The same bytes with one ALU operation less: the 16 bytes loaded into
+ * both halves (a load-port broadcast), the high half shifted right 4 in
+ * its 64-bit lanes (each byte then holds its own high nibble in bits
+ * 0..3), masked. */
+static inline __m256i
+st_q4_0_unpack_b(const uint8_t *qs)
+{
+    __m256i b = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *) qs));
+
+    b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+
+/* sum of (nib - 8) * y per 32-bit lane, nib = 0..15 unsigned: the
+ * pairs nib * y and 8 * y are exact in 16 bits (|.| <= 3840), so this
+ * is st_dot_i8_32(nib - 8, y) with one operation less. */
+static inline __m256i
+st_dot_q4_0_32(__m256i nib, __m256i y)
+{
+    __m256i p16 = _mm256_sub_epi16(
+        _mm256_maddubs_epi16(nib, y),
+        _mm256_maddubs_epi16(_mm256_set1_epi8(8), y));
+
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+
 static void
 st_vec_dot_q4_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q4_0 *x = vx;
     const st_block_q8_0 *y = vy;
     int64_t              nb = n / ST_QK4_0, i = 0;
-    const __m256i        eight = _mm256_set1_epi8(8);
     __m256               a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256i              q, p;
+    __m256i              p;
 
+    /* block i into a0 when i is even, a1 when odd, as before */
     for (; i + 2 <= nb; i += 2) {
-        q = _mm256_sub_epi8(st_q4_0_unpack(x[i].qs), eight);
-        p = st_dot_i8_32(q, _mm256_loadu_si256((const __m256i *) y[i].qs));
+        p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
+                           _mm256_loadu_si256((const __m256i *) y[i].qs));
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
                                             * st_f16_load(y[i].d)),
                              _mm256_cvtepi32_ps(p), a0);
-        q = _mm256_sub_epi8(st_q4_0_unpack(x[i + 1].qs), eight);
-        p = st_dot_i8_32(q,
-                         _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
+        p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i + 1].qs),
+                           _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
         a1 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i + 1].d)
                                             * st_f16_load(y[i + 1].d)),
                              _mm256_cvtepi32_ps(p), a1);
     }
     for (; i < nb; i++) {
-        q = _mm256_sub_epi8(st_q4_0_unpack(x[i].qs), eight);
-        p = st_dot_i8_32(q, _mm256_loadu_si256((const __m256i *) y[i].qs));
+        p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
+                           _mm256_loadu_si256((const __m256i *) y[i].qs));
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
                                             * st_f16_load(y[i].d)),
                              _mm256_cvtepi32_ps(p), a0);
