@@ -12,7 +12,7 @@
  * element is the scalar accumulator of x86/quant32_avx2.h's vec_dot,
  * stepped by the same functions; the tile unpacks each weight block once
  * for its 4 activation rows.
- * Q4_K: 2 weight rows x 4 activation rows, weight super-blocks unpacked
+ * Q6_K: 2 weight rows x 4 activation rows, weight super-blocks unpacked
  * once per tile.
  * Types without a kernel here (BF16, other K-quants) use vec_dot per
  * element.
@@ -355,129 +355,131 @@ st_cpu_avx2_gemm_a2(st_type wtype)
 }
 
 
-/* ------------------------------------------------------------ Q4_K */
+/* ------------------------------------------------------------ Q6_K */
 
-/* vec_dot Q4_K (AVX2) per super-block i: an exact int32 x 8 sum isum of
- * nibble x q8 products weighted by the 6-bit scales, an exact msum of the
- * mins x bsums, then
- *   acc = fma(set1(dy * d), float(isum), acc)
- *   acc = fnmadd(set1(dy * dmin), float(msum), acc)
- * and hsum(acc) at the end. The tile (2 weight rows x 4 activation rows,
- * one accumulator per element) unpacks each weight super-block (nibbles,
- * scales, mins) once for its 4 activation rows and forms the same isum
- * and msum vectors (integer adds: any order gives the same bits). */
-#define ST_K4_NW  2
-#define ST_K4_NA  4
+/* Q4_K has no tile: its vec_dot unpacks little per super-block, and a
+ * 2 x 4 tile that shared the unpacking measured no faster (Zen 3).
+ *
+ * vec_dot Q6_K (AVX2) per super-block: isum = -(bsums . scales) << 5
+ * (the stored +32 offset), plus the 16 scaled maddubs products of the
+ * 6-bit values, then acc = fma(set1(d * dy), float(isum), acc); hsum at
+ * the end. The tile (2 weight x 4 activation rows, one accumulator per
+ * element) rebuilds each weight super-block's
+ * 6-bit values and scale vectors once for its 4 activation rows. */
+#define ST_K6_NW  2
+#define ST_K6_NA  4
 
 typedef struct {
-    __m256i  lo[4], hi[4];       /* nibbles of chunk c (64 values) */
-    __m256i  sc[8];              /* scale of sub-block j, as 16 x int16 */
-    __m256i  mins;               /* min pairs for madd with bsums */
-    float    d, dmin;
-} st_k4_wprep;
+    __m256i  q[8];               /* 6-bit values of 32-value group k */
+    __m256i  scv[8];             /* scales of group k's two 16s */
+    __m256i  sc16;               /* the 16 scales as int16 */
+    float    d;
+} st_k6_wprep;
 
 
 ST_INLINE void
-st_k4_prep(const st_block_q4_K *x, st_k4_wprep *p)
+st_k6_prep(const st_block_q6_K *x, st_k6_wprep *p)
 {
-    const uint8_t *q = x->scales;
-    uint8_t        sc[8], mn[8];
-    __m128i        m16;
-    int            j, c;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const int8_t *sc = x->scales;
+    int           h, k;
 
-    for (j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-        sc[j + 4] = (uint8_t) ((q[j + 8] & 15) | ((q[j] >> 6) << 4));
-        mn[j + 4] = (uint8_t) ((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
-    }
-    for (j = 0; j < 8; j++) {
-        p->sc[j] = _mm256_set1_epi16(sc[j]);
-    }
-    m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *) mn));
-    p->mins = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16),
-                               _mm_unpacklo_epi16(m16, m16));
-    for (c = 0; c < 4; c++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *) (x->qs + 32 * c));
+    p->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
+    for (h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h;
+        __m256i        vh = _mm256_loadu_si256(
+                                (const __m256i *) (x->qh + 32 * h));
+        __m256i        l0 = _mm256_loadu_si256((const __m256i *) ql);
+        __m256i        l1 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+        __m256i       *q = p->q + 4 * h;
 
-        p->lo[c] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
-        p->hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4),
-                                    _mm256_set1_epi8(0x0f));
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                   _mm256_slli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8(0x03)), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                   _mm256_slli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8(0x0c)), 2));
+        q[2] = _mm256_or_si256(
+                   _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                   _mm256_and_si256(vh, _mm256_set1_epi8(0x30)));
+        q[3] = _mm256_or_si256(
+                   _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                   _mm256_srli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8((char) 0xc0)), 2));
+        for (k = 0; k < 4; k++) {
+            int g = 8 * h + 2 * k;
+
+            p->scv[4 * h + k] = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]),
+                                                 _mm_set1_epi16(sc[g]));
+        }
     }
     p->d = st_f16_load(x->d);
-    p->dmin = st_f16_load(x->dmin);
 }
 
 
 ST_INLINE __m256
-st_k4_step(const st_k4_wprep *p, const st_block_q8_K *y, __m256 acc)
+st_k6_step(const st_k6_wprep *p, const st_block_q8_K *y, __m256 acc)
 {
-    __m256i isum = _mm256_setzero_si256(), msum;
-    int     c;
+    __m256i isum, corr;
+    int     k;
 
-    msum = _mm256_madd_epi16(
-        _mm256_loadu_si256((const __m256i *) y->bsums), p->mins);
-#pragma GCC unroll 4
-    for (c = 0; c < 4; c++) {
-        __m256i plo = _mm256_maddubs_epi16(p->lo[c],
-            _mm256_loadu_si256((const __m256i *) (y->qs + 64 * c)));
-        __m256i phi = _mm256_maddubs_epi16(p->hi[c],
-            _mm256_loadu_si256((const __m256i *) (y->qs + 64 * c + 32)));
+    corr = _mm256_madd_epi16(
+        _mm256_loadu_si256((const __m256i *) y->bsums), p->sc16);
+    isum = _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_slli_epi32(corr, 5));
+#pragma GCC unroll 8
+    for (k = 0; k < 8; k++) {
+        __m256i pk = _mm256_maddubs_epi16(p->q[k],
+            _mm256_loadu_si256((const __m256i *) (y->qs + 32 * k)));
 
-        plo = _mm256_madd_epi16(plo, p->sc[2 * c]);
-        phi = _mm256_madd_epi16(phi, p->sc[2 * c + 1]);
-        isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pk, p->scv[k]));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * p->d),
-                          _mm256_cvtepi32_ps(isum), acc);
-    return _mm256_fnmadd_ps(_mm256_set1_ps(y->d * p->dmin),
-                            _mm256_cvtepi32_ps(msum), acc);
+    return _mm256_fmadd_ps(_mm256_set1_ps(p->d * y->d),
+                           _mm256_cvtepi32_ps(isum), acc);
 }
 
 
+/* each weight super-block prepared once, stepped for every activation row */
 static void
-st_gemm_q4_K_avx2(const st_gemm_args *g)
+st_gemm_q6_K_avx2(const st_gemm_args *g)
 {
     int64_t nb = g->n / ST_QK_K, r0, i;
     int     o, r;
 
-    for (r0 = 0; r0 + ST_K4_NA <= g->n_a; r0 += ST_K4_NA) {
-        const st_block_q4_K *w[ST_K4_NW];
-        const st_block_q8_K *a[ST_K4_NA];
-        __m256               acc[ST_K4_NW * ST_K4_NA];
+    for (r0 = 0; r0 + ST_K6_NA <= g->n_a; r0 += ST_K6_NA) {
+        const st_block_q6_K *w[ST_K6_NW];
+        const st_block_q8_K *a[ST_K6_NA];
+        __m256               acc[ST_K6_NW * ST_K6_NA];
         float               *out = g->out + (size_t) r0 * g->out_stride;
 
-        for (o = 0; o < ST_K4_NW; o++) {
-            w[o] = (const st_block_q4_K *) ((const uint8_t *) g->w
+        for (o = 0; o < ST_K6_NW; o++) {
+            w[o] = (const st_block_q6_K *) ((const uint8_t *) g->w
                                             + (size_t) o * g->w_stride);
         }
-        for (r = 0; r < ST_K4_NA; r++) {
+        for (r = 0; r < ST_K6_NA; r++) {
             a[r] = (const st_block_q8_K *) ((const uint8_t *) g->a
-                                            + (size_t) (r0 + r) * g->a_stride);
+                   + (size_t) (r0 + r) * g->a_stride);
         }
-#pragma GCC unroll 8
-        for (o = 0; o < ST_K4_NW * ST_K4_NA; o++) {
+        for (o = 0; o < ST_K6_NW * ST_K6_NA; o++) {
             acc[o] = _mm256_setzero_ps();
         }
         for (i = 0; i < nb; i++) {
-            st_k4_wprep p[ST_K4_NW];
+            st_k6_wprep p[ST_K6_NW];
 
-            for (o = 0; o < ST_K4_NW; o++) {
-                st_k4_prep(w[o] + i, &p[o]);
+            for (o = 0; o < ST_K6_NW; o++) {
+                st_k6_prep(w[o] + i, &p[o]);
             }
-#pragma GCC unroll 4
-            for (r = 0; r < ST_K4_NA; r++) {
-#pragma GCC unroll 2
-                for (o = 0; o < ST_K4_NW; o++) {
-                    acc[o * ST_K4_NA + r] = st_k4_step(&p[o], a[r] + i,
-                        acc[o * ST_K4_NA + r]);
+            for (r = 0; r < ST_K6_NA; r++) {
+                for (o = 0; o < ST_K6_NW; o++) {
+                    acc[o * ST_K6_NA + r] = st_k6_step(&p[o], a[r] + i,
+                        acc[o * ST_K6_NA + r]);
                 }
             }
         }
-        for (o = 0; o < ST_K4_NW; o++) {
-            for (r = 0; r < ST_K4_NA; r++) {
+        for (o = 0; o < ST_K6_NW; o++) {
+            for (r = 0; r < ST_K6_NA; r++) {
                 out[(size_t) r * g->out_stride + o] =
-                    st_hsum_ps(acc[o * ST_K4_NA + r]);
+                    st_hsum_ps(acc[o * ST_K6_NA + r]);
             }
         }
     }
@@ -582,10 +584,10 @@ st_cpu_avx2_gemm(st_type wtype)
 {
     st_gemm_kernel q32 = { NULL, ST_Q32_NW, ST_Q32_NA, INT64_MAX, 0 };
 
-    st_gemm_kernel k4 = { NULL, ST_K4_NW, ST_K4_NA, INT64_MAX, 0 };
+    st_gemm_kernel k6 = { NULL, ST_K6_NW, ST_K6_NA, INT64_MAX, 0 };
 
     switch (wtype) {
-    case ST_TYPE_Q4_K:   k4.fn = st_gemm_q4_K_avx2;    return k4;
+    case ST_TYPE_Q6_K:   k6.fn = st_gemm_q6_K_avx2;    return k6;
     case ST_TYPE_Q4_1:   q32.fn = st_gemm_q4_1_avx2;   return q32;
     case ST_TYPE_Q5_0:   q32.fn = st_gemm_q5_0_avx2;   return q32;
     case ST_TYPE_Q5_1:   q32.fn = st_gemm_q5_1_avx2;   return q32;
