@@ -373,6 +373,7 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
     int64_t               nw, na, o, r, i;
     uint8_t              *wq, *aq;
     float                *row, *out, *as, ref;
+    int32_t              *sums;
     int                   bad = 0;
     st_gemm_args          g;
 
@@ -386,9 +387,11 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
     row = malloc(sizeof(float) * (size_t) n_in);
     out = malloc(sizeof(float) * (size_t) (na * nw));
     as = malloc(sizeof(float) * (size_t) (na * (n_in / 32 + 1)));
-    if (wq == NULL || aq == NULL || row == NULL || out == NULL || as == NULL)
+    sums = malloc(sizeof(int32_t) * (size_t) (na * (n_in / 32 + 1) * 8));
+    if (wq == NULL || aq == NULL || row == NULL || out == NULL || as == NULL
+        || sums == NULL)
     {
-        free(wq); free(aq); free(row); free(out); free(as);
+        free(wq); free(aq); free(row); free(out); free(as); free(sums);
         return 1;
     }
     for (o = 0; o < nw; o++) {
@@ -427,6 +430,10 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
                 as[r * (n_in / 32) + i] = st_f16_to_f32(b[i].d);
             }
         }
+        if (gk.a_scales & ST_GEMM_A_SUMS) {
+            st_gemm_a_sums8(aq + (size_t) r * arb, n_in,
+                            sums + r * (n_in / 32) * 8);
+        }
     }
     for (i = 0; i < 4; i++) {
         int64_t ow = i & 1, ra = i >> 1;
@@ -441,6 +448,8 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
         g.a_stride = arb;
         g.a_scales = as + ra * (n_in / 32);
         g.as_stride = (size_t) (n_in / 32);
+        g.a_sums = sums + ra * (n_in / 32) * 8;
+        g.sums_stride = (size_t) (n_in / 32) * 8;
         g.n_a = gk.na;
         gk.fn(&g);
         for (o = 0; o < gk.nw; o++) {
@@ -459,7 +468,7 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
             }
         }
     }
-    free(wq); free(aq); free(row); free(out); free(as);
+    free(wq); free(aq); free(row); free(out); free(as); free(sums);
     return bad;
 }
 

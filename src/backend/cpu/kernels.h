@@ -44,7 +44,9 @@ st_from_float_fn st_cpu_from_float(st_cpu_level level, st_type vdtype);
  * st_cpu_vec_dot() of the same level gives (batch invariance: the tiling
  * of a matmul must never change a result). Kernels with a_scales set
  * also read every Q8_0 activation block's scale as f32 (a_scales row r,
- * block b: a_scales[r * as_stride + b], equal to st_f16_to_f32(d)). */
+ * block b: a_scales[r * as_stride + b], equal to st_f16_to_f32(d));
+ * kernels with ST_GEMM_A_SUMS also read st_gemm_a_sums8() of every activation
+ * row (row r: a_sums + r * sums_stride). */
 typedef struct {
     int64_t       n;             /* values per row */
     float        *out;
@@ -56,6 +58,8 @@ typedef struct {
     const float  *a_scales;
     size_t        as_stride;     /* floats */
     int64_t       n_a;
+    const int32_t *a_sums;
+    size_t        sums_stride;   /* int32s */
 } st_gemm_args;
 
 typedef void (*st_gemm_fn)(const st_gemm_args *g);
@@ -69,8 +73,19 @@ typedef struct {
     int         nw;              /* weight rows per tile */
     int         na;              /* activation rows per tile */
     int64_t     max_n;           /* larger rows: vec_dot per element */
-    int         a_scales;        /* needs Q8_0 activation scales as f32 */
+    int         a_scales;        /* ST_GEMM_A_* bits: activation extras */
 } st_gemm_kernel;
+
+/* a_scales bits (one field, so that positional initializers of older
+ * kernel tables stay complete): */
+#define ST_GEMM_A_SCALES  1      /* Q8_0 activation scales as f32 */
+#define ST_GEMM_A_SUMS    2      /* st_gemm_a_sums8() rows, as a_sums */
+
+/* For a Q8_0 row of n values (n / 32 blocks): out[8 * b + j] = 8 * (the
+ * sum of values 4j..4j+3 of block b), exact. Q4_0 tiles multiply the raw
+ * nibbles (0..15) and subtract this, which gives the same integer lane
+ * sums as (nibble - 8) products. */
+void st_gemm_a_sums8(const void *xq, int64_t n, int32_t *out);
 
 /* The tile kernel matching st_cpu_vec_dot(level, wtype), if any. */
 st_gemm_kernel st_cpu_gemm(st_cpu_level level, st_type wtype);

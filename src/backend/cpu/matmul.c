@@ -51,6 +51,8 @@ typedef struct {
     float            *xs;            /* (n_rows, xs_stride) Q8_0 block
                                         scales as f32, for gemm */
     size_t            xs_stride;
+    int32_t          *xsum;          /* (n_rows, xsum_stride) gemm a_sums */
+    size_t            xsum_stride;
     int64_t           n_rows;
     float            *y;             /* (n_rows, n_out) */
 
@@ -60,6 +62,13 @@ typedef struct {
     int64_t           n_items;
     atomic_llong      next_item;
 } st_mm_ctx;
+
+
+static size_t
+st_mm_round(size_t n)
+{
+    return (n + ST_MM_ALIGN - 1) / ST_MM_ALIGN * ST_MM_ALIGN;
+}
 
 
 static void
@@ -84,6 +93,27 @@ st_mm_convert(void *vctx, int ith, int nth)
             for (i = 0; i < c->xs_stride; i++) {
                 d[i] = st_f16_to_f32(b[i].d);
             }
+        }
+        if (c->xsum != NULL) {
+            st_gemm_a_sums8(c->xq + r * c->xq_row_bytes, c->w->n_in,
+                            c->xsum + (size_t) r * c->xsum_stride);
+        }
+    }
+}
+
+
+void
+st_gemm_a_sums8(const void *xq, int64_t n, int32_t *out)
+{
+    const st_block_q8_0 *b = xq;
+    int64_t              i;
+    int                  j;
+
+    for (i = 0; i < n / ST_QK8_0; i++) {
+        for (j = 0; j < 8; j++) {
+            const int8_t *q = b[i].qs + 4 * j;
+
+            out[8 * i + j] = 8 * ((int32_t) q[0] + q[1] + q[2] + q[3]);
         }
     }
 }
@@ -139,6 +169,8 @@ st_mm_item(const st_mm_ctx *c, int64_t item)
         g.a_stride = c->xq_row_bytes;
         g.a_scales = c->xs ? c->xs + (size_t) r0 * c->xs_stride : NULL;
         g.as_stride = c->xs_stride;
+        g.a_sums = c->xsum ? c->xsum + (size_t) r0 * c->xsum_stride : NULL;
+        g.sums_stride = c->xsum_stride;
         g.n_a = (r1 - r0) / c->gemm.na * c->gemm.na;
         for (; o + nw <= o1; o += nw) {
             g.out = c->y + r0 * w->n_out + o;
@@ -178,7 +210,7 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
     st_cpu_level          level;
     st_mm_ctx             c;
     uint64_t              xq_row_bytes;
-    size_t                need;
+    size_t                need, xs_off, xsum_off;
     int                   nth;
     int64_t               chunk;
 
@@ -233,14 +265,23 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
     if (wt->vec_dot_type == ST_TYPE_F32) {
         c.xq = (uint8_t *) (uintptr_t) x;
     } else {
-        if ((uint64_t) n_rows > (SIZE_MAX - ST_MM_ALIGN) / xq_row_bytes) {
+        /* xq plus its extras stay below 3x xq (+ alignment) */
+        if ((uint64_t) n_rows > (SIZE_MAX / 4) / xq_row_bytes) {
             return ST_ERR_NOMEM;
         }
+        /* xq | xs (f32 scales) | xsum (int32 x 8 per block), each
+         * part 64-byte aligned; the extras are smaller than xq per row
+         * (4 resp. 32 bytes per 34-byte block) */
         need = (size_t) n_rows * c.xq_row_bytes;
+        xs_off = xsum_off = need = st_mm_round(need);
         if (c.gemm.fn != NULL && c.gemm.a_scales) {
             c.xs_stride = (size_t) (w->n_in / ST_QK8_0);
-            need = (need + ST_MM_ALIGN - 1) / ST_MM_ALIGN * ST_MM_ALIGN
-                   + (size_t) n_rows * c.xs_stride * sizeof(float);
+            need += (size_t) n_rows * c.xs_stride * sizeof(float);
+            xsum_off = need = st_mm_round(need);
+        }
+        if (c.gemm.fn != NULL && (c.gemm.a_scales & ST_GEMM_A_SUMS)) {
+            c.xsum_stride = (size_t) (w->n_in / ST_QK8_0) * 8;
+            need += (size_t) n_rows * c.xsum_stride * sizeof(int32_t);
         }
         if (scratch->cap < need) {
             void  *buf;
@@ -256,9 +297,10 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
         }
         c.xq = scratch->buf;
         if (c.xs_stride != 0) {
-            c.xs = (float *) (void *) (c.xq
-                   + ((size_t) n_rows * c.xq_row_bytes + ST_MM_ALIGN - 1)
-                     / ST_MM_ALIGN * ST_MM_ALIGN);
+            c.xs = (float *) (void *) (c.xq + xs_off);
+        }
+        if (c.xsum_stride != 0) {
+            c.xsum = (int32_t *) (void *) (c.xq + xsum_off);
         }
         if (nth > 1 && n_rows > 1 && n_rows * w->n_in >= ST_MM_CONVERT_PAR) {
             st_threadpool_run(tp, st_mm_convert, &c);

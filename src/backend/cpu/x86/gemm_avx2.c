@@ -1,20 +1,21 @@
 /*
- * AVX2 GEMM microkernels (kernels.h): 2 weight rows x 2 activation rows
- * per tile, each output element BIT-IDENTICAL to the AVX2 vec_dot of the
- * same type (kernels_avx2.c): the same accumulators updated by the same
- * operations in the same order, the same final reduction; the tile only
- * shares loads and the weight-side preparation.
+ * AVX2 GEMM microkernels (kernels.h), each output element BIT-IDENTICAL
+ * to the AVX2 vec_dot of the same type (kernels_avx2.c): the same
+ * accumulators updated by the same float operations in the same order,
+ * the same final reduction; the tile only shares loads and the
+ * weight-side preparation, and may form the exact integer lane sums
+ * differently.
  *
- * Integer lane sums may be formed differently when they stay exact:
- * vec_dot Q8_0 takes maddubs(|x|, sign(y, x)) then madd with ones; here
- * |x| (the weight side) is computed once per block for both activation
- * rows. Types without a kernel here (BF16, K-quants) use vec_dot per
- * element.
- *
+ * Q8_0, Q4_0: 2 weight rows x 4 activation rows (see below).
+ * F32, F16: 2 x 2.
  * Q4_1, Q5_0, Q5_1, IQ4_NL: 2 weight rows x 4 activation rows; every
  * element is the scalar accumulator of x86/quant32_avx2.h's vec_dot,
  * stepped by the same functions; the tile unpacks each weight block once
  * for its 4 activation rows.
+ * Q6_K: 2 weight rows x 4 activation rows, weight super-blocks unpacked
+ * once per tile.
+ * Types without a kernel here (BF16, other K-quants) use vec_dot per
+ * element.
  */
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/x86/quant32_avx2.h"
@@ -23,7 +24,7 @@
 
 #define ST_INLINE static inline __attribute__((always_inline))
 
-/* 16 ymm registers: 2 x 2 tiles */
+/* F32/F16: 16 ymm registers hold 2 x 2 tiles */
 #define ST_A2_NW  2
 #define ST_A2_NA  2
 
@@ -48,98 +49,153 @@ st_f16_load(st_f16 h)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
-/* Block i of the weight rows as signed bytes: Q8_0 as stored, Q4_0 as
- * nibble - 8 (kernels_avx2.c's unpacking). */
-ST_INLINE __m256i
-st_a2_wbytes(int q4, const void *row, int64_t i, float *d)
-{
-    if (q4) {
-        const st_block_q4_0 *x = (const st_block_q4_0 *) row + i;
-        __m128i t = _mm_loadu_si128((const __m128i *) x->qs);
-        __m256i b = _mm256_and_si256(
-                        _mm256_set_m128i(_mm_srli_epi16(t, 4), t),
-                        _mm256_set1_epi8(0x0f));
+/* vec_dot Q8_0 / Q4_0 (AVX2) puts even blocks into an accumulator a0 and
+ * odd ones into a1 (a last single block is even too), then takes
+ * hsum(a0 + a1). The tile runs the even blocks, then the odd ones, so an
+ * element needs one accumulator at a time: 2 weight rows x 4 activation
+ * rows fit the 16 registers. Each block step is
+ *   acc = fma(dx * dy, float(lane sums), acc)
+ * with dx * dy one float product broadcast (here a vector product of two
+ * broadcasts, the same bits).
+ *
+ * Lane sums: Q8_0 as vec_dot (maddubs(|x|, sign(y, x)), |x| computed once
+ * per weight block for the 4 activation rows); Q4_0 multiplies the raw
+ * nibbles n (0..15) by y and subtracts 8 * (sum of the lane's 4 y values,
+ * st_gemm_a_sums8), the same exact integer as vec_dot's (n - 8) * y with
+ * activations from from_float (|y| <= 127: no lane saturates either way,
+ * 2 * 15 * 127 < 32767). */
+#define ST_B4_NW  2
+#define ST_B4_NA  4
 
-        *d = st_f16_load(x->d);
-        return _mm256_sub_epi8(b, _mm256_set1_epi8(8));
-    } else {
-        const st_block_q8_0 *x = (const st_block_q8_0 *) row + i;
-
-        *d = st_f16_load(x->d);
-        return _mm256_loadu_si256((const __m256i *) x->qs);
-    }
-}
+typedef struct {
+    const void          *w[ST_B4_NW];
+    const st_block_q8_0 *a[ST_B4_NA];
+    const float         *as[ST_B4_NA];
+    const int32_t       *sums[ST_B4_NA];
+} st_b4_rows;
 
 
-/* Block i of every pair: acc = fma(set1(dx * dy), lanesum, acc). */
 ST_INLINE void
-st_a2_q_block(int q4, const void *const *w, const st_block_q8_0 *const *a,
-    int64_t i, __m256 *acc)
+st_b4_block(int q4, const st_b4_rows *t, int64_t i, __m256 *acc)
 {
-    __m256i ax[ST_A2_NW], xs[ST_A2_NW];
-    float   dx[ST_A2_NW];
+    __m256i wv[ST_B4_NW], xs[ST_B4_NW];
+    __m256  dx[ST_B4_NW];
     int     o, r;
 
 #pragma GCC unroll 4
-    for (o = 0; o < ST_A2_NW; o++) {
-        xs[o] = st_a2_wbytes(q4, w[o], i, &dx[o]);
-        ax[o] = _mm256_sign_epi8(xs[o], xs[o]);
+    for (o = 0; o < ST_B4_NW; o++) {
+        if (q4) {
+            const st_block_q4_0 *x = (const st_block_q4_0 *) t->w[o] + i;
+            __m128i tq = _mm_loadu_si128((const __m128i *) x->qs);
+
+            wv[o] = _mm256_and_si256(
+                        _mm256_set_m128i(_mm_srli_epi16(tq, 4), tq),
+                        _mm256_set1_epi8(0x0f));
+            xs[o] = wv[o];
+            dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
+        } else {
+            const st_block_q8_0 *x = (const st_block_q8_0 *) t->w[o] + i;
+
+            xs[o] = _mm256_loadu_si256((const __m256i *) x->qs);
+            wv[o] = _mm256_sign_epi8(xs[o], xs[o]);
+            dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
+        }
     }
 #pragma GCC unroll 4
-    for (r = 0; r < ST_A2_NA; r++) {
-        __m256i y = _mm256_loadu_si256((const __m256i *) a[r][i].qs);
-        float   dy = st_f16_load(a[r][i].d);
+    for (r = 0; r < ST_B4_NA; r++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *) t->a[r][i].qs);
+        __m256  dy = _mm256_broadcast_ss(t->as[r] + i);
 
 #pragma GCC unroll 4
-        for (o = 0; o < ST_A2_NW; o++) {
-            __m256i p = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(ax[o], _mm256_sign_epi8(y, xs[o])),
-                _mm256_set1_epi16(1));
+        for (o = 0; o < ST_B4_NW; o++) {
+            __m256i p;
 
-            acc[o * ST_A2_NA + r] = _mm256_fmadd_ps(_mm256_set1_ps(dx[o] * dy),
-                _mm256_cvtepi32_ps(p), acc[o * ST_A2_NA + r]);
+            if (q4) {
+                p = _mm256_sub_epi32(
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(wv[o], y),
+                                          _mm256_set1_epi16(1)),
+                        _mm256_loadu_si256(
+                            (const __m256i *) (t->sums[r] + 8 * i)));
+            } else {
+                p = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(wv[o],
+                                             _mm256_sign_epi8(y, xs[o])),
+                        _mm256_set1_epi16(1));
+            }
+            acc[o * ST_B4_NA + r] = _mm256_fmadd_ps(
+                _mm256_mul_ps(dx[o], dy), _mm256_cvtepi32_ps(p),
+                acc[o * ST_B4_NA + r]);
         }
     }
 }
 
 
-/* vec_dot Q8_0 / Q4_0 (AVX2): even blocks into a0, odd into a1, a last
- * single block into a0; hsum(a0 + a1). */
 ST_INLINE void
-st_a2_q_tile(int q4, int64_t n, float *out, size_t out_stride,
-    const void *vw, size_t w_stride, const void *va, size_t a_stride)
+st_b4_tile(int q4, const st_gemm_args *g, int64_t r0)
 {
-    const void          *w[ST_A2_NW];
-    const st_block_q8_0 *a[ST_A2_NA];
-    __m256               a0[ST_A2_NW * ST_A2_NA], a1[ST_A2_NW * ST_A2_NA];
-    int64_t              nb = n / 32, i = 0;
-    int                  o, r;
+    st_b4_rows t;
+    __m256     even[ST_B4_NW * ST_B4_NA], acc[ST_B4_NW * ST_B4_NA];
+    float     *out = g->out + (size_t) r0 * g->out_stride;
+    int64_t    nb = g->n / 32, i;
+    int        o, r, e;
 
-    for (o = 0; o < ST_A2_NW; o++) {
-        w[o] = (const uint8_t *) vw + (size_t) o * w_stride;
+    for (o = 0; o < ST_B4_NW; o++) {
+        t.w[o] = (const uint8_t *) g->w + (size_t) o * g->w_stride;
     }
-    for (r = 0; r < ST_A2_NA; r++) {
-        a[r] = (const st_block_q8_0 *) ((const uint8_t *) va
-                                        + (size_t) r * a_stride);
+    for (r = 0; r < ST_B4_NA; r++) {
+        t.a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
+                 + (size_t) (r0 + r) * g->a_stride);
+        t.as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
+        t.sums[r] = q4 ? g->a_sums + (size_t) (r0 + r) * g->sums_stride
+                       : NULL;
     }
 #pragma GCC unroll 8
-    for (o = 0; o < ST_A2_NW * ST_A2_NA; o++) {
-        a0[o] = _mm256_setzero_ps();
-        a1[o] = _mm256_setzero_ps();
+    for (e = 0; e < ST_B4_NW * ST_B4_NA; e++) {
+        acc[e] = _mm256_setzero_ps();
     }
-    for (; i + 2 <= nb; i += 2) {
-        st_a2_q_block(q4, w, a, i, a0);
-        st_a2_q_block(q4, w, a, i + 1, a1);
+    for (i = 0; i < nb; i += 2) {
+        st_b4_block(q4, &t, i, acc);
     }
-    for (; i < nb; i++) {
-        st_a2_q_block(q4, w, a, i, a0);
+#pragma GCC unroll 8
+    for (e = 0; e < ST_B4_NW * ST_B4_NA; e++) {
+        even[e] = acc[e];
+        acc[e] = _mm256_setzero_ps();
     }
-    for (o = 0; o < ST_A2_NW; o++) {
-        for (r = 0; r < ST_A2_NA; r++) {
-            out[(size_t) r * out_stride + o] = st_hsum_ps(
-                _mm256_add_ps(a0[o * ST_A2_NA + r], a1[o * ST_A2_NA + r]));
+    for (i = 1; i < nb; i += 2) {
+        st_b4_block(q4, &t, i, acc);
+    }
+    for (o = 0; o < ST_B4_NW; o++) {
+        for (r = 0; r < ST_B4_NA; r++) {
+            e = o * ST_B4_NA + r;
+            out[(size_t) r * g->out_stride + o] =
+                st_hsum_ps(_mm256_add_ps(even[e], acc[e]));
         }
     }
+}
+
+
+ST_INLINE void
+st_b4_gemm(int q4, const st_gemm_args *g)
+{
+    int64_t r0;
+
+    for (r0 = 0; r0 + ST_B4_NA <= g->n_a; r0 += ST_B4_NA) {
+        st_b4_tile(q4, g, r0);
+    }
+}
+
+
+static void
+st_gemm_q8_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(0, g);
+}
+
+
+static void
+st_gemm_q4_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(1, g);
 }
 
 
@@ -250,9 +306,9 @@ st_a2_f_tile(int h, int64_t n, float *out, size_t out_stride,
 }
 
 
-/* kind: 0 Q8_0, 1 Q4_0, 2 F32, 3 F16 */
+/* h: 0 F32, 1 F16 */
 ST_INLINE void
-st_a2_gemm(int kind, const st_gemm_args *g)
+st_a2_gemm(int h, const st_gemm_args *g)
 {
     int64_t r0;
 
@@ -260,42 +316,23 @@ st_a2_gemm(int kind, const st_gemm_args *g)
         float      *out = g->out + (size_t) r0 * g->out_stride;
         const void *a = (const uint8_t *) g->a + (size_t) r0 * g->a_stride;
 
-        if (kind < 2) {
-            st_a2_q_tile(kind, g->n, out, g->out_stride, g->w, g->w_stride,
-                         a, g->a_stride);
-        } else {
-            st_a2_f_tile(kind - 2, g->n, out, g->out_stride, g->w,
-                         g->w_stride, a, g->a_stride);
-        }
+        st_a2_f_tile(h, g->n, out, g->out_stride, g->w, g->w_stride,
+                     a, g->a_stride);
     }
-}
-
-
-static void
-st_gemm_q8_0_avx2(const st_gemm_args *g)
-{
-    st_a2_gemm(0, g);
-}
-
-
-static void
-st_gemm_q4_0_avx2(const st_gemm_args *g)
-{
-    st_a2_gemm(1, g);
 }
 
 
 static void
 st_gemm_f32_avx2(const st_gemm_args *g)
 {
-    st_a2_gemm(2, g);
+    st_a2_gemm(0, g);
 }
 
 
 static void
 st_gemm_f16_avx2(const st_gemm_args *g)
 {
-    st_a2_gemm(3, g);
+    st_a2_gemm(1, g);
 }
 
 
@@ -303,15 +340,149 @@ static st_gemm_kernel
 st_cpu_avx2_gemm_a2(st_type wtype)
 {
     st_gemm_kernel k = { NULL, ST_A2_NW, ST_A2_NA, INT64_MAX, 0 };
+    st_gemm_kernel q = { NULL, ST_B4_NW, ST_B4_NA, INT64_MAX,
+                           ST_GEMM_A_SCALES };
 
     switch (wtype) {
-    case ST_TYPE_Q8_0: k.fn = st_gemm_q8_0_avx2; break;
-    case ST_TYPE_Q4_0: k.fn = st_gemm_q4_0_avx2; break;
+    case ST_TYPE_Q8_0: q.fn = st_gemm_q8_0_avx2; return q;
+    case ST_TYPE_Q4_0: q.fn = st_gemm_q4_0_avx2; 
+                       q.a_scales |= ST_GEMM_A_SUMS; return q;
     case ST_TYPE_F32:  k.fn = st_gemm_f32_avx2;  break;
     case ST_TYPE_F16:  k.fn = st_gemm_f16_avx2;  break;
     default:           k.nw = k.na = 0;          break;
     }
     return k;
+}
+
+
+/* ------------------------------------------------------------ Q6_K */
+
+/* Q4_K has no tile: its vec_dot unpacks little per super-block, and a
+ * 2 x 4 tile that shared the unpacking measured no faster (Zen 3).
+ *
+ * vec_dot Q6_K (AVX2) per super-block: isum = -(bsums . scales) << 5
+ * (the stored +32 offset), plus the 16 scaled maddubs products of the
+ * 6-bit values, then acc = fma(set1(d * dy), float(isum), acc); hsum at
+ * the end. The tile (2 weight x 4 activation rows, one accumulator per
+ * element) rebuilds each weight super-block's
+ * 6-bit values and scale vectors once for its 4 activation rows. */
+#define ST_K6_NW  2
+#define ST_K6_NA  4
+
+typedef struct {
+    __m256i  q[8];               /* 6-bit values of 32-value group k */
+    __m256i  scv[8];             /* scales of group k's two 16s */
+    __m256i  sc16;               /* the 16 scales as int16 */
+    float    d;
+} st_k6_wprep;
+
+
+ST_INLINE void
+st_k6_prep(const st_block_q6_K *x, st_k6_wprep *p)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const int8_t *sc = x->scales;
+    int           h, k;
+
+    p->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
+    for (h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h;
+        __m256i        vh = _mm256_loadu_si256(
+                                (const __m256i *) (x->qh + 32 * h));
+        __m256i        l0 = _mm256_loadu_si256((const __m256i *) ql);
+        __m256i        l1 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+        __m256i       *q = p->q + 4 * h;
+
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                   _mm256_slli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8(0x03)), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                   _mm256_slli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8(0x0c)), 2));
+        q[2] = _mm256_or_si256(
+                   _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                   _mm256_and_si256(vh, _mm256_set1_epi8(0x30)));
+        q[3] = _mm256_or_si256(
+                   _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                   _mm256_srli_epi16(_mm256_and_si256(vh,
+                       _mm256_set1_epi8((char) 0xc0)), 2));
+        for (k = 0; k < 4; k++) {
+            int g = 8 * h + 2 * k;
+
+            p->scv[4 * h + k] = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]),
+                                                 _mm_set1_epi16(sc[g]));
+        }
+    }
+    p->d = st_f16_load(x->d);
+}
+
+
+ST_INLINE __m256
+st_k6_step(const st_k6_wprep *p, const st_block_q8_K *y, __m256 acc)
+{
+    __m256i isum, corr;
+    int     k;
+
+    corr = _mm256_madd_epi16(
+        _mm256_loadu_si256((const __m256i *) y->bsums), p->sc16);
+    isum = _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_slli_epi32(corr, 5));
+#pragma GCC unroll 8
+    for (k = 0; k < 8; k++) {
+        __m256i pk = _mm256_maddubs_epi16(p->q[k],
+            _mm256_loadu_si256((const __m256i *) (y->qs + 32 * k)));
+
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pk, p->scv[k]));
+    }
+    return _mm256_fmadd_ps(_mm256_set1_ps(p->d * y->d),
+                           _mm256_cvtepi32_ps(isum), acc);
+}
+
+
+/* each weight super-block prepared once, stepped for every activation row */
+static void
+st_gemm_q6_K_avx2(const st_gemm_args *g)
+{
+    int64_t nb = g->n / ST_QK_K, r0, i;
+    int     o, r;
+
+    for (r0 = 0; r0 + ST_K6_NA <= g->n_a; r0 += ST_K6_NA) {
+        const st_block_q6_K *w[ST_K6_NW];
+        const st_block_q8_K *a[ST_K6_NA];
+        __m256               acc[ST_K6_NW * ST_K6_NA];
+        float               *out = g->out + (size_t) r0 * g->out_stride;
+
+        for (o = 0; o < ST_K6_NW; o++) {
+            w[o] = (const st_block_q6_K *) ((const uint8_t *) g->w
+                                            + (size_t) o * g->w_stride);
+        }
+        for (r = 0; r < ST_K6_NA; r++) {
+            a[r] = (const st_block_q8_K *) ((const uint8_t *) g->a
+                   + (size_t) (r0 + r) * g->a_stride);
+        }
+        for (o = 0; o < ST_K6_NW * ST_K6_NA; o++) {
+            acc[o] = _mm256_setzero_ps();
+        }
+        for (i = 0; i < nb; i++) {
+            st_k6_wprep p[ST_K6_NW];
+
+            for (o = 0; o < ST_K6_NW; o++) {
+                st_k6_prep(w[o] + i, &p[o]);
+            }
+            for (r = 0; r < ST_K6_NA; r++) {
+                for (o = 0; o < ST_K6_NW; o++) {
+                    acc[o * ST_K6_NA + r] = st_k6_step(&p[o], a[r] + i,
+                        acc[o * ST_K6_NA + r]);
+                }
+            }
+        }
+        for (o = 0; o < ST_K6_NW; o++) {
+            for (r = 0; r < ST_K6_NA; r++) {
+                out[(size_t) r * g->out_stride + o] =
+                    st_hsum_ps(acc[o * ST_K6_NA + r]);
+            }
+        }
+    }
 }
 
 
@@ -413,7 +584,10 @@ st_cpu_avx2_gemm(st_type wtype)
 {
     st_gemm_kernel q32 = { NULL, ST_Q32_NW, ST_Q32_NA, INT64_MAX, 0 };
 
+    st_gemm_kernel k6 = { NULL, ST_K6_NW, ST_K6_NA, INT64_MAX, 0 };
+
     switch (wtype) {
+    case ST_TYPE_Q6_K:   k6.fn = st_gemm_q6_K_avx2;    return k6;
     case ST_TYPE_Q4_1:   q32.fn = st_gemm_q4_1_avx2;   return q32;
     case ST_TYPE_Q5_0:   q32.fn = st_gemm_q5_0_avx2;   return q32;
     case ST_TYPE_Q5_1:   q32.fn = st_gemm_q5_1_avx2;   return q32;
