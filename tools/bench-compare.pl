@@ -126,6 +126,8 @@ my (%res, %meta, @failed);
 for my $f (@files) {
     for my $t (@threads) {
         for my $r (1 .. $o{reps}) {
+            printf STDERR "$me: %s, %d thread(s), repetition %d of %d\n",
+                base($f), $t, $r, $o{reps};
             run_starling($f, $t);
             run_llama($f, $t);
         }
