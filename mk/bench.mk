@@ -8,6 +8,9 @@
 #   make bench-server LLAMACPP_BIN=DIR    Starling in nginx vs llama-server,
 #                      starling-loadbench against both at 1/4/8 streams
 #
+#   make test-bench-harness  the scripts' setup and failure messages
+#                      (no llama.cpp needed; part of make test)
+#
 # FILES= overrides the model set (comma-separated); THREADS= (1,2),
 # REPS= (3), QUICK=1 for a bounded run (one repetition; the server run
 # one wave per level). The default set is the Qwen2.5-0.5B-shaped
@@ -30,7 +33,7 @@ BENCH_COMMA    := ,
 FILES          ?= $(subst $(BENCH_SPACE),$(BENCH_COMMA),$(strip $(BENCH_Q05) $(BENCH_SYNTH2)))
 SERVER_FILE    ?= $(BENCH_DIR)/q05-q8_0.gguf
 
-.PHONY: bench-compare bench-server bench-models
+.PHONY: bench-compare bench-server bench-models test-bench-harness
 
 bench-models: $(BENCH_Q05)
 
@@ -51,3 +54,9 @@ bench-server: $(BUILD)/starling-loadbench module \
 	LLAMACPP_BIN='$(LLAMACPP_BIN)' NGINX_BIN='$(NGINX_BIN)' \
 	  STARLING_MODULE='$(CURDIR)/$(MODULE_SO)' tools/bench-server.pl \
 	  --file '$(SERVER_FILE)' $(if $(QUICK),--quick)
+
+test-bench-harness: $(BUILD)/starling-bench $(BUILD)/starling-membw \
+                    $(BUILD)/starling-loadbench
+	ST_ROOT=$(CURDIR) NGINX_BIN=$(NGINX_BIN) prove t/bench/harness.t
+
+EXTRA_TESTS += test-bench-harness

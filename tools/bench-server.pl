@@ -124,7 +124,7 @@ for my $round (1 .. $o{rounds}) {
         my ($pid, $log, $ready) = $srv eq 'starling'
             ? start_starling($port) : start_llama($port);
         $child = $pid;
-        if (!wait_ready($pid, $port, $ready)) {
+        if (!wait_ready($pid, $port, $ready, $log)) {
             push @failed, "$srv did not become ready on port $port";
             print STDERR "$me: $failed[-1]; end of $log:\n", tail($log);
             stop_child();
@@ -224,10 +224,10 @@ sub start_starling {
     mkdir "$p/logs";
     open my $fh, '>', "$p/nginx.conf" or fail_setup("$p/nginx.conf: $!");
     print $fh <<"EOF";
+error_log $p/logs/error.log info;
 load_module $module;
 worker_processes 1;
 daemon off;
-error_log $p/logs/error.log info;
 pid $p/nginx.pid;
 events { worker_connections 1024; }
 http {
@@ -249,7 +249,8 @@ http {
 EOF
     close $fh;
     my $log = "$p/logs/error.log";
-    my $pid = spawn("$p/stderr.log", $o{nginx}, '-p', $p, '-c',
+    # -e: what nginx says before it reads error_log goes there too
+    my $pid = spawn("$p/stderr.log", $o{nginx}, '-p', $p, '-e', $log, '-c',
                     "$p/nginx.conf");
     return ($pid, $log, '/ready');
 }
@@ -275,11 +276,22 @@ sub http_status {
     return $line =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0;
 }
 
+# Until the server answers 200 on its readiness path; 0 when it exits, a
+# model fails to load (Starling's nginx stays up, so its log tells), or
+# --start-timeout passes.
 sub wait_ready {
-    my ($pid, $port, $path) = @_;
+    my ($pid, $port, $path, $log) = @_;
     my $end = time() + $o{'start-timeout'};
     while (time() < $end) {
-        return 0 if waitpid($pid, WNOHANG) == $pid;
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $child = undef;                    # reaped: nothing to stop
+            return 0;
+        }
+        if (open my $fh, '<', $log) {
+            local $/;
+            my $text = <$fh> // '';
+            return 0 if $text =~ /failed to load|\[emerg\]|\[alert\]/;
+        }
         return 1 if http_status($port, $path) == 200;
         sleep(0.25);
     }
@@ -289,11 +301,13 @@ sub wait_ready {
 sub stop_child {
     return unless $child;
     kill 'TERM', $child;
+    my $gone = 0;
     for (1 .. 120) {
-        last if waitpid($child, WNOHANG) == $child;
+        my $r = waitpid($child, WNOHANG);
+        $gone = 1, last if $r == $child || $r == -1;    # -1: reaped already
         sleep(0.25);
     }
-    if (kill 0, $child) {
+    if (!$gone) {
         kill 'KILL', $child;
         waitpid($child, 0);
     }
