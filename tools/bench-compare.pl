@@ -156,10 +156,11 @@ for my $f (@files) {
 }
 printf "\n# load average at end %.2f%s\n", $load1,
     $load1 > $cpu->{cores} ? " (under contention)" : '';
-print "# ratio = Starling / llama.cpp. decode limit: weight bytes per token "
-    . "x tok/s vs membw with as many threads; prefill: 2 x n_params ops per "
-    . "token (counts an untied token-embedding table too; attention's "
-    . "QK/PV not counted) vs the cores' peak\n";
+print "# ratio = Starling / llama.cpp. decode limit: bytes read per token "
+    . "(every weight but an untied token_embd table) x tok/s vs membw with "
+    . "as many threads; prefill: 2 x the layers' weight count (no "
+    . "embedding, no output head: only the last token's logits are made; "
+    . "attention's QK/PV not counted) ops per token vs the cores' peak\n";
 if (@failed) {
     printf STDERR "$me: %d run(s) failed (above); their cells say failed\n",
         scalar @failed;
@@ -189,7 +190,7 @@ sub limit {
     my ($m, $t, $test, $ts) = @_;
     return '-' unless $m && defined $ts;
     if ($test =~ /^tg/) {
-        my $gbs = $m->{bytes} * $ts / 1e9;
+        my $gbs = $m->{tg_bytes} * $ts / 1e9;
         my $bw = $membw->{$t};
         return sprintf('%.1f GB/s streamed%s', $gbs,
             $bw ? sprintf(' = %.0f%% of %.1f GB/s', 100 * $gbs / $bw, $bw)
@@ -197,7 +198,7 @@ sub limit {
     }
     my $float = $m->{type} =~ /\b(?:F32|F16|BF16)\b/;
     my $peak = ($float ? $peak_fp32 : $peak_int8) * $t;
-    my $gops = 2 * $m->{params} * $ts / 1e9;
+    my $gops = 2 * $m->{pp_params} * $ts / 1e9;
     return sprintf('%.1f GOP/s = %.0f%% of %s peak %.0f', $gops,
                    100 * $gops / $peak, $float ? 'FP32' : 'int8', $peak);
 }
@@ -240,8 +241,7 @@ sub run_starling {
     for my $line (split /\n/, $out) {
         next unless $line =~ /^\{/;
         my $j = eval { JSON::PP::decode_json($line) } or next;
-        $meta{$f} //= { type => $j->{model_type}, bytes => $j->{model_size},
-                        params => $j->{model_n_params} };
+        $meta{$f} //= model_meta($f, $j);
         push @{ $res{$f}{$t}{ $j->{test} }{starling} }, $j->{avg_ts};
         $got++;
     }
@@ -263,6 +263,95 @@ sub run_llama {
     }
     record_failure('llama-bench', $f, $t, $rc, $tail)
         if $rc != 0 || $got != 2;
+}
+
+# What a token costs, from the file's tensor table: decode reads every
+# weight but an untied token_embd (one row of it); prefill multiplies
+# every layer weight per token and the output head once per batch.
+sub model_meta {
+    my ($f, $j) = @_;
+    my %m = (type => $j->{model_type}, tg_bytes => $j->{model_size},
+             pp_params => $j->{model_n_params});
+    my $t = gguf_tensors($f) or return \%m;
+    my ($e, $out) = ($t->{'token_embd.weight'}, $t->{'output.weight'});
+    $m{tg_bytes} -= $e->{bytes} if $e && $out;
+    $m{pp_params} -= $e->{n} if $e;
+    $m{pp_params} -= $out->{n} if $out;
+    return \%m;
+}
+
+# name => { n => elements, bytes => size in the file } of a GGUF's
+# tensors; undef when the file cannot be read as GGUF v2/v3 (then the
+# limits use starling-bench's totals).
+sub gguf_tensors {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or return undef;
+    my $buf = '';
+    read($fh, $buf, 16 << 20);           # header + tensor table (or less)
+    close $fh;
+    my $pos = 0;
+    my $take = sub {
+        my ($n) = @_;
+        die "short\n" if $pos + $n > length $buf;
+        my $s = substr($buf, $pos, $n);
+        $pos += $n;
+        return $s;
+    };
+    my $u32 = sub { unpack 'V', $take->(4) };
+    my $u64 = sub { unpack 'Q<', $take->(8) };
+    my $str = sub { $take->($u64->()) };
+    my %size = (0 => 1, 1 => 1, 2 => 2, 3 => 2, 4 => 4, 5 => 4, 6 => 4,
+                7 => 1, 10 => 8, 11 => 8, 12 => 8);
+    my $skip;
+    $skip = sub {
+        my ($type) = @_;
+        if ($type == 8) { $str->(); return; }
+        if ($type == 9) {
+            my ($et, $n) = ($u32->(), $u64->());
+            if ($size{$et}) { $take->($n * $size{$et}); return; }
+            $skip->($et) for 1 .. $n;
+            return;
+        }
+        die "type\n" unless $size{$type};
+        $take->($size{$type});
+    };
+    my (%t, @order, $align);
+    my $ok = eval {
+        die "magic\n" unless $take->(4) eq 'GGUF';
+        my $ver = $u32->();
+        die "version\n" unless $ver == 2 || $ver == 3;
+        my ($n_t, $n_kv) = ($u64->(), $u64->());
+        $align = 32;
+        for (1 .. $n_kv) {
+            my $key = $str->();
+            my $type = $u32->();
+            if ($key eq 'general.alignment' && $type == 4) {
+                $align = $u32->();
+            } else {
+                $skip->($type);
+            }
+        }
+        for (1 .. $n_t) {
+            my $name = $str->();
+            my $nd = $u32->();
+            my $n = 1;
+            $n *= $u64->() for 1 .. $nd;
+            $u32->();                                   # type
+            my $off = $u64->();
+            $t{$name} = { n => $n, off => $off };
+            push @order, $name;
+        }
+        1;
+    };
+    return undef unless $ok && $align;
+    # a tensor's bytes: up to the next one's offset (or the file's end)
+    my $data = $pos + (-$pos % $align);
+    my @by = sort { $t{$a}{off} <=> $t{$b}{off} } @order;
+    for my $i (0 .. $#by) {
+        my $end = $i < $#by ? $t{ $by[$i + 1] }{off} : (-s $f) - $data;
+        $t{ $by[$i] }{bytes} = $end - $t{ $by[$i] }{off};
+    }
+    return \%t;
 }
 
 sub cpu_info {
