@@ -192,6 +192,10 @@ sub limit {
     if ($test =~ /^tg/) {
         my $gbs = $m->{tg_bytes} * $ts / 1e9;
         my $bw = $membw->{$t};
+        # weights that fit in the last-level cache are not read from DRAM
+        return sprintf('%.1f GB/s from cache (%.1f MB < L3 %.0f MB)', $gbs,
+                       $m->{tg_bytes} / 1e6, $cpu->{l3_bytes} / 1e6)
+            if $m->{tg_bytes} < $cpu->{l3_bytes};
         return sprintf('%.1f GB/s streamed%s', $gbs,
             $bw ? sprintf(' = %.0f%% of %.1f GB/s', 100 * $gbs / $bw, $bw)
                 : '');
@@ -375,6 +379,13 @@ sub cpu_info {
         $c{ghz_src} = 'CPU_GHZ';
     }
     $c{cores} ||= 1;
+    $c{l3_bytes} = 0;
+    if (open my $l3, '<', '/sys/devices/system/cpu/cpu0/cache/index3/size') {
+        my $v = <$l3> // '';
+        close $l3;
+        $c{l3_bytes} = $1 * ($2 eq 'M' ? 1 << 20 : $2 eq 'K' ? 1 << 10 : 1)
+            if $v =~ /^(\d+)([KM]?)/;
+    }
     my %f = map { $_ => 1 } split ' ', $c{flags};
     $c{isa} = $f{avx512f} ? 'AVX-512' : $f{avx2} ? 'AVX2 (no AVX-512)'
                                                  : 'no AVX2';
