@@ -12,6 +12,10 @@
  * Token events are SSE "data:" chunks carrying text; the token count is
  * the usage.completion_tokens of the final chunk when the server sends
  * it (stream_options.include_usage), else the number of text chunks.
+ * A stream counts as an error when its status is not 200, when no text
+ * came, or when it ends in an error event (an OpenAI-style
+ * data: {"error":...} chunk, or the worker API's event: error) after the
+ * 200; its tokens are not counted.
  *
  * Two-tenant (or more) mode: --tenants a:8,b:24 starts 8 streams with
  * "X-Tenant: a" and 24 with "X-Tenant: b" per wave (header name:
@@ -47,6 +51,7 @@ typedef struct {
     size_t   body_len, body_cap;
     size_t   raw_off;          /* parse position in buf */
     int      headers_done, chunked, done, failed, status;
+    int      sse_error;        /* the stream ended in an error event */
     long     chunk_left;       /* -1: expecting a size line */
     double   t_start, t_first, t_last;
     double  *gaps;
@@ -146,6 +151,11 @@ scan_events(stream *s, double t)
             const char *d = ev + 6, *u;
             if (strcmp(d, "[DONE]") == 0) {
                 s->done = 1;
+            } else if (strncmp(d, "{\"error\":", 9) == 0) {
+                /* an OpenAI-style error object in place of a chunk: the
+                 * server gave up on this stream after the 200 */
+                s->sse_error = 1;
+                s->done = 1;
             } else {
                 /* a chunk with generated text: "text":"x" or "content":"x" */
                 const char *txt = strstr(d, "\"text\":\"");
@@ -173,9 +183,10 @@ scan_events(stream *s, double t)
                     s->usage_tokens = strtol(u + 20, NULL, 10);
                 }
             }
-        } else if (strncmp(ev, "event: end", 10) == 0
-                   || strncmp(ev, "event: error", 12) == 0)
-        {
+        } else if (strncmp(ev, "event: end", 10) == 0) {
+            s->done = 1;
+        } else if (strncmp(ev, "event: error", 12) == 0) {
+            s->sse_error = 1;
             s->done = 1;
         }
         s->scan = (size_t) (end - s->body) + 2;
@@ -442,7 +453,9 @@ main(int argc, char **argv)
                     if (s->done || s->failed) {
                         live--;
                         close(s->fd);
-                        if (s->status != 200 || s->t_first == 0) {
+                        if (s->status != 200 || s->t_first == 0
+                            || s->sse_error)
+                        {
                             if (!s->failed) {
                                 errors++;
                             }
