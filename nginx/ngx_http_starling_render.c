@@ -12,6 +12,9 @@ ngx_http_starling_stop_reason(const st_seq_output *out)
 {
     switch (out->finish) {
     case ST_FINISH_STOP:
+        if (out->dead_end) {
+            return "GRAMMAR_DEAD_END";
+        }
         return out->stop_index >= 0 ? "STOP_SEQUENCE" : "EOS";
     case ST_FINISH_LENGTH:
         return "MAX_TOKENS";

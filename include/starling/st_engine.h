@@ -105,7 +105,8 @@ const char          *st_engine_backend_health(const st_engine *e);
 
 typedef enum {
     ST_FINISH_NONE = 0,      /* still running */
-    ST_FINISH_STOP,          /* EOS/EOG token or stop string */
+    ST_FINISH_STOP,          /* EOS/EOG token, stop string, output
+                                constraint complete or at a dead end */
     ST_FINISH_LENGTH,        /* max_tokens or context full */
     ST_FINISH_CANCELLED,
     ST_FINISH_ERROR
@@ -231,6 +232,11 @@ typedef struct {
     size_t              n_tokens;
     st_finish_reason    finish;    /* NONE while running */
     int                 stop_index;/* matched stop string or -1 */
+    int                 dead_end;  /* ST_FINISH_STOP because the output
+                                      constraint allowed no token (none
+                                      of the vocabulary continues it, or
+                                      logit_bias bans all that do): the
+                                      text is a prefix of a document */
     char                error[128];/* when finish == ST_FINISH_ERROR */
     uint32_t            n_prompt_tokens;
     uint32_t            n_cached_tokens;

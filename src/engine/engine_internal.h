@@ -61,6 +61,8 @@ struct st_seq {
     int                released;
     st_finish_reason   finish;
     int                stop_index;
+    int                dead_end;        /* stopped: the grammar could not
+                                           go on (st_seq_output.dead_end) */
     char               error[128];
     int                finish_taken;
 
@@ -177,8 +179,10 @@ void st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why);
 void st_seq_destroy(st_seq *s);
 /* engine_constraint.c: attach a constraint at submit; sample one token
  * (masked and advancing the grammar when constrained; -1 with s->error
- * set when nothing can be drawn); 1 when the grammar is complete and
- * nothing more can follow */
+ * set on a failure, ST_SAMPLE_DEAD_END when the grammar allows no token
+ * of the vocabulary that logit_bias leaves); 1 when the grammar is
+ * complete and nothing more can follow */
+#define ST_SAMPLE_DEAD_END  (-2)
 st_status st_seq_constrain(st_engine *e, st_seq *s, st_constraint *c,
     st_error *err);
 int32_t st_seq_sample(st_engine *e, st_seq *s, float *row,
@@ -189,6 +193,9 @@ int st_seq_constraint_done(const st_seq *s);
  * s goes on. */
 void st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     const st_token_logprob *top);
+/* a constrained sequence that cannot go on: the text it holds back is
+ * released and it stops (ST_FINISH_STOP with dead_end set) */
+void st_seq_dead_end(st_engine *e, st_seq *s);
 
 /* engine_embed.c: set s up as an embedding sequence at submit; whether
  * the prompt position pos is pooled; the pool restarts (preemption);

@@ -257,6 +257,10 @@ st_engine_step(st_engine *e, st_error *err)
         row = e->logits + (size_t) n_logits * e->info.n_vocab;
         n_logits++;
         tok = st_seq_sample(e, s, row, &chosen, top);
+        if (tok == ST_SAMPLE_DEAD_END) {
+            st_seq_dead_end(e, s);
+            continue;
+        }
         if (tok < 0) {
             st_seq_finish(e, s, ST_FINISH_ERROR);
             continue;

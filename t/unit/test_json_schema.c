@@ -353,7 +353,9 @@ sample_schema(const char *name, const char *schema, const tvocab *tv,
         }
         out[n_out] = '\0';
         if (!complete) {
-            incomplete++;
+            if (incomplete++ < 2) {
+                diag("%s/%s run %d unfinished: %.300s", name, vname, r, out);
+            }
         } else if (st_jv_parse(&val, out, n_out, &err) != ST_OK
                    || !validate(sj, sj, val))
         {
@@ -663,6 +665,113 @@ test_engine(const char *model, const char *name)
 }
 
 
+/*
+ * A grammar dead end mid-generation: root ::= "a" "b" with every token
+ * whose piece holds a "b" banned by logit_bias. "a" is the only first
+ * token; after it nothing can follow. The sequence must stop (not fail)
+ * with the text so far and say why; the engine stays usable.
+ */
+static void
+test_dead_end(const char *model, const char *name)
+{
+    char path[1024], piece[256];
+    st_engine_params p;
+    st_engine *e = NULL;
+    st_error err = { 0 };
+    st_constraint *c = NULL;
+    const st_tokenizer *tok;
+    st_logit_bias *bias;
+    size_t n_bias = 0, n_out = 0;
+    uint32_t n_vocab, id;
+    st_request req;
+    st_tokens toks = { 0 };
+    st_seq *s = NULL, *after[1];
+    st_seq_output o;
+    char text[64];
+    st_finish_reason finish = ST_FINISH_NONE;
+    int dead = 0, gen = 0;
+    run_out a[1];
+
+    snprintf(path, sizeof(path), "%s/%s", tap_shared_dir(), model);
+    st_engine_params_default(&p);
+    p.path = path;
+    p.n_threads = 1;
+    p.max_seqs = 2;
+    p.n_ctx = 256;
+    if (st_engine_create(&e, &p, &err) != ST_OK) {
+        skip("%s: %s", name, err.msg);
+        return;
+    }
+    tok = st_engine_tokenizer(e);
+    n_vocab = st_tokenizer_n_vocab(tok);
+    bias = calloc(n_vocab, sizeof(*bias));
+    for (id = 0; bias != NULL && id < n_vocab; id++) {
+        size_t n = st_token_to_piece(tok, (int32_t)id, piece, sizeof(piece),
+                                     0);
+        if (n <= sizeof(piece) && memchr(piece, 'b', n) != NULL) {
+            bias[n_bias].token = (int32_t)id;
+            bias[n_bias].bias = -INFINITY;
+            n_bias++;
+        }
+    }
+    st_constraint_from_gbnf(&c, "root ::= \"a\" \"b\"", 16, &err);
+    memset(&req, 0, sizeof(req));
+    st_sampling_defaults(&req.sampling);
+    req.sampling.seed = 5;
+    req.sampling.logit_bias = bias;
+    req.sampling.n_logit_bias = n_bias;
+    st_tokenize(tok, "Once", 4, 1, 1, &toks, &err);
+    req.prompt = toks.ids;
+    req.n_prompt = toks.n;
+    req.max_tokens = 20;
+    req.constraint = c;
+    if (!ok(bias != NULL && c != NULL && n_bias > 0
+            && st_engine_submit(e, &req, &s, &err) == ST_OK,
+            "%s dead end: submitted with %zu tokens banned (%s)", name,
+            n_bias, err.msg))
+    {
+        goto done;
+    }
+    while (st_engine_has_work(e)) {
+        if (st_engine_step(e, &err) != ST_OK) {
+            diag("step: %s", err.msg);
+            break;
+        }
+        st_seq_take(s, &o);
+        for (size_t k = 0; k < o.n_tokens; k++) {
+            gen += o.tokens[k].token >= 0;
+            if (n_out + o.tokens[k].text_len < sizeof(text)) {
+                memcpy(text + n_out, o.tokens[k].text, o.tokens[k].text_len);
+                n_out += o.tokens[k].text_len;
+            }
+        }
+        if (o.finish != ST_FINISH_NONE) {
+            finish = o.finish;
+            dead = o.dead_end;
+            if (o.finish == ST_FINISH_ERROR) {
+                diag("error: %s", o.error);
+            }
+        }
+    }
+    st_seq_release(e, s);
+    text[n_out] = '\0';
+    ok(finish == ST_FINISH_STOP && dead, "%s dead end: stops (finish %d, "
+       "dead_end %d)", name, finish, dead);
+    ok(strcmp(text, "a") == 0 && gen == 1, "%s dead end: the text so far "
+       "kept (\"%s\", %d tokens)", name, text, gen);
+    /* the engine goes on serving */
+    after[0] = eng_submit(e, "Once upon a time", 3, NULL, 8);
+    eng_run(e, after, a, 1);
+    ok(a[0].finish == ST_FINISH_LENGTH, "%s dead end: the next request "
+       "runs (finish %d)", name, a[0].finish);
+done:
+    free(toks.ids);
+    free(bias);
+    st_constraint_free(c);
+    st_engine_free(e);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -687,5 +796,8 @@ main(int argc, char **argv)
     test_engine("models/stories260K.gguf", "stories260K (SPM)");
     test_engine("models/synthetic/synth-qwen2-F16-embQ4_0.gguf",
                 "synth-qwen2 (BPE)");
+    test_dead_end("models/stories260K.gguf", "stories260K (SPM)");
+    test_dead_end("models/synthetic/synth-qwen2-F16-embQ4_0.gguf",
+                  "synth-qwen2 (BPE)");
     return done_testing();
 }
