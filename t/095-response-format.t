@@ -122,6 +122,52 @@ my $text = join '', map { $_->{json}{choices}[0]{delta}{content} // '' }
     grep { $_->{json} } @$ev;
 ok(valid_person($text), 'streamed output validates') or diag($text);
 
+# --- pattern, format, oneOf ---------------------------------------------
+my $shaped = {
+    type => 'object',
+    properties => {
+        code => { type => 'string', pattern => '^[A-Z]{2}-\\d{3}(x|yz)?$' },
+        day  => { type => 'string', format => 'date' },
+        at   => { type => 'string', format => 'date-time' },
+        id   => { type => 'string', format => 'uuid' },
+        v    => { oneOf => [ { type => 'integer', minimum => 1, maximum => 5 },
+                             { type => 'boolean' } ] },
+    },
+    required => [ qw(code day at id v) ],
+    additionalProperties => JSON::PP::false,
+};
+sub valid_shaped {
+    my ($text) = @_;
+    my $v = eval { JSON::PP->new->decode($text) };
+    return 0 unless ref $v eq 'HASH' && keys %$v == 5;
+    my $date = qr/(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])/;
+    my $time = qr/([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)/;
+    return 0 unless $v->{code} =~ /^[A-Z]{2}-\d{3}(x|yz)?$/;
+    return 0 unless $v->{day} =~ /^$date$/ && $v->{at} =~ /^${date}T$time$/;
+    for my $d ($v->{day}, $v->{at}) {
+        my ($y, $m, $dd) = $d =~ /^(\d{4})-(\d\d)-(\d\d)/;
+        my $leap = ($y % 4 == 0 && $y % 100 != 0) || $y % 400 == 0;
+        my $max = (31, $leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[$m - 1];
+        return 0 if $dd > $max;
+    }
+    return 0 unless $v->{id} =~ /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    my $is_int = (!ref $v->{v} && $v->{v} =~ /^[1-5]$/) ? 1 : 0;
+    my $is_bool = JSON::PP::is_bool($v->{v}) ? 1 : 0;
+    return $is_int + $is_bool == 1;
+}
+for my $seed (1 .. 5) {
+    $r = $t->request('POST', '/v1/chat/completions',
+        { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
+          max_tokens => 300, temperature => 1, seed => $seed,
+          response_format => { type => 'json_schema',
+              json_schema => { name => 'shaped', schema => $shaped } } });
+    is($r->{status}, 200, "seed $seed: pattern/format/oneOf schema 200")
+        or diag($r->{body} // '');
+    ok(valid_shaped($r->{json}{choices}[0]{message}{content}),
+       "seed $seed: pattern, formats and oneOf validate")
+        or diag($r->{json}{choices}[0]{message}{content});
+}
+
 # --- json_object ---------------------------------------------------------
 $r = $t->request('POST', '/v1/chat/completions',
     { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
@@ -161,9 +207,22 @@ $r = $t->request('POST', '/v1/chat/completions',
     { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
       response_format => { type => 'json_schema', json_schema => { name => 'x',
           schema => { type => 'object', properties => {
-              d => { type => 'string', format => 'date-time' } } } } } });
-is($r->{status}, 400, 'unsupported keyword: 400');
-like($r->{json}{error}{message}, qr{/properties/d.*format}, '... names keyword and pointer');
+              d => { type => 'string', format => 'email' } } } } } });
+is($r->{status}, 400, 'unsupported format: 400');
+like($r->{json}{error}{message}, qr{/properties/d.*format 'email'}, '... names it and the pointer');
+$r = $t->request('POST', '/v1/chat/completions',
+    { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
+      response_format => { type => 'json_schema', json_schema => { name => 'x',
+          schema => { type => 'string', pattern => '^(a)\\1$' } } } });
+is($r->{status}, 400, 'pattern with a backreference: 400');
+like($r->{json}{error}{message}, qr{pattern: backreferences are not supported},
+     '... names the regex feature');
+$r = $t->request('POST', '/v1/chat/completions',
+    { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
+      response_format => { type => 'json_schema', json_schema => { name => 'x',
+          schema => { type => 'number', minimum => 0.5 } } } });
+is($r->{status}, 400, 'bounds on a number: 400');
+like($r->{json}{error}{message}, qr{integers only}, '... says so');
 
 $r = $t->request('POST', '/v1/chat/completions',
     { model => 'tiny', messages => [ { role => 'user', content => 'x' } ],
