@@ -164,6 +164,10 @@ typedef struct {
                                          printable ASCII; NULL = none */
     size_t              session_id_len;
     st_constraint      *constraint;   /* NULL: none; referenced at submit */
+    /* also the prompt's token logprobs (st_seq_output.prompt_tokens):
+     * each prompt token's given those before it, with sampling.n_probs
+     * alternatives; the prompt is then computed whole (no prefix reuse) */
+    int                 prompt_logprobs;
     /* fair queueing across tenants (engine/fair_queue.c): 0 is the
      * default tenant; weight 0 counts as 1; lower priority values are
      * admitted first within a tenant */
@@ -248,6 +252,12 @@ typedef struct {
     const float        *embedding;   /* embedding request, once finished
                                         with ST_FINISH_STOP: (n_embd) */
     uint32_t            n_embd;
+    /* prompt_logprobs: once, at the first take after the prompt is in:
+     * prompt tokens 1..n_prompt-1 (token 0 has no logprob) with their
+     * logprob and n_top alternatives (text empty) */
+    int                 prompt_logprobs;
+    const st_token_out *prompt_tokens;
+    size_t              n_prompt_out;
 } st_seq_output;
 
 /* Between steps: new output of s since the previous take. Pointers are

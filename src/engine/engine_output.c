@@ -117,6 +117,7 @@ st_seq_take(st_seq *s, st_seq_output *out)
 
     out->finish = s->state == ST_SEQ_DONE ? s->finish : ST_FINISH_NONE;
     out->stop_index = s->stop_index;
+    st_seq_prompt_lp_take(s, out);
     out->dead_end = s->state == ST_SEQ_DONE && s->dead_end;
     memcpy(out->error, s->error, sizeof(out->error));
     out->n_prompt_tokens = s->n_prompt;
