@@ -12,8 +12,9 @@
  * at the start and '$' at the end of a top-level alternative. A pattern
  * that is not anchored matches any string containing a match, so
  * generating a match of the pattern itself is always valid. Anything
- * else (backreferences, lookaround, \b, \p{...}, anchors inside) is
- * refused, naming it.
+ * else (backreferences, lookaround, \b, \p{...}, anchors inside,
+ * unbounded repetition of what can match "" — the grammar would be
+ * left-recursive) is refused, naming it.
  *
  * Formats: date (RFC 3339 full-date; February only to the 28th so every
  * date exists without leap-year arithmetic), time (full-time with an
@@ -489,7 +490,7 @@ st_rx_class(st_rx *x, st_rxclass *c)
 }
 
 
-static int st_rx_alt(st_rx *x, st_rxbuf *o, int depth);
+static int st_rx_alt(st_rx *x, st_rxbuf *o, int depth, int *nullable);
 
 
 static int
@@ -512,19 +513,26 @@ st_rx_number(st_rx *x, long *out)
 }
 
 
-/* a quantifier after an atom, appended to o; 0 if none */
+/* a quantifier after an atom, appended to o; 0 if none. *nullable: the
+ * atom can match "" (in), the quantified atom can (out). */
 static int
-st_rx_quant(st_rx *x, st_rxbuf *o)
+st_rx_quant(st_rx *x, st_rxbuf *o, int *nullable)
 {
     char q;
+    int  zero = 0;
 
     if (x->p >= x->end) {
         return 0;
     }
     q = *x->p;
     if (q == '*' || q == '+' || q == '?') {
+        if (q != '?' && *nullable) {
+            return st_rx_fail(x, "repeating what can match the empty "
+                              "string is not supported");
+        }
         x->p++;
         st_rxb_add(o, &q, 1);
+        zero = q != '+';
     } else if (q == '{') {
         const char *at = x->p;
         long mn, mx = -1;
@@ -555,6 +563,11 @@ st_rx_quant(st_rx *x, st_rxbuf *o)
         if (mx >= 0 && mx < mn) {
             return st_rx_fail(x, "a {n,m} quantifier with m < n");
         }
+        if (*nullable && (mx == -2 || mx > 1)) {
+            return st_rx_fail(x, "repeating what can match the empty "
+                              "string is not supported");
+        }
+        zero = mn == 0;
         if (mx == -2) {
             st_rxb_addf(o, "{%ld,}", mn);
         } else {
@@ -563,6 +576,7 @@ st_rx_quant(st_rx *x, st_rxbuf *o)
     } else {
         return 0;
     }
+    *nullable = *nullable || zero;
     if (x->p < x->end && *x->p == '?') {
         x->p++;                 /* lazy: the same language */
     }
@@ -575,15 +589,17 @@ st_rx_quant(st_rx *x, st_rxbuf *o)
 }
 
 
-/* one atom (and its quantifier); 0 at the end of a sequence */
+/* one atom (and its quantifier); 0 at the end of a sequence; *nullable:
+ * whether it can match "" */
 static int
-st_rx_atom(st_rx *x, st_rxbuf *o, int depth)
+st_rx_atom(st_rx *x, st_rxbuf *o, int depth, int *nullable)
 {
     st_rxclass c;
     uint32_t   cp;
     int32_t    u;
     char       ch;
 
+    *nullable = 0;
     if (x->p >= x->end || *x->p == '|' || *x->p == ')') {
         return 0;
     }
@@ -593,6 +609,7 @@ st_rx_atom(st_rx *x, st_rxbuf *o, int depth)
     if (depth == 0 && ch == '^' && x->alt_start) {
         x->p++;
         x->alt_start = 0;
+        *nullable = 1;
         return 1;
     }
     x->alt_start = 0;
@@ -628,7 +645,7 @@ st_rx_atom(st_rx *x, st_rxbuf *o, int depth)
                               ST_RX_MAX_DEPTH);
         }
         st_rxb_add(o, "(", 1);
-        if (st_rx_alt(x, o, depth + 1) != 0) {
+        if (st_rx_alt(x, o, depth + 1, nullable) != 0) {
             return -1;
         }
         if (x->p >= x->end || *x->p != ')') {
@@ -682,18 +699,22 @@ st_rx_atom(st_rx *x, st_rxbuf *o, int depth)
         st_rx_literal(o, (uint32_t)u);
         break;
     }
-    return st_rx_quant(x, o) < 0 ? -1 : 1;
+    return st_rx_quant(x, o, nullable) < 0 ? -1 : 1;
 }
 
 
+/* alternatives; *nullable: whether one of them can match "" */
 static int
-st_rx_alt(st_rx *x, st_rxbuf *o, int depth)
+st_rx_alt(st_rx *x, st_rxbuf *o, int depth, int *nullable)
 {
+    *nullable = 0;
     for (;;) {
-        int r;
+        int r, atom_null, seq_null = 1;
         x->alt_start = depth == 0;
-        while ((r = st_rx_atom(x, o, depth)) == 1) {
+        while ((r = st_rx_atom(x, o, depth, &atom_null)) == 1) {
+            seq_null = seq_null && atom_null;
         }
+        *nullable = *nullable || seq_null;
         if (r < 0) {
             return -1;
         }
@@ -712,6 +733,7 @@ st_js_pattern_gbnf(const char *pattern, size_t len, char **out,
     st_error *err)
 {
     st_rx x;
+    int   nullable;
 
     *out = NULL;
     memset(&x, 0, sizeof(x));
@@ -719,7 +741,7 @@ st_js_pattern_gbnf(const char *pattern, size_t len, char **out,
     x.end = pattern + len;
     x.err = err;
     st_rxb_add(&x.out, "\"\\\"\" (", 6);
-    if (st_rx_alt(&x, &x.out, 0) == 0 && x.p < x.end) {
+    if (st_rx_alt(&x, &x.out, 0, &nullable) == 0 && x.p < x.end) {
         st_rx_fail(&x, "unbalanced ')'");
     }
     if (x.failed) {

@@ -582,6 +582,8 @@ test_errors(void)
         { "{\"pattern\":\"ab)\"}", "unbalanced ')'" },
         { "{\"pattern\":\"[ab\"}", "unterminated character class" },
         { "{\"pattern\":\"a{2000}\"}", "over 1000" },
+        { "{\"pattern\":\"(a?)*\"}", "can match the empty string" },
+        { "{\"pattern\":\"x(|b){2,}\"}", "can match the empty string" },
         { "{\"pattern\":\"x\",\"maxLength\":3}", "with minLength" },
         { "{\"type\":\"integer\",\"format\":\"int32\"}",
           "'format' on type 'integer'" },
