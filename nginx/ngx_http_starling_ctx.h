@@ -22,6 +22,7 @@ typedef struct {
     float             logprob;
     uint32_t          n_top;
     size_t            offset;           /* completion text offset, bytes */
+    ngx_uint_t        none;             /* the prompt's first token: null */
     st_token_logprob  top[ST_MAX_TOP_LOGPROBS];
 } ngx_http_starling_lp_t;
 

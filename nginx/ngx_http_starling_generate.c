@@ -625,6 +625,8 @@ ngx_http_starling_generate_ids(ngx_http_request_t *r,
     ctx->sreq.stop = (const char *const *) stop;
     ctx->sreq.n_stop = ctx->n_stop;
     ctx->sreq.ignore_eos = req->ignore_eos;
+    /* echo + logprobs: the prompt tokens' logprobs come first */
+    ctx->sreq.prompt_logprobs = req->echo && req->logprobs;
 
     switch (ngx_http_starling_session_id(r, ctx, req)) {
     case NGX_OK:

@@ -12,6 +12,9 @@ ngx_http_starling_stop_reason(const st_seq_output *out)
 {
     switch (out->finish) {
     case ST_FINISH_STOP:
+        if (out->dead_end) {
+            return "GRAMMAR_DEAD_END";
+        }
         return out->stop_index >= 0 ? "STOP_SEQUENCE" : "EOS";
     case ST_FINISH_LENGTH:
         return "MAX_TOKENS";
@@ -104,11 +107,19 @@ ngx_http_starling_completion_logprobs(ngx_http_starling_ctx_t *ctx,
         if (i) {
             st_jbuf_adds(b, ",");
         }
-        st_jbuf_add_float(b, lp[i].logprob);
+        if (lp[i].none) {
+            st_jbuf_adds(b, "null");
+        } else {
+            st_jbuf_add_float(b, lp[i].logprob);
+        }
     }
 
     st_jbuf_adds(b, "],\"top_logprobs\":[");
     for (i = 0; i < n; i++) {
+        if (lp[i].none) {
+            st_jbuf_adds(b, i ? ",null" : "null");
+            continue;
+        }
         st_jbuf_adds(b, i ? ",{" : "{");
         for (k = 0; k < lp[i].n_top && k < ctx->top_logprobs; k++) {
             if (k) {
@@ -134,12 +145,44 @@ ngx_http_starling_lp_fill(ngx_http_starling_ctx_t *ctx,
     ngx_http_starling_lp_t *lp, const st_token_out *t)
 {
     lp->token = t->token;
+    lp->none = 0;
     lp->logprob = t->logprob;
     lp->offset = ctx->text_offset;
     lp->n_top = t->n_top < ST_MAX_TOP_LOGPROBS ? t->n_top
                                                : ST_MAX_TOP_LOGPROBS;
     if (lp->n_top) {
         ngx_memcpy(lp->top, t->top, lp->n_top * sizeof(st_token_logprob));
+    }
+}
+
+
+/*
+ * echo + logprobs: the prompt's entries (its first token with null
+ * logprobs, then each token's given those before it) into lp[0..n), n =
+ * the prompt's token count; text offsets are the tokens' piece lengths
+ * summed, within the echoed text.
+ */
+static void
+ngx_http_starling_prompt_lps(ngx_http_starling_ctx_t *ctx,
+    const st_seq_output *out, ngx_http_starling_lp_t *lp)
+{
+    size_t               i, off = 0, n;
+    char                 piece[256];
+    const st_tokenizer  *tok = st_engine_tokenizer(ctx->model->engine);
+
+    for (i = 0; i <= out->n_prompt_out; i++) {
+        ngx_memzero(&lp[i], sizeof(lp[i]));
+        lp[i].offset = off < ctx->echo_text.len ? off : ctx->echo_text.len;
+        if (i == 0) {
+            lp[i].token = ctx->sreq.prompt[0];
+            lp[i].none = 1;
+        } else {
+            ngx_http_starling_lp_fill(ctx, &lp[i], &out->prompt_tokens[i - 1]);
+            lp[i].offset = off < ctx->echo_text.len ? off
+                                                    : ctx->echo_text.len;
+        }
+        n = st_token_to_piece(tok, lp[i].token, piece, sizeof(piece), 0);
+        off += n;
     }
 }
 
@@ -197,7 +240,20 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
                      (unsigned) ctx->index);
         st_jbuf_add_jstr(b, (const char *) ctx->echo_text.data,
                          ctx->echo_text.len);
-        st_jbuf_adds(b, ",\"logprobs\":null,\"finish_reason\":null}]");
+        st_jbuf_adds(b, ",\"logprobs\":");
+        if (out->prompt_logprobs && ctx->logprobs) {
+            slot = ngx_palloc(ctx->request->pool, (out->n_prompt_out + 1)
+                                              * sizeof(ngx_http_starling_lp_t));
+            if (slot == NULL) {
+                return NGX_ERROR;
+            }
+            ngx_http_starling_prompt_lps(ctx, out, slot);
+            ngx_http_starling_completion_logprobs(ctx, b, slot,
+                                                  out->n_prompt_out + 1);
+        } else {
+            st_jbuf_adds(b, "null");
+        }
+        st_jbuf_adds(b, ",\"finish_reason\":null}]");
         if (ctx->include_usage) {
             st_jbuf_adds(b, ",\"usage\":null");
         }
@@ -207,6 +263,14 @@ ngx_http_starling_emit_tokens(ngx_http_starling_ctx_t *ctx,
         if (rc == NGX_ERROR || b->failed) {
             return NGX_ERROR;
         }
+    }
+
+    if (!ctx->stream && ctx->lps != NULL && out->prompt_logprobs) {
+        slot = ngx_array_push_n(ctx->lps, out->n_prompt_out + 1);
+        if (slot == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_http_starling_prompt_lps(ctx, out, slot);
     }
 
     for (i = 0; i < out->n_tokens; i++) {

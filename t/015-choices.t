@@ -141,8 +141,39 @@ is($r->{status}, 200, 'best_of = n accepted');
 $r = completion(prompt => 'x', n => 2, best_of => 3);
 is($r->{status}, 400, 'best_of > n: 400');
 like($r->{json}{error}{message}, qr/best_of/, '... saying best_of');
-$r = completion(prompt => 'x', echo => JSON::PP::true, logprobs => 1);
-is($r->{status}, 400, 'echo with logprobs: 400');
+
+# echo + logprobs: the prompt's tokens first, the first one null
+$r = completion(prompt => 'Once upon a time', echo => JSON::PP::true,
+                logprobs => 2, temperature => 0, max_tokens => 4);
+is($r->{status}, 200, 'echo with logprobs: 200') or diag($r->{body});
+my $elp = $r->{json}{choices}[0]{logprobs};
+my $n_p = $r->{json}{usage}{prompt_tokens};
+my $n_c = $r->{json}{usage}{completion_tokens};
+is(scalar @{$elp->{tokens}}, $n_p + $n_c, '... one entry per prompt and completion token');
+is(scalar @{$elp->{token_logprobs}}, $n_p + $n_c, '... as many token_logprobs');
+ok(!defined $elp->{token_logprobs}[0] && !defined $elp->{top_logprobs}[0],
+   "... the first prompt token's logprob and top_logprobs are null");
+ok(!(grep { !defined $_ || $_ > 0 } @{$elp->{token_logprobs}}[1 .. $#{$elp->{token_logprobs}}]),
+   '... every other logprob a number <= 0');
+ok(!(grep { ref $_ ne 'HASH' || keys %$_ < 1 || keys %$_ > 2 }
+      @{$elp->{top_logprobs}}[1 .. $#{$elp->{top_logprobs}}]),
+   '... top_logprobs objects of at most 2');
+my @off = @{$elp->{text_offset}};
+ok($off[0] == 0 && !(grep { $off[$_] < $off[$_ - 1] } 1 .. $#off)
+   && $off[-1] <= length $r->{json}{choices}[0]{text},
+   '... text_offset from 0, non-decreasing, within the text');
+my $plain = completion(prompt => 'Once upon a time', logprobs => 2,
+                       temperature => 0, max_tokens => 4);
+is_deeply([ @{$elp->{token_logprobs}}[$n_p .. $n_p + $n_c - 1] ],
+          $plain->{json}{choices}[0]{logprobs}{token_logprobs},
+          '... the completion part equals the same request without echo');
+($st, $h, $ev) = $t->stream('/v1/completions',
+    { model => 'tiny', prompt => 'Once upon a time', max_tokens => 4,
+      echo => JSON::PP::true, logprobs => 2, temperature => 0,
+      stream => JSON::PP::true });
+is_deeply($ev->[0]{json}{choices}[0]{logprobs}{token_logprobs},
+          [ @{$elp->{token_logprobs}}[0 .. $n_p - 1] ],
+          'streamed: the echo chunk carries the prompt logprobs');
 $r = completion(prompt => 'x', n => 65);
 is($r->{status}, 400, 'n = 65: 400');
 

@@ -105,7 +105,8 @@ const char          *st_engine_backend_health(const st_engine *e);
 
 typedef enum {
     ST_FINISH_NONE = 0,      /* still running */
-    ST_FINISH_STOP,          /* EOS/EOG token or stop string */
+    ST_FINISH_STOP,          /* EOS/EOG token, stop string, output
+                                constraint complete or at a dead end */
     ST_FINISH_LENGTH,        /* max_tokens or context full */
     ST_FINISH_CANCELLED,
     ST_FINISH_ERROR
@@ -163,6 +164,10 @@ typedef struct {
                                          printable ASCII; NULL = none */
     size_t              session_id_len;
     st_constraint      *constraint;   /* NULL: none; referenced at submit */
+    /* also the prompt's token logprobs (st_seq_output.prompt_tokens):
+     * each prompt token's given those before it, with sampling.n_probs
+     * alternatives; the prompt is then computed whole (no prefix reuse) */
+    int                 prompt_logprobs;
     /* fair queueing across tenants (engine/fair_queue.c): 0 is the
      * default tenant; weight 0 counts as 1; lower priority values are
      * admitted first within a tenant */
@@ -231,6 +236,11 @@ typedef struct {
     size_t              n_tokens;
     st_finish_reason    finish;    /* NONE while running */
     int                 stop_index;/* matched stop string or -1 */
+    int                 dead_end;  /* ST_FINISH_STOP because the output
+                                      constraint allowed no token (none
+                                      of the vocabulary continues it, or
+                                      logit_bias bans all that do): the
+                                      text is a prefix of a document */
     char                error[128];/* when finish == ST_FINISH_ERROR */
     uint32_t            n_prompt_tokens;
     uint32_t            n_cached_tokens;
@@ -242,6 +252,12 @@ typedef struct {
     const float        *embedding;   /* embedding request, once finished
                                         with ST_FINISH_STOP: (n_embd) */
     uint32_t            n_embd;
+    /* prompt_logprobs: once, at the first take after the prompt is in:
+     * prompt tokens 1..n_prompt-1 (token 0 has no logprob) with their
+     * logprob and n_top alternatives (text empty) */
+    int                 prompt_logprobs;
+    const st_token_out *prompt_tokens;
+    size_t              n_prompt_out;
 } st_seq_output;
 
 /* Between steps: new output of s since the previous take. Pointers are

@@ -391,13 +391,7 @@ st_api_completions(st_api_request *req, yajl_val obj, int *nomem)
     }
 
     if (st_api_bool(req, obj, "echo", &echo) > 0 && echo) {
-        req->echo = 1;
-        if (req->logprobs) {
-            /* the engine reports logprobs of sampled tokens only */
-            st_api_err(req, "echo", "unsupported", "true",
-                       "echo with logprobs is not supported (prompt "
-                       "tokens' logprobs are not computed)");
-        }
+        req->echo = 1;          /* with logprobs: the prompt's too */
     }
 
     /* best_of = n is n choices; ranking best_of > n candidates by their

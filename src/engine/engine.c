@@ -200,6 +200,7 @@ st_engine_create(st_engine **out, const st_engine_params *p, st_error *err)
     e->batch = calloc(e->step_tokens, sizeof(st_batch_entry));
     e->batch_seq = calloc(e->step_tokens, sizeof(st_seq *));
     e->logits = malloc(sizeof(float) * (size_t) e->max_seqs * hp->n_vocab);
+    e->logits_rows = e->max_seqs;
     if (!e->batch || !e->batch_seq || !e->logits) {
         rc = st_error_set(err, ST_ERR_NOMEM, "engine: out of memory");
         goto fail;
@@ -286,6 +287,7 @@ st_seq_destroy(st_seq *s)
     free(s->text);
     free(s->embed_acc);
     free(s->embed_vec);
+    st_seq_prompt_lp_free(s);
     free(s);
 }
 
@@ -424,6 +426,9 @@ st_engine_submit(st_engine *e, const st_request *req, st_seq **out,
     }
     if (rc == ST_OK && req->constraint != NULL) {
         rc = st_seq_constrain(e, s, req->constraint, err);
+    }
+    if (rc == ST_OK && req->prompt_logprobs) {
+        rc = st_seq_prompt_lp_init(e, s, err);
     }
     if (rc != ST_OK) {
         st_seq_destroy(s);

@@ -71,10 +71,10 @@ st_seq_sample(st_engine *e, st_seq *s, float *row, st_token_logprob *chosen,
     }
     tok = st_sampler_sample_masked(s->sampler, row, s->gmask, chosen, top);
     if (tok < 0) {
-        snprintf(s->error, sizeof(s->error), "no token can continue the "
-                 "grammar here (none in the vocabulary, or all banned by "
-                 "logit_bias)");
-        return -1;
+        /* no token of the vocabulary continues the grammar here, or
+         * logit_bias bans all that do: the choice ends with what it has
+         * (llama.cpp's server fails the whole batch instead) */
+        return ST_SAMPLE_DEAD_END;
     }
     if (st_grammar_accept_token(s->gm, e->gvocab, tok, &err) != ST_OK) {
         snprintf(s->error, sizeof(s->error), "%s", err.msg);

@@ -61,6 +61,14 @@ struct st_seq {
     int                released;
     st_finish_reason   finish;
     int                stop_index;
+    /* prompt logprobs (engine_prompt_lp.c) */
+    int                prompt_lp;       /* asked for */
+    st_token_out      *plp;             /* (n_prompt - 1): token i + 1 */
+    st_token_logprob  *plp_tops;        /* (n_prompt - 1, n_probs) */
+    uint32_t           n_plp;           /* prompt positions done */
+    int                plp_taken;
+    int                dead_end;        /* stopped: the grammar could not
+                                           go on (st_seq_output.dead_end) */
     char               error[128];
     int                finish_taken;
 
@@ -116,7 +124,9 @@ struct st_engine {
 
     st_batch_entry    *batch;           /* (step_tokens) */
     st_seq           **batch_seq;       /* (step_tokens) owner of each row */
-    float             *logits;          /* (max_seqs, n_vocab) */
+    float             *logits;          /* (logits_rows, n_vocab) */
+    uint32_t           logits_rows;     /* max_seqs, + ST_PROMPT_LP_ROWS
+                                           once prompt logprobs are asked */
     float             *hidden;          /* (step_tokens, n_embd), from the
                                            first embedding request */
     st_grammar_vocab  *gvocab;          /* token bytes for constraints,
@@ -177,18 +187,33 @@ void st_seq_finish(st_engine *e, st_seq *s, st_finish_reason why);
 void st_seq_destroy(st_seq *s);
 /* engine_constraint.c: attach a constraint at submit; sample one token
  * (masked and advancing the grammar when constrained; -1 with s->error
- * set when nothing can be drawn); 1 when the grammar is complete and
- * nothing more can follow */
+ * set on a failure, ST_SAMPLE_DEAD_END when the grammar allows no token
+ * of the vocabulary that logit_bias leaves); 1 when the grammar is
+ * complete and nothing more can follow */
+#define ST_SAMPLE_DEAD_END  (-2)
 st_status st_seq_constrain(st_engine *e, st_seq *s, st_constraint *c,
     st_error *err);
 int32_t st_seq_sample(st_engine *e, st_seq *s, float *row,
     st_token_logprob *chosen, st_token_logprob *top);
 int st_seq_constraint_done(const st_seq *s);
 
+/* engine_prompt_lp.c: prompt token logprobs (echo + logprobs) */
+#define ST_PROMPT_LP_ROWS  32           /* prompt rows with logits a step */
+st_status st_seq_prompt_lp_init(st_engine *e, st_seq *s, st_error *err);
+int st_seq_prompt_lp_pending(const st_seq *s);
+int st_seq_prompt_lp_wants(const st_seq *s, uint32_t pos);
+void st_seq_prompt_lp_add(const st_engine *e, st_seq *s, uint32_t pos,
+    const float *row);
+void st_seq_prompt_lp_take(st_seq *s, st_seq_output *out);
+void st_seq_prompt_lp_free(st_seq *s);
+
 /* engine_output.c: called with a freshly sampled token; decides whether
  * s goes on. */
 void st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     const st_token_logprob *top);
+/* a constrained sequence that cannot go on: the text it holds back is
+ * released and it stops (ST_FINISH_STOP with dead_end set) */
+void st_seq_dead_end(st_engine *e, st_seq *s);
 
 /* engine_embed.c: set s up as an embedding sequence at submit; whether
  * the prompt position pos is pooled; the pool restarts (preemption);

@@ -70,6 +70,33 @@ st_seq_out_push(st_seq *s, int32_t token, const char *text, size_t len)
 }
 
 
+/* The text the stream still holds (a partial stop-string match, an
+ * incomplete UTF-8 tail) goes out as a text-only entry; s stops. */
+static void
+st_seq_flush_stop(st_engine *e, st_seq *s)
+{
+    const char  *text;
+    size_t       tlen;
+
+    st_textstream_finish(s->ts);
+    text = st_textstream_take(s->ts, &tlen);
+    if (tlen > 0 && st_seq_out_push(s, -1, text, tlen) == NULL) {
+        snprintf(s->error, sizeof(s->error), "out of memory");
+        st_seq_finish(e, s, ST_FINISH_ERROR);
+        return;
+    }
+    st_seq_finish(e, s, ST_FINISH_STOP);
+}
+
+
+void
+st_seq_dead_end(st_engine *e, st_seq *s)
+{
+    s->dead_end = 1;
+    st_seq_flush_stop(e, s);
+}
+
+
 void
 st_seq_take(st_seq *s, st_seq_output *out)
 {
@@ -90,6 +117,8 @@ st_seq_take(st_seq *s, st_seq_output *out)
 
     out->finish = s->state == ST_SEQ_DONE ? s->finish : ST_FINISH_NONE;
     out->stop_index = s->stop_index;
+    st_seq_prompt_lp_take(s, out);
+    out->dead_end = s->state == ST_SEQ_DONE && s->dead_end;
     memcpy(out->error, s->error, sizeof(out->error));
     out->n_prompt_tokens = s->n_prompt;
     out->n_cached_tokens = s->n_cached;
@@ -124,14 +153,7 @@ st_seq_accept(st_engine *e, st_seq *s, int32_t tok, float logprob,
     s->t_last_ms = now;
 
     if (!s->ignore_eos && st_tokenizer_is_eog(e->tok, tok)) {
-        st_textstream_finish(s->ts);
-        text = st_textstream_take(s->ts, &tlen);
-        if (tlen > 0 && st_seq_out_push(s, -1, text, tlen) == NULL) {
-            snprintf(s->error, sizeof(s->error), "out of memory");
-            st_seq_finish(e, s, ST_FINISH_ERROR);
-            return;
-        }
-        st_seq_finish(e, s, ST_FINISH_STOP);
+        st_seq_flush_stop(e, s);
         return;
     }
 

@@ -41,7 +41,7 @@ st_status
 st_engine_step(st_engine *e, st_error *err)
 {
     st_seq     *s, *next;
-    uint32_t    n = 0, n_logits = 0, n_hidden, budget, i;
+    uint32_t    n = 0, n_logits = 0, n_hidden, budget, lp_rows, i;
     int         reserved;
     st_status   rc;
     uint64_t    prefill_pass;
@@ -102,6 +102,7 @@ st_engine_step(st_engine *e, st_error *err)
      * ends) */
     for ( ;; ) {
         budget = e->step_tokens;
+        lp_rows = ST_PROMPT_LP_ROWS;
         n = 0;
         n_hidden = 0;
         /* decode rows first: running streams never wait behind prefill */
@@ -160,7 +161,9 @@ st_engine_step(st_engine *e, st_error *err)
                 break;
             }
             s->fq_step = prefill_pass;
-            if (s->n_past == 0 && s->kv.n_blocks == 0 && !s->embed) {
+            if (s->n_past == 0 && s->kv.n_blocks == 0 && !s->embed
+                && !st_seq_prompt_lp_pending(s))
+            {
                 /* share cached blocks of an equal prefix; leave at least
                  * one token to compute so the step yields logits */
                 if (!s->started && s->session != NULL) {
@@ -178,6 +181,13 @@ st_engine_step(st_engine *e, st_error *err)
             s->started = 1;
             todo = s->n_tokens - s->n_past;
             take = todo < budget ? todo : budget;
+            if (st_seq_prompt_lp_wants(s, s->n_past)) {
+                /* prompt rows with logits: a fixed number a step */
+                if (lp_rows == 0) {
+                    continue;
+                }
+                take = take < lp_rows ? take : lp_rows;
+            }
             if (st_session_reserve(e, &s->kv, s->n_past + take) != ST_OK) {
                 continue;
             }
@@ -193,6 +203,10 @@ st_engine_step(st_engine *e, st_error *err)
                     n_hidden += e->batch[n].want_hidden;
                 } else {
                     e->batch[n].want_logits = (j == todo - 1);
+                    if (st_seq_prompt_lp_wants(s, s->n_past + j)) {
+                        e->batch[n].want_logits = 1;
+                        lp_rows--;
+                    }
                     e->batch[n].want_hidden = 0;
                 }
                 e->batch_seq[n] = s;
@@ -256,7 +270,15 @@ st_engine_step(st_engine *e, st_error *err)
         s = e->batch_seq[i];
         row = e->logits + (size_t) n_logits * e->info.n_vocab;
         n_logits++;
+        if (st_seq_prompt_lp_wants(s, (uint32_t) e->batch[i].pos)) {
+            st_seq_prompt_lp_add(e, s, (uint32_t) e->batch[i].pos, row);
+            continue;
+        }
         tok = st_seq_sample(e, s, row, &chosen, top);
+        if (tok == ST_SAMPLE_DEAD_END) {
+            st_seq_dead_end(e, s);
+            continue;
+        }
         if (tok < 0) {
             st_seq_finish(e, s, ST_FINISH_ERROR);
             continue;

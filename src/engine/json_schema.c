@@ -398,7 +398,8 @@ st_js_known(st_jsc *c, const st_jv *s, const char *path)
         "type", "properties", "required", "additionalProperties", "items",
         "minItems", "maxItems", "minLength", "maxLength", "minimum",
         "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const",
-        "anyOf", "$ref", "$defs", "definitions", "title", "description",
+        "anyOf", "oneOf", "pattern", "format", "$ref", "$defs",
+        "definitions", "title", "description",
         "default", "examples", "$schema", "$id", "$comment", "strict",
         NULL
     };
@@ -439,6 +440,51 @@ st_js_count(st_jsc *c, const st_jv *s, const char *key, const char *path,
 }
 
 
+/* a string with a pattern or a format (json_schema_pattern.c) */
+static int
+st_js_string_shaped(st_jsc *c, const st_jv *s, const st_jv *pat,
+    const st_jv *fmt, int has_len, const char *path, st_jsbuf *o)
+{
+    st_error e = { ST_OK, "" };
+    char *g = NULL;
+    const char *fg;
+
+    (void)s;
+    if (pat != NULL && fmt != NULL) {
+        return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'pattern' with "
+            "'format'");
+    }
+    if (has_len) {
+        return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'%s' with "
+            "minLength/maxLength", pat != NULL ? "pattern" : "format");
+    }
+    if (fmt != NULL) {
+        if (fmt->type != ST_JV_STRING) {
+            return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'format' must "
+                "be a string");
+        }
+        fg = st_js_format_gbnf(fmt->str);
+        if (fg == NULL) {
+            return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "unsupported "
+                "format '%.40s' (supported: date, time, date-time, uuid)",
+                fmt->str);
+        }
+        st_jsb_add(o, fg, strlen(fg));
+        return 0;
+    }
+    if (pat->type != ST_JV_STRING) {
+        return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'pattern' must be "
+            "a string");
+    }
+    if (st_js_pattern_gbnf(pat->str, pat->len, &g, &e) != ST_OK) {
+        return st_jsc_fail(c, e.code, path, "pattern: %.150s", e.msg);
+    }
+    st_jsb_add(o, g, strlen(g));
+    free(g);
+    return 0;
+}
+
+
 static int
 st_js_string(st_jsc *c, const st_jv *s, const char *path, st_jsbuf *o)
 {
@@ -446,8 +492,13 @@ st_js_string(st_jsc *c, const st_jv *s, const char *path, st_jsbuf *o)
     int r1 = st_js_count(c, s, "minLength", path, &mn);
     int r2 = st_js_count(c, s, "maxLength", path, &mx);
 
+    const st_jv *pat = st_jv_get(s, "pattern"), *fmt = st_jv_get(s, "format");
+
     if (r1 < 0 || r2 < 0) {
         return -1;
+    }
+    if (pat != NULL || fmt != NULL) {
+        return st_js_string_shaped(c, s, pat, fmt, r1 + r2 > 0, path, o);
     }
     if (r2 > 0 && mx < mn) {
         return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path,
@@ -569,8 +620,13 @@ st_js_array(st_jsc *c, const st_jv *s, const char *path, int depth,
     int r2 = st_js_count(c, s, "maxItems", path, &mx);
     char item[32], sub[600];
 
+    const st_jv *pat = st_jv_get(s, "pattern"), *fmt = st_jv_get(s, "format");
+
     if (r1 < 0 || r2 < 0) {
         return -1;
+    }
+    if (pat != NULL || fmt != NULL) {
+        return st_js_string_shaped(c, s, pat, fmt, r1 + r2 > 0, path, o);
     }
     if (r2 > 0 && mx < mn) {
         return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path,
@@ -801,6 +857,10 @@ st_js_typed(st_jsc *c, const st_jv *s, const char *type, const char *path,
     if (strcmp(type, "string") == 0) {
         return st_js_string(c, s, path, o);
     }
+    if (st_jv_get(s, "format") != NULL) {
+        return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'format' on type "
+            "'%.40s' (formats are supported on strings)", type);
+    }
     if (strcmp(type, "integer") == 0) {
         return st_js_integer(c, s, path, o);
     }
@@ -840,6 +900,7 @@ st_js_node(st_jsc *c, const st_jv *s, const char *path, int depth,
 {
     st_jsbuf body = { 0 };
     const st_jv *t, *en, *cn, *any;
+    const char *anykw = "anyOf";
     char sub[600];
     unsigned id;
     int rc = -1;
@@ -867,7 +928,7 @@ st_js_node(st_jsc *c, const st_jv *s, const char *path, int depth,
     }
     if (st_jv_get(s, "$ref") != NULL) {
         if (s->n > 1 && (st_jv_get(s, "type") || st_jv_get(s, "properties")
-                         || st_jv_get(s, "anyOf")))
+                         || st_jv_get(s, "anyOf") || st_jv_get(s, "oneOf")))
         {
             return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'$ref' next to "
                 "other constraints");
@@ -878,6 +939,16 @@ st_js_node(st_jsc *c, const st_jv *s, const char *path, int depth,
     en = st_jv_get(s, "enum");
     cn = st_jv_get(s, "const");
     any = st_jv_get(s, "anyOf");
+    if (st_jv_get(s, "oneOf") != NULL) {
+        if (any != NULL) {
+            return st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'oneOf' next "
+                "to 'anyOf'");
+        }
+        /* as llama.cpp: compiled as anyOf (exact when the alternatives
+         * exclude each other, as discriminated unions do) */
+        any = st_jv_get(s, "oneOf");
+        anykw = "oneOf";
+    }
     if (cn != NULL) {
         st_jsb_json_literal(&body, cn);
     } else if (en != NULL) {
@@ -894,13 +965,13 @@ st_js_node(st_jsc *c, const st_jv *s, const char *path, int depth,
         }
     } else if (any != NULL) {
         if (any->type != ST_JV_ARRAY || any->n == 0) {
-            st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'anyOf' must be a "
-                "non-empty array");
+            st_jsc_fail(c, ST_ERR_UNSUPPORTED, path, "'%s' must be a "
+                "non-empty array", anykw);
             goto done;
         }
         for (size_t i = 0; i < any->n; i++) {
             unsigned sid;
-            snprintf(sub, sizeof(sub), "%s/anyOf/%zu", path, i);
+            snprintf(sub, sizeof(sub), "%s/%s/%zu", path, anykw, i);
             if (st_js_node(c, any->items[i], sub, depth + 1, &sid) != 0) {
                 goto done;
             }
@@ -943,7 +1014,9 @@ st_js_node(st_jsc *c, const st_jv *s, const char *path, int depth,
         if (st_js_array(c, s, path, depth, &body) != 0) {
             goto done;
         }
-    } else if (st_jv_get(s, "minLength") || st_jv_get(s, "maxLength")) {
+    } else if (st_jv_get(s, "minLength") || st_jv_get(s, "maxLength")
+               || st_jv_get(s, "pattern") || st_jv_get(s, "format"))
+    {
         if (st_js_string(c, s, path, &body) != 0) {
             goto done;
         }

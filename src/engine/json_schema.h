@@ -6,9 +6,12 @@
  * Supported (what OpenAI `strict: true` schemas use): type (one name or a
  * list), object with properties / required / additionalProperties (false,
  * or a schema when there are no properties), array with items / minItems /
- * maxItems, string with minLength / maxLength, integer with minimum /
+ * maxItems, string with minLength / maxLength, or with a pattern (a
+ * regex subset, json_schema_pattern.c) or a format (date, time,
+ * date-time, uuid), integer with minimum /
  * maximum / exclusiveMinimum / exclusiveMaximum, number, boolean, null,
- * enum, const, anyOf, $ref to "#", "#/$defs/NAME" or
+ * enum, const, anyOf, oneOf (compiled as anyOf, as llama.cpp does: exact
+ * when the alternatives exclude each other), $ref to "#", "#/$defs/NAME" or
  * "#/definitions/NAME" (recursion allowed), {} / true (any JSON value).
  * Annotations (title, description, default, examples, $schema, $id,
  * $comment, strict) are ignored. Anything else is an error naming the
@@ -68,6 +71,15 @@ const st_jv *st_jv_get(const st_jv *obj, const char *key);
  * ST_ERR_UNSUPPORTED naming the keyword and its JSON pointer. */
 st_status st_json_schema_to_gbnf(const char *schema, size_t len,
     char **gbnf, size_t *gbnf_len, st_error *err);
+
+/* json_schema_pattern.c: GBNF (an expression, malloc'd) of the JSON
+ * text of a string whose value matches the ECMA-262 pattern[0..len) (the
+ * subset listed there); ST_ERR_UNSUPPORTED naming what is not supported,
+ * with its offset. */
+st_status st_js_pattern_gbnf(const char *pattern, size_t len, char **out,
+    st_error *err);
+/* GBNF expression of a string of that `format`, or NULL if unsupported */
+const char *st_js_format_gbnf(const char *format);
 
 /* GBNF of any JSON object (response_format json_object) */
 const char *st_json_object_gbnf(void);

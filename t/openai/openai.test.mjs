@@ -212,7 +212,7 @@ test('n: 3, completions and chat, streaming and not', { skip }, async () => {
     assert.equal(usage.completion_tokens, full.usage.completion_tokens);
 });
 
-test('prompt batches and echo', { skip }, async () => {
+test('prompt batches and echo (with logprobs)', { skip }, async () => {
     const r = await client.completions.create({
         model: 'tiny', prompt: ['Once upon a time', 'The dog'], max_tokens: 4,
         temperature: 0, echo: true,
@@ -220,6 +220,18 @@ test('prompt batches and echo', { skip }, async () => {
     assert.equal(r.choices.length, 2);
     assert.ok(r.choices[0].text.startsWith('Once upon a time'));
     assert.ok(r.choices[1].text.startsWith('The dog'));
+    // echo + logprobs: the prompt's tokens first, the first one null
+    const lp = await client.completions.create({
+        model: 'tiny', prompt: 'Once upon a time', max_tokens: 3,
+        temperature: 0, echo: true, logprobs: 1,
+    });
+    const l = lp.choices[0].logprobs;
+    const total = lp.usage.prompt_tokens + lp.usage.completion_tokens;
+    assert.equal(l.tokens.length, total);
+    assert.equal(l.token_logprobs[0], null);
+    assert.equal(l.top_logprobs[0], null);
+    assert.ok(l.token_logprobs.slice(1).every((x) => typeof x === 'number' && x <= 0));
+    assert.equal(l.text_offset[0], 0);
     await assert.rejects(
         client.completions.create({ model: 'tiny', prompt: 'x', n: 2, best_of: 3 }),
         (e) => e instanceof OpenAI.BadRequestError && e.param === 'best_of');

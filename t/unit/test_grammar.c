@@ -11,6 +11,7 @@
 #include "engine/grammar.h"
 #include "base/rng.h"
 
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -28,9 +29,9 @@ gparse(const char *text, st_error *err)
 }
 
 
-/* 1 if the whole string is a sentence of g, 0 if not, -1 on error */
+/* 1 if the n bytes of s are a sentence of g, 0 if not, -1 on error */
 static int
-matches(const st_grammar *g, const char *s)
+matches_len(const st_grammar *g, const char *s, size_t n)
 {
     st_grammar_matcher *m;
     st_error err;
@@ -39,12 +40,19 @@ matches(const st_grammar *g, const char *s)
     if (st_grammar_matcher_create(&m, g, &err) != ST_OK) {
         return -1;
     }
-    rc = st_grammar_matcher_accept(m, s, strlen(s), &err);
+    rc = st_grammar_matcher_accept(m, s, n, &err);
     if (rc == 1) {
         rc = st_grammar_matcher_accepting(m);
     }
     st_grammar_matcher_free(m);
     return rc;
+}
+
+
+static int
+matches(const st_grammar *g, const char *s)
+{
+    return matches_len(g, s, strlen(s));
 }
 
 
@@ -332,7 +340,9 @@ random_walks(const char *name, const char *grammar, const tvocab *tv,
             n_out += tv->lens[id];
         }
         out[n_out] = '\0';
-        if (st_grammar_matcher_accepting(m) && matches(g, out) != 1) {
+        /* (the output may hold NUL bytes: its length, not strlen) */
+        if (st_grammar_matcher_accepting(m) && matches_len(g, out, n_out) != 1)
+        {
             if (bad_out < 3) {
                 diag("%s run %d: output not a sentence: %s", name, r, out);
             }
@@ -388,11 +398,198 @@ test_masks(void)
 }
 
 
+/* ---- grammar files (t/data/grammars, see its README) ----------------- */
+
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE  *f = fopen(path, "rb");
+    char  *buf;
+    long   n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+
+/* the value of each "# key: value" line, "\n"/"\t" decoded, one by one:
+ * returns the next one after *at (NULL when none) */
+static const char *
+comment_value(const char *text, const char *key, const char **at,
+    char *out, size_t cap)
+{
+    size_t      kl = strlen(key);
+    const char *p = *at ? *at : text;
+
+    while ((p = strstr(p, "# ")) != NULL) {
+        const char *v = p + 2, *eol;
+        size_t      n = 0;
+        p = v;
+        if (strncmp(v, key, kl) != 0 || v[kl] != ':' || v[kl + 1] != ' ') {
+            continue;
+        }
+        v += kl + 2;
+        eol = strchr(v, '\n');
+        if (eol == NULL) {
+            eol = v + strlen(v);
+        }
+        for (; v < eol && n + 1 < cap; v++) {
+            if (v[0] == '\\' && v + 1 < eol && (v[1] == 'n' || v[1] == 't')) {
+                out[n++] = v[1] == 'n' ? '\n' : '\t';
+                v++;
+            } else {
+                out[n++] = *v;
+            }
+        }
+        out[n] = '\0';
+        *at = eol;
+        return out;
+    }
+    return NULL;
+}
+
+
+static void
+test_grammar_files(int runs)
+{
+    char dir[1024], path[1400], want[512];
+    DIR *d;
+    struct dirent *de;
+    tvocab bpe;
+    int n_good = 0, n_bad = 0;
+
+    tv_bpe(&bpe);
+    for (int bad = 0; bad < 2; bad++) {
+        snprintf(dir, sizeof(dir), "%s/t/data/grammars%s", tap_root_dir(),
+                 bad ? "/bad" : "");
+        d = opendir(dir);
+        if (!ok(d != NULL, "grammar files in %s", dir)) {
+            continue;
+        }
+        while ((de = readdir(d)) != NULL) {
+            size_t nl = strlen(de->d_name), len = 0;
+            const char *at = NULL;
+            char *text;
+            st_grammar *g;
+            st_error err;
+
+            if (nl < 6 || strcmp(de->d_name + nl - 5, ".gbnf") != 0) {
+                continue;
+            }
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            text = slurp(path, &len);
+            if (!ok(text != NULL, "%s read", de->d_name)) {
+                continue;
+            }
+            memset(&err, 0, sizeof(err));
+            g = NULL;
+            st_grammar_parse(&g, text, len, NULL, &err);
+            if (bad) {
+                n_bad++;
+                if (comment_value(text, "expect", &at, want, sizeof(want))
+                    == NULL)
+                {
+                    want[0] = '\0';
+                }
+                ok(g == NULL && err.code == ST_ERR_INVALID && want[0]
+                   && strstr(err.msg, want) != NULL,
+                   "bad/%s rejected: %s", de->d_name, err.msg);
+            } else if (ok(g != NULL, "%s parses (%s)", de->d_name, err.msg)) {
+                char sentence[512];
+                n_good++;
+                at = NULL;
+                while (comment_value(text, "yes", &at, sentence,
+                                     sizeof(sentence)))
+                {
+                    ok(matches(g, sentence) == 1, "%s accepts \"%s\"",
+                       de->d_name, sentence);
+                }
+                at = NULL;
+                while (comment_value(text, "no", &at, sentence,
+                                     sizeof(sentence)))
+                {
+                    ok(matches(g, sentence) == 0, "%s rejects \"%s\"",
+                       de->d_name, sentence);
+                }
+                random_walks(de->d_name, text, &bpe, runs, 7);
+            }
+            st_grammar_free(g);
+            free(text);
+        }
+        closedir(d);
+    }
+    ok(n_good >= 6 && n_bad >= 9, "%d grammar files parse, %d bad ones "
+       "rejected", n_good, n_bad);
+    tv_free(&bpe);
+}
+
+
+/* llama.cpp's own grammars (the .gbnf files of its grammars folder),
+ * where ST_LLAMA_GRAMMARS names one (read at test time only, never
+ * copied here) */
+static void
+test_llama_grammars(void)
+{
+    const char *dir = getenv("ST_LLAMA_GRAMMARS");
+    char path[1400];
+    DIR *d;
+    struct dirent *de;
+    int n = 0;
+
+    if (dir == NULL || (d = opendir(dir)) == NULL) {
+        skip("llama.cpp grammars: set ST_LLAMA_GRAMMARS to its grammars/");
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name), len = 0;
+        char *text;
+        st_grammar *g = NULL;
+        st_error err;
+
+        if (nl < 6 || strcmp(de->d_name + nl - 5, ".gbnf") != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if ((text = slurp(path, &len)) == NULL) {
+            continue;
+        }
+        memset(&err, 0, sizeof(err));
+        ok(st_grammar_parse(&g, text, len, NULL, &err) == ST_OK,
+           "llama.cpp %s parses (%s)", de->d_name, err.msg);
+        st_grammar_free(g);
+        free(text);
+        n++;
+    }
+    closedir(d);
+    ok(n > 0, "llama.cpp grammars: %d files", n);
+}
+
+
 int
 main(void)
 {
     test_parse_errors();
     test_match();
     test_masks();
+    {
+        struct stat sb;     /* fewer walks in the valgrind pass, as above */
+        test_grammar_files(stat(tap_shared_dir(), &sb) == 0 ? 100 : 20);
+    }
+    test_llama_grammars();
     return done_testing();
 }

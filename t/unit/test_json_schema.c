@@ -12,7 +12,9 @@
 #include "base/rng.h"
 #include "starling/st_engine.h"
 
+#include <locale.h>
 #include <math.h>
+#include <regex.h>
 #include <sys/stat.h>
 
 
@@ -77,6 +79,105 @@ type_ok(const char *t, const st_jv *v)
 }
 
 
+/* each test pattern (ECMA-262, as in the schemas) and the POSIX ERE
+ * written by hand for the same language; the validator matches the
+ * decoded string with the ERE (patterns of the table are unanchored
+ * where the ECMA one is) */
+static const struct {
+    const char *ecma;
+    const char *ere;
+} patterns[] = {
+    { "^\\d{3}-[A-Z]{2,4}$", "^[0-9]{3}-[A-Z]{2,4}$" },
+    { "^(foo|ba[rz])+\\.txt$", "^(foo|ba[rz])+\\.txt$" },
+    { "^[^\"\\\\a-y]+$", "^[^\"\\a-y]+$" },
+    { "[\"\\\\] x*", "[\"\\] x*" },
+    { "^a.{0,8}b$", "^a.{0,8}b$" },
+    { "^(?:x|y\\d)?z{2,}(?<n>q)$", "^(x|y[0-9])?z{2,}(q)$" },
+    { "^\\S+-\\D+$", "^[^[:space:]]+-[^0-9]+$" },
+    { "^caf\\u00e9 \\x41\\.\\t?$", "^caf\xc3\xa9 A\\.\t?$" },
+    { "ab|^c(d|)$", "ab|^c(d|)$" },
+};
+
+
+static int
+pattern_ok(const char *ecma, const st_jv *v)
+{
+    regex_t re;
+    int     rc;
+
+    for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+        if (strcmp(patterns[i].ecma, ecma) == 0) {
+            if (regcomp(&re, patterns[i].ere, REG_EXTENDED | REG_NOSUB)
+                != 0)
+            {
+                return 0;
+            }
+            rc = regexec(&re, v->str, 0, NULL, 0) == 0
+                 && strlen(v->str) == v->len;
+            regfree(&re);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+
+static int
+ere_ok(const char *ere, const char *str)
+{
+    regex_t re;
+    int     rc;
+
+    if (regcomp(&re, ere, REG_EXTENDED | REG_NOSUB) != 0) {
+        return 0;
+    }
+    rc = regexec(&re, str, 0, NULL, 0) == 0;
+    regfree(&re);
+    return rc;
+}
+
+
+#define DATE_ERE "([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+#define TIME_ERE "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?" \
+    "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+
+/* RFC 3339 full-date: the day exists in that month of that year */
+static int
+date_ok(const char *d)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                 30, 31 };
+    int y, m, day, leap;
+
+    if (sscanf(d, "%4d-%2d-%2d", &y, &m, &day) != 3 || m < 1 || m > 12) {
+        return 0;
+    }
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return day >= 1 && day <= mdays[m - 1] + (m == 2 && leap);
+}
+
+
+static int
+format_ok(const char *f, const st_jv *v)
+{
+    if (strcmp(f, "date") == 0) {
+        return ere_ok("^" DATE_ERE "$", v->str) && date_ok(v->str);
+    }
+    if (strcmp(f, "time") == 0) {
+        return ere_ok("^" TIME_ERE "$", v->str);
+    }
+    if (strcmp(f, "date-time") == 0) {
+        return ere_ok("^" DATE_ERE "[Tt]" TIME_ERE "$", v->str)
+               && date_ok(v->str);
+    }
+    if (strcmp(f, "uuid") == 0) {
+        return ere_ok("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                      "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", v->str);
+    }
+    return 0;
+}
+
+
 static int validate(const st_jv *root, const st_jv *s, const st_jv *v);
 
 static int
@@ -120,8 +221,15 @@ validate(const st_jv *root, const st_jv *s, const st_jv *v)
         for (size_t i = 0; i < k->n; i++) any |= validate(root, k->items[i], v);
         if (!any) return 0;
     }
+    if ((k = st_jv_get(s, "oneOf")) != NULL) {
+        int n = 0;
+        for (size_t i = 0; i < k->n; i++) n += validate(root, k->items[i], v);
+        if (n != 1) return 0;
+    }
     if (v->type == ST_JV_STRING) {
         size_t n = utf8_len(v->str, v->len);
+        if ((k = st_jv_get(s, "pattern")) && !pattern_ok(k->str, v)) return 0;
+        if ((k = st_jv_get(s, "format")) && !format_ok(k->str, v)) return 0;
         if ((k = st_jv_get(s, "minLength")) && n < (size_t)k->num) return 0;
         if ((k = st_jv_get(s, "maxLength")) && n > (size_t)k->num) return 0;
     }
@@ -248,8 +356,9 @@ tv_spm(tvocab *v)
 
 /* token preferred when a run must wind down: the first allowed of these
  * pieces (so runs end; a uniform walk rarely closes deep strings) */
+/* (-, b and q end the "patterns" schema's strings) */
 static const char *const wind_down[] = {
-    "\"", "}", "]", ",", "0", "1", "a", "n", "u", "null", "true", "[", "{",
+    "\"", "-", "b", "q", "}", "]", ",", "0", "1", "a", "n", "u", "null", "true", "[", "{",
     "-", " ",
 };
 
@@ -353,7 +462,9 @@ sample_schema(const char *name, const char *schema, const tvocab *tv,
         }
         out[n_out] = '\0';
         if (!complete) {
-            incomplete++;
+            if (incomplete++ < 2) {
+                diag("%s/%s run %d unfinished: %.300s", name, vname, r, out);
+            }
         } else if (st_jv_parse(&val, out, n_out, &err) != ST_OK
                    || !validate(sj, sj, val))
         {
@@ -415,6 +526,35 @@ static const struct {
       "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}"
     },
     { "any", "{}" },
+    { "patterns",
+      "{\"type\":\"object\",\"properties\":{"
+      "\"p0\":{\"type\":\"string\",\"pattern\":\"^\\\\d{3}-[A-Z]{2,4}$\"},"
+      "\"p1\":{\"type\":\"string\",\"pattern\":\"^(foo|ba[rz])+\\\\.txt$\"},"
+      "\"p2\":{\"type\":\"string\",\"pattern\":\"^[^\\\"\\\\\\\\a-y]+$\"},"
+      "\"p3\":{\"type\":\"string\",\"pattern\":\"[\\\"\\\\\\\\] x*\"},"
+      "\"p4\":{\"type\":\"string\",\"pattern\":\"^a.{0,8}b$\"},"
+      "\"p5\":{\"type\":\"string\",\"pattern\":"
+      "\"^(?:x|y\\\\d)?z{2,}(?<n>q)$\"},"
+      "\"p6\":{\"pattern\":\"^\\\\S+-\\\\D+$\"},"
+      "\"p7\":{\"type\":\"string\",\"pattern\":"
+      "\"^caf\\\\u00e9 \\\\x41\\\\.\\\\t?$\"},"
+      "\"p8\":{\"type\":[\"string\",\"null\"],\"pattern\":\"ab|^c(d|)$\"}},"
+      "\"required\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\",\"p6\","
+      "\"p7\",\"p8\"],\"additionalProperties\":false}" },
+    { "formats",
+      "{\"type\":\"array\",\"items\":{\"anyOf\":["
+      "{\"type\":\"string\",\"format\":\"date\"},"
+      "{\"type\":\"string\",\"format\":\"time\"},"
+      "{\"type\":\"string\",\"format\":\"date-time\"},"
+      "{\"type\":\"string\",\"format\":\"uuid\"}]},"
+      "\"minItems\":1,\"maxItems\":4}" },
+    { "oneof",
+      "{\"type\":\"array\",\"items\":{\"oneOf\":["
+      "{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+      "{\"type\":\"string\",\"maxLength\":3},{\"const\":null},"
+      "{\"type\":\"object\",\"properties\":{\"k\":{\"const\":\"a\"}},"
+      "\"required\":[\"k\"],\"additionalProperties\":false}]},"
+      "\"maxItems\":3}" },
 };
 
 
@@ -425,10 +565,29 @@ test_errors(void)
         const char *schema;
         const char *want;
     } cases[] = {
-        { "{\"type\":\"string\",\"pattern\":\"^a\"}",
-          "at '/': unsupported keyword 'pattern'" },
-        { "{\"type\":\"object\",\"properties\":{\"x\":{\"format\":\"date\"}}}",
-          "at '/properties/x': unsupported keyword 'format'" },
+        { "{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}",
+          "at '/': pattern: backreferences are not supported" },
+        { "{\"type\":\"object\",\"properties\":{\"x\":{\"format\":"
+          "\"email\"}}}", "at '/properties/x': unsupported format 'email'" },
+        { "{\"pattern\":\"a(?=b)\"}", "lookahead/lookbehind" },
+        { "{\"pattern\":\"\\\\bword\"}", "word boundary" },
+        { "{\"pattern\":\"\\\\p{L}\"}", "unicode property" },
+        { "{\"pattern\":\"a**\"}", "quantifier on a quantifier" },
+        { "{\"pattern\":\"*a\"}", "nothing to repeat" },
+        { "{\"pattern\":\"a^b\"}", "'^' inside the pattern" },
+        { "{\"pattern\":\"a$b\"}", "'$' inside the pattern" },
+        { "{\"pattern\":\"(^a)\"}", "'^' inside the pattern" },
+        { "{\"pattern\":\"[b-a]\"}", "out of order" },
+        { "{\"pattern\":\"(ab\"}", "unterminated group" },
+        { "{\"pattern\":\"ab)\"}", "unbalanced ')'" },
+        { "{\"pattern\":\"[ab\"}", "unterminated character class" },
+        { "{\"pattern\":\"a{2000}\"}", "over 1000" },
+        { "{\"pattern\":\"(a?)*\"}", "can match the empty string" },
+        { "{\"pattern\":\"x(|b){2,}\"}", "can match the empty string" },
+        { "{\"pattern\":\"x\",\"maxLength\":3}", "with minLength" },
+        { "{\"type\":\"integer\",\"format\":\"int32\"}",
+          "'format' on type 'integer'" },
+        { "{\"anyOf\":[true],\"oneOf\":[true]}", "next to 'anyOf'" },
         { "{\"type\":\"number\",\"minimum\":1}", "integers only" },
         { "{\"type\":\"strin\"}", "unknown type 'strin'" },
         { "{\"$ref\":\"#/$defs/nope\"}", "points at nothing" },
@@ -439,7 +598,9 @@ test_errors(void)
         { "{\"type\":\"object\",\"required\":[\"z\"]}", "'required' names" },
         { "{\"type\":\"string\",}", "JSON: line 1, column 18" },
         { "{\"type\":\n \"string\"", "JSON: line 2, column 10" },
-        { "{\"oneOf\":[]}", "unsupported keyword 'oneOf'" },
+        { "{\"oneOf\":[]}", "'oneOf' must be a non-empty array" },
+        { "{\"type\":\"string\",\"contentEncoding\":\"base64\"}",
+          "unsupported keyword 'contentEncoding'" },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -663,6 +824,113 @@ test_engine(const char *model, const char *name)
 }
 
 
+/*
+ * A grammar dead end mid-generation: root ::= "a" "b" with every token
+ * whose piece holds a "b" banned by logit_bias. "a" is the only first
+ * token; after it nothing can follow. The sequence must stop (not fail)
+ * with the text so far and say why; the engine stays usable.
+ */
+static void
+test_dead_end(const char *model, const char *name)
+{
+    char path[1024], piece[256];
+    st_engine_params p;
+    st_engine *e = NULL;
+    st_error err = { 0 };
+    st_constraint *c = NULL;
+    const st_tokenizer *tok;
+    st_logit_bias *bias;
+    size_t n_bias = 0, n_out = 0;
+    uint32_t n_vocab, id;
+    st_request req;
+    st_tokens toks = { 0 };
+    st_seq *s = NULL, *after[1];
+    st_seq_output o;
+    char text[64];
+    st_finish_reason finish = ST_FINISH_NONE;
+    int dead = 0, gen = 0;
+    run_out a[1];
+
+    snprintf(path, sizeof(path), "%s/%s", tap_shared_dir(), model);
+    st_engine_params_default(&p);
+    p.path = path;
+    p.n_threads = 1;
+    p.max_seqs = 2;
+    p.n_ctx = 256;
+    if (st_engine_create(&e, &p, &err) != ST_OK) {
+        skip("%s: %s", name, err.msg);
+        return;
+    }
+    tok = st_engine_tokenizer(e);
+    n_vocab = st_tokenizer_n_vocab(tok);
+    bias = calloc(n_vocab, sizeof(*bias));
+    for (id = 0; bias != NULL && id < n_vocab; id++) {
+        size_t n = st_token_to_piece(tok, (int32_t)id, piece, sizeof(piece),
+                                     0);
+        if (n <= sizeof(piece) && memchr(piece, 'b', n) != NULL) {
+            bias[n_bias].token = (int32_t)id;
+            bias[n_bias].bias = -INFINITY;
+            n_bias++;
+        }
+    }
+    st_constraint_from_gbnf(&c, "root ::= \"a\" \"b\"", 16, &err);
+    memset(&req, 0, sizeof(req));
+    st_sampling_defaults(&req.sampling);
+    req.sampling.seed = 5;
+    req.sampling.logit_bias = bias;
+    req.sampling.n_logit_bias = n_bias;
+    st_tokenize(tok, "Once", 4, 1, 1, &toks, &err);
+    req.prompt = toks.ids;
+    req.n_prompt = toks.n;
+    req.max_tokens = 20;
+    req.constraint = c;
+    if (!ok(bias != NULL && c != NULL && n_bias > 0
+            && st_engine_submit(e, &req, &s, &err) == ST_OK,
+            "%s dead end: submitted with %zu tokens banned (%s)", name,
+            n_bias, err.msg))
+    {
+        goto done;
+    }
+    while (st_engine_has_work(e)) {
+        if (st_engine_step(e, &err) != ST_OK) {
+            diag("step: %s", err.msg);
+            break;
+        }
+        st_seq_take(s, &o);
+        for (size_t k = 0; k < o.n_tokens; k++) {
+            gen += o.tokens[k].token >= 0;
+            if (n_out + o.tokens[k].text_len < sizeof(text)) {
+                memcpy(text + n_out, o.tokens[k].text, o.tokens[k].text_len);
+                n_out += o.tokens[k].text_len;
+            }
+        }
+        if (o.finish != ST_FINISH_NONE) {
+            finish = o.finish;
+            dead = o.dead_end;
+            if (o.finish == ST_FINISH_ERROR) {
+                diag("error: %s", o.error);
+            }
+        }
+    }
+    st_seq_release(e, s);
+    text[n_out] = '\0';
+    ok(finish == ST_FINISH_STOP && dead, "%s dead end: stops (finish %d, "
+       "dead_end %d)", name, finish, dead);
+    ok(strcmp(text, "a") == 0 && gen == 1, "%s dead end: the text so far "
+       "kept (\"%s\", %d tokens)", name, text, gen);
+    /* the engine goes on serving */
+    after[0] = eng_submit(e, "Once upon a time", 3, NULL, 8);
+    eng_run(e, after, a, 1);
+    ok(a[0].finish == ST_FINISH_LENGTH, "%s dead end: the next request "
+       "runs (finish %d)", name, a[0].finish);
+done:
+    free(toks.ids);
+    free(bias);
+    st_constraint_free(c);
+    st_engine_free(e);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -673,6 +941,10 @@ main(int argc, char **argv)
     int runs = argc > 1 ? atoi(argv[1])
         : stat(tap_shared_dir(), &sb) == 0 ? 1000 : 40;
 
+    /* the validator's EREs count characters, not bytes */
+    if (setlocale(LC_CTYPE, "C.UTF-8") == NULL) {
+        diag("no C.UTF-8 locale: pattern checks count bytes");
+    }
     test_errors();
     test_json_object();
     test_int_ranges();
@@ -687,5 +959,8 @@ main(int argc, char **argv)
     test_engine("models/stories260K.gguf", "stories260K (SPM)");
     test_engine("models/synthetic/synth-qwen2-F16-embQ4_0.gguf",
                 "synth-qwen2 (BPE)");
+    test_dead_end("models/stories260K.gguf", "stories260K (SPM)");
+    test_dead_end("models/synthetic/synth-qwen2-F16-embQ4_0.gguf",
+                  "synth-qwen2 (BPE)");
     return done_testing();
 }
