@@ -115,3 +115,4 @@ test-gpu: lib $(GPU_TESTS) $(BUILD)/cuda-bench
 	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) $(BUILD)/cuda-bench
 
 EXTRA_TESTS += test-cuda-shim
+TEST_BINS   += $(SHIM_TESTS) $(CUDA_NODEV_TEST)
