@@ -100,14 +100,22 @@ $(BUILD)/%: tools/%.c $(LIB) $(TOOLS_LIB) $(BACKENDS_CPU)
 	@mkdir -p $(dir $@)
 	$(CC) $(ST_CFLAGS) -Itools/lib $< $(ENGINE_LINK) -o $@
 
+# How many tests a stage runs at once (prove -j, make -j of the valgrind
+# and fuzz runs) and how many jobs the build before make test's stages
+# gets; default: the CPU count.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 # Unit + conformance tests (C, TAP). They find data through ST_SHARED and
-# ST_ROOT; tests that need ../shared only report themselves skipped.
+# ST_ROOT; tests that need ../shared only report themselves skipped. They
+# share no state (temporary files get unique names), so prove runs
+# TEST_JOBS at once.
 test-unit: lib unit-bins
-	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) prove --exec '' $(UNIT_BINS)
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) prove --timer -j$(TEST_JOBS) --exec '' $(UNIT_BINS)
 
 # mk/*.mk fragments add targets (e.g. the nginx module) and append to
 # EXTRA_TESTS.
 EXTRA_TESTS :=
+TEST_BINS   :=
 -include $(sort $(wildcard mk/*.mk))
 
 # The include graph follows the layers, and the glue sees only the
@@ -115,7 +123,29 @@ EXTRA_TESTS :=
 test-layers:
 	./tools/check-layers.pl
 
-test: test-layers test-unit $(EXTRA_TESTS) test-valgrind
+# make test: first everything the stages run is built, TEST_JOBS jobs at
+# once (the mk/*.mk fragments add theirs to TEST_BINS), so no stage
+# builds on one core; then the stages run one after the other (-j1 even
+# under make -j: timing-sensitive nginx tests and the soak must not share
+# the CPU with another stage), each parallel inside where that cannot
+# change a result. The time of each stage is printed at the end, and
+# after a failure.
+TEST_BINS   += lib tools unit-bins
+TEST_STAGES  = test-layers test-unit $(EXTRA_TESTS) test-valgrind
+test:
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) $(TEST_BINS)
+	@times=; t_all=$$(date +%s); \
+	report() { for x in $$times; do \
+	    printf '  %-18s %5d s\n' $${x%%:*} $${x#*:}; done; \
+	  echo "make test: $$1 after $$(( $$(date +%s) - t_all )) s"; }; \
+	for s in $(TEST_STAGES); do \
+	  t0=$$(date +%s); \
+	  if ! $(MAKE) --no-print-directory -j1 $$s; then \
+	    times="$$times $$s:$$(( $$(date +%s) - t0 ))"; \
+	    report "FAILED in $$s"; exit 1; \
+	  fi; \
+	  times="$$times $$s:$$(( $$(date +%s) - t0 ))"; \
+	done; report passed
 
 deps:
 	./tools/install-deps.sh
@@ -124,14 +154,26 @@ clean:
 	rm -rf $(BUILD)
 
 # Every unit test under valgrind (memcheck), without ../shared so it stays
-# short; any error or leak fails.
+# short; any error or leak fails. Valgrind runs a program's threads one at
+# a time (one core per run), so TEST_JOBS binaries run at once; each
+# writes build/NAME.valgrind.log, a failing one prints its tail.
 VALGRIND ?= valgrind
+# the longest runs start first (under valgrind: test_engine ~125 s of CPU,
+# test_fair_queue ~80 s, the others 35 s or less), so that the two cores
+# finish together
+VALGRIND_FIRST := $(filter $(UNIT_BINS),$(BUILD)/t/test_engine \
+                    $(BUILD)/t/test_fair_queue)
+VALGRIND_RUNS  := $(patsubst $(BUILD)/t/%,valgrind-%,$(VALGRIND_FIRST) \
+                    $(filter-out $(VALGRIND_FIRST),$(UNIT_BINS)))
 test-valgrind: lib unit-bins
-	@set -e; for t in $(UNIT_BINS); do \
-	  echo "valgrind $$t"; \
-	  ST_ROOT=$(CURDIR) ST_SHARED=/nonexistent ST_CPU_KERNELS=avx2 \
-	    $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
-	    --errors-for-leak-kinds=definite,indirect $$t > $(BUILD)/$$(basename $$t).valgrind.log 2>&1 \
-	  || { tail -30 $(BUILD)/$$(basename $$t).valgrind.log; exit 1; }; \
-	done; echo "valgrind: all unit tests clean"
-.PHONY: test-valgrind
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget $(VALGRIND_RUNS)
+	@echo "valgrind: all unit tests clean"
+
+$(VALGRIND_RUNS): valgrind-%: $(BUILD)/t/%
+	@echo "valgrind $<"; \
+	ST_ROOT=$(CURDIR) ST_SHARED=/nonexistent ST_CPU_KERNELS=avx2 \
+	  $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite,indirect $< > $(BUILD)/$*.valgrind.log 2>&1 \
+	|| { tail -30 $(BUILD)/$*.valgrind.log; \
+	     echo "valgrind $*: FAILED (log: $(BUILD)/$*.valgrind.log)"; exit 1; }
+.PHONY: test-valgrind $(VALGRIND_RUNS)

@@ -105,9 +105,11 @@ $(BUILD)/cuda-bench: t/cuda/bench_cuda.c $(CUDA_TEST_DEPS) $(CUDA_LIB)
 
 # ---- tests ----------------------------------------------------------------
 
+# the shim runs a kernel's blocks one after the other on the calling
+# thread and the tests only read files: prove runs TEST_JOBS at once
 test-cuda-shim: lib $(SHIM_TESTS) $(CUDA_NODEV_TEST)
-	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) prove --exec '' $(SHIM_TESTS) \
-	  $(CUDA_NODEV_TEST)
+	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) prove --timer -j$(TEST_JOBS) \
+	  --exec '' $(SHIM_TESTS) $(CUDA_NODEV_TEST)
 
 test-gpu: lib $(GPU_TESTS) $(BUILD)/cuda-bench
 	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) ST_CUDA_TEST_STEPS=64 \
@@ -115,3 +117,4 @@ test-gpu: lib $(GPU_TESTS) $(BUILD)/cuda-bench
 	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) $(BUILD)/cuda-bench
 
 EXTRA_TESTS += test-cuda-shim
+TEST_BINS   += $(SHIM_TESTS) $(CUDA_NODEV_TEST)

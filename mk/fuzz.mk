@@ -82,10 +82,14 @@ fuzz-one-%:
 
 # make test: a fixed, short budget from the checked-in corpora only (new
 # inputs go to a scratch dir that is emptied first, so runs are alike).
+# A libFuzzer run is one process on one core for a fixed time, so
+# TEST_JOBS targets run at once: each still gets a core for its
+# FUZZ_TEST_SECONDS (as many executions as when run alone), the stage
+# takes 1/TEST_JOBS of the time.
 test-fuzz: $(FUZZ_BINS)
-	@set -e; for n in $(FUZZ_NAMES); do \
-	  $(MAKE) --no-print-directory test-fuzz-one-$$n; \
-	done; echo "test-fuzz: all targets clean ($(FUZZ_TEST_SECONDS) s each)"
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget \
+	  $(patsubst %,test-fuzz-one-%,$(FUZZ_NAMES))
+	@echo "test-fuzz: all targets clean ($(FUZZ_TEST_SECONDS) s each)"
 
 test-fuzz-one-%:
 	@rm -rf $(FUZZ_DIR)/test_$*; mkdir -p $(FUZZ_DIR)/test_$*
@@ -100,3 +104,4 @@ test-fuzz-one-%:
 	grep -h '^stat::number_of_executed_units\|^Done' $(FUZZ_DIR)/test_$*.log | tr '\n' ' '; echo
 
 EXTRA_TESTS += test-fuzz
+TEST_BINS   += $(FUZZ_BINS)

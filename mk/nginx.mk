@@ -87,9 +87,33 @@ run: module
 # the greedy-equality test runs the engine CLI when it is built
 GENERATE_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/starling-generate.c))
 
+# t/*.t in two groups. Each file starts its own nginx on its own port and
+# prefix, so files can run side by side; NGINX_T_PAR lists the ones whose
+# checks do not depend on how fast the CPU answers (deadlines of seconds
+# are only waits), and prove runs TEST_JOBS of them at once. Every other
+# file (timeouts of tens of ms, generations that must overlap, queueing,
+# fairness ratios, the stress run, and any new file until it is added
+# here) then runs alone, one after the other.
+NGINX_T_PAR := t/001-config.t t/010-openai.t t/012-body-limit.t \
+               t/015-choices.t t/016-apply-template.t t/017-responses.t \
+               t/018-embeddings.t t/018-tools-llama3.t \
+               t/019-tools-mistral.t t/020-worker.t t/032-cancel-finished.t \
+               t/050-reload.t t/060-workers.t t/070-backend.t \
+               t/090-nginx-features.t t/095-response-format.t \
+               t/100-metrics.t t/100-session.t t/101-json-log.t \
+               t/101-session-routing.t t/102-model-check.t \
+               t/103-token-limit.t t/104-api-keys.t
+NGINX_T_ALL    = $(sort $(wildcard t/*.t))
+NGINX_T_PAR_ON = $(filter $(NGINX_T_ALL),$(NGINX_T_PAR))
+NGINX_T_SERIAL = $(filter-out $(NGINX_T_PAR_ON),$(NGINX_T_ALL))
+# $(1): the environment, $(2): prove's options for the serial group
+NGINX_T_JOBS ?= $(TEST_JOBS)
+NGINX_PROVE = $(1) prove --timer -j$(NGINX_T_JOBS) $(NGINX_T_PAR_ON) \
+              && $(1) prove --timer $(2) $(NGINX_T_SERIAL)
+NGINX_T_ENV = ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) NGINX_BIN=$(NGINX_BIN)
+
 test-nginx: module $(GENERATE_BIN)
-	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) NGINX_BIN=$(NGINX_BIN) \
-	  STARLING_MODULE=$(CURDIR)/$(MODULE_SO) prove -v t/*.t
+	$(call NGINX_PROVE,$(NGINX_T_ENV) STARLING_MODULE=$(CURDIR)/$(MODULE_SO),-v)
 	@if [ -d t/openai/node_modules/openai ]; then \
 	  ST_ROOT=$(CURDIR) NGINX_BIN=$(NGINX_BIN) \
 	  STARLING_MODULE=$(CURDIR)/$(MODULE_SO) node --test t/openai/; \
@@ -109,6 +133,7 @@ test-api: $(API_TEST)
 	prove --exec '' $(API_TEST)
 
 EXTRA_TESTS += test-api test-nginx test-nginx-asan
+TEST_BINS   += module module-asan $(GENERATE_BIN) $(API_TEST)
 
 # ASan + UBSan build of the module, loaded into Debian's nginx with the
 # runtime preloaded (nginx core itself leaks a little at exit: no leak
@@ -152,8 +177,7 @@ module-asan: asan-lib $(ASAN_BUILD)/Makefile
 	$(MAKE) -f $(CURDIR)/$(ASAN_BUILD)/Makefile -C $(NGINX_SRC) modules
 
 test-nginx-asan: module-asan $(GENERATE_BIN)
-	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
-	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	ST_ROOT=$(CURDIR) ST_SHARED=$(SHARED) NGINX_BIN=$(NGINX_BIN) \
-	STARLING_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_starling_module.so \
-	  prove t/*.t
+	$(call NGINX_PROVE,LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(NGINX_T_ENV) \
+	  STARLING_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_starling_module.so,)
