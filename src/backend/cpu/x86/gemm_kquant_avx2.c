@@ -75,6 +75,16 @@ st_kq_scale_pair(__m256i h, int k)
 }
 
 
+/* both 128-bit halves = half c of v; the immediate must be a literal
+ * (an unoptimised or sanitizer build does not fold "c ? 0x11 : 0x00") */
+static inline __m256i
+st_kq_half(__m256i v, int c)
+{
+    return c ? _mm256_permute2x128_si256(v, v, 0x11)
+             : _mm256_permute2x128_si256(v, v, 0x00);
+}
+
+
 static inline void
 st_kq_prep_q2_K(const st_block_q2_K *x, st_kq_prep *p)
 {
@@ -88,7 +98,7 @@ st_kq_prep_q2_K(const st_block_q2_K *x, st_kq_prep *p)
                                                  _mm_set1_epi8(0x0f)));
     for (c = 0; c < 2; c++) {
         __m256i q = _mm256_loadu_si256((const __m256i *) (x->qs + 32 * c));
-        __m256i h = _mm256_permute2x128_si256(sc16, sc16, c ? 0x11 : 0x00);
+        __m256i h = st_kq_half(sc16, c);
 
         for (k = 0; k < 4; k++) {
             __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
@@ -114,8 +124,7 @@ st_kq_prep_q3_K(const st_block_q3_K *x, st_kq_prep *p)
     p->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
     for (c = 0; c < 2; c++) {
         __m256i q = _mm256_loadu_si256((const __m256i *) (x->qs + 32 * c));
-        __m256i h = _mm256_permute2x128_si256(p->sc16, p->sc16,
-                                              c ? 0x11 : 0x00);
+        __m256i h = st_kq_half(p->sc16, c);
 
         for (k = 0; k < 4; k++) {
             __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
