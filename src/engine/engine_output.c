@@ -57,7 +57,9 @@ st_seq_out_push(st_seq *s, int32_t token, const char *text, size_t len)
         s->text = nt;
         s->text_cap = cap;
     }
-    memcpy(s->text + s->text_len, text, len);
+    if (len > 0) {                  /* s->text is NULL until some text */
+        memcpy(s->text + s->text_len, text, len);
+    }
     s->out_text_off[s->n_out] = s->text_len;
     s->text_len += len;
 
