@@ -525,10 +525,44 @@ st_vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
 
 
 /*
- * q4_0 x q8_0: per block the exact int sum  isum = sum (q4 - 8) * q8,
- * then  sum += (float) isum * (d_x * d_y)  in block order (the combined
- * scale is formed first, as in ggml's AVX2 kernel).
+ * The 8-lane order of ggml's x86 Q8_0-family dot products (AVX2 vec_dot
+ * and the tinyBLAS tiles llama.cpp uses for prefill, on AVX2 and AVX-512
+ * builds alike): lane k of a 32-value block holds the exact integer sum
+ * of products 4k .. 4k + 3; one 8-lane float accumulator per dot takes
+ *   acc[k] = fma(d_x * d_y, (float) lane[k], acc[k])
+ * block after block, and the dot is hsum_float_8(acc):
+ *   ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7)).
+ * Every SIMD kernel and GEMM tile of these types repeats exactly this,
+ * so that all levels give the same bits and the same bits as llama.cpp.
  */
+typedef struct {
+    float    acc[8];
+} st_lanes8;
+
+
+static void
+st_lanes8_step(st_lanes8 *l, float d, const int32_t lane[8])
+{
+    int k;
+
+    for (k = 0; k < 8; k++) {
+        l->acc[k] = fmaf(d, (float) lane[k], l->acc[k]);
+    }
+}
+
+
+static float
+st_lanes8_hsum(const float acc[8])
+{
+    float s0 = acc[0] + acc[4], s1 = acc[1] + acc[5];
+    float s2 = acc[2] + acc[6], s3 = acc[3] + acc[7];
+
+    return (s0 + s2) + (s1 + s3);
+}
+
+
+/* q4_0 x q8_0: lanes of (q4 - 8) * q8, values in order (low nibbles are
+ * values 0..15, high nibbles 16..31); the scale d_x * d_y formed first. */
 void
 st_vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -536,23 +570,25 @@ st_vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0 *y = vy;
     int64_t              i, nb = n / ST_QK4_0;
     int                  j;
-    int32_t              isum;
-    float                sum = 0.0f;
+    int32_t              lane[8];
+    st_lanes8            l;
 
+    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        isum = 0;
+        memset(lane, 0, sizeof(lane));
         for (j = 0; j < ST_QK4_0 / 2; j++) {
-            isum += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
-            isum += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + ST_QK4_0 / 2];
+            lane[j / 4] += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
+            lane[4 + j / 4] += ((x[i].qs[j] >> 4) - 8)
+                               * y[i].qs[j + ST_QK4_0 / 2];
         }
-        sum += (float) isum
-               * (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d));
+        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
+                       lane);
     }
-    *s = sum;
+    *s = st_lanes8_hsum(l.acc);
 }
 
 
-/* q8_0 x q8_0: as q4_0, isum = sum q8_x * q8_y per block. */
+/* q8_0 x q8_0: as q4_0, lanes of q8_x * q8_y. */
 void
 st_vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -560,18 +596,19 @@ st_vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0 *y = vy;
     int64_t              i, nb = n / ST_QK8_0;
     int                  j;
-    int32_t              isum;
-    float                sum = 0.0f;
+    int32_t              lane[8];
+    st_lanes8            l;
 
+    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        isum = 0;
+        memset(lane, 0, sizeof(lane));
         for (j = 0; j < ST_QK8_0; j++) {
-            isum += x[i].qs[j] * y[i].qs[j];
+            lane[j / 4] += x[i].qs[j] * y[i].qs[j];
         }
-        sum += (float) isum
-               * (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d));
+        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
+                       lane);
     }
-    *s = sum;
+    *s = st_lanes8_hsum(l.acc);
 }
 
 

@@ -519,6 +519,7 @@ static void
 run_dir(const char *dir, const char *models_dir)
 {
     DIR           *d = opendir(dir);
+    const char    *only = getenv("CONF_ONLY");   /* substring, to debug one */
     struct dirent *de;
     char         **names = NULL;
     size_t         n = 0, i;
@@ -529,7 +530,9 @@ run_dir(const char *dir, const char *models_dir)
     }
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && strcmp(de->d_name + l - 5, ".json") == 0) {
+        if (l > 5 && strcmp(de->d_name + l - 5, ".json") == 0
+            && (only == NULL || strstr(de->d_name, only) != NULL))
+        {
             names = realloc(names, sizeof(char *) * (n + 1));
             names[n++] = strdup(de->d_name);
         }

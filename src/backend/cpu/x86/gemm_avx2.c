@@ -49,11 +49,10 @@ st_f16_load(st_f16 h)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
-/* vec_dot Q8_0 / Q4_0 (AVX2) puts even blocks into an accumulator a0 and
- * odd ones into a1 (a last single block is even too), then takes
- * hsum(a0 + a1). The tile runs the even blocks, then the odd ones, so an
- * element needs one accumulator at a time: 2 weight rows x 4 activation
- * rows fit the 16 registers. Each block step is
+/* vec_dot Q8_0 / Q4_0 (AVX2) keeps one 8-lane accumulator per dot, block
+ * after block (ggml's order, quant_ref.c), then hsum. The tile keeps one
+ * per element, 2 weight rows x 4 activation rows: 8 independent chains
+ * where vec_dot has one. Each block step is
  *   acc = fma(dx * dy, float(lane sums), acc)
  * with dx * dy one float product broadcast (here a vector product of two
  * broadcasts, the same bits).
@@ -134,7 +133,7 @@ ST_INLINE void
 st_b4_tile(int q4, const st_gemm_args *g, int64_t r0)
 {
     st_b4_rows t;
-    __m256     even[ST_B4_NW * ST_B4_NA], acc[ST_B4_NW * ST_B4_NA];
+    __m256     acc[ST_B4_NW * ST_B4_NA];
     float     *out = g->out + (size_t) r0 * g->out_stride;
     int64_t    nb = g->n / 32, i;
     int        o, r, e;
@@ -153,22 +152,14 @@ st_b4_tile(int q4, const st_gemm_args *g, int64_t r0)
     for (e = 0; e < ST_B4_NW * ST_B4_NA; e++) {
         acc[e] = _mm256_setzero_ps();
     }
-    for (i = 0; i < nb; i += 2) {
-        st_b4_block(q4, &t, i, acc);
-    }
-#pragma GCC unroll 8
-    for (e = 0; e < ST_B4_NW * ST_B4_NA; e++) {
-        even[e] = acc[e];
-        acc[e] = _mm256_setzero_ps();
-    }
-    for (i = 1; i < nb; i += 2) {
+    for (i = 0; i < nb; i++) {
         st_b4_block(q4, &t, i, acc);
     }
     for (o = 0; o < ST_B4_NW; o++) {
         for (r = 0; r < ST_B4_NA; r++) {
             e = o * ST_B4_NA + r;
             out[(size_t) r * g->out_stride + o] =
-                st_hsum_ps(_mm256_add_ps(even[e], acc[e]));
+                st_hsum_ps(acc[e]);
         }
     }
 }

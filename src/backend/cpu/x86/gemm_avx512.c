@@ -25,15 +25,15 @@
 
 #define ST_INLINE static inline __attribute__((always_inline))
 
-/* tile of the block-pair kernels (Q8_0, Q4_0): 16 + 16 accumulators
- * would not fit the 32 zmm registers, so 4 x 2 */
+/* tile of Q8_0, Q4_0: 4 weight rows x 4 activation rows, two elements
+ * per zmm accumulator (ST_Q_NP activation-row pairs) */
 #define ST_Q_NW  4
-#define ST_Q_NA  2
+#define ST_Q_NA  4
+#define ST_Q_NP  (ST_Q_NA / 2)
 /* float kernels keep 4 accumulators per element: 2 x 2 */
 #define ST_F_NW  2
 #define ST_F_NA  2
 
-_Static_assert(ST_Q_NW * ST_Q_NA == 8, "st_hsum512x8_ps takes 8 elements");
 
 
 ST_INLINE float
@@ -85,6 +85,12 @@ st_q4_0_unpack2(const uint8_t *qa, const uint8_t *qb)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
+/* vec_dot keeps one 8-lane accumulator per dot (ggml's order,
+ * quant_ref.c). Here a zmm holds two of them, the elements of activation
+ * rows r (low half) and r + 1 (high half) for one weight row: every lane
+ * sees the same fma steps on the same values as in vec_dot, and the two
+ * halves are reduced by the tree of hsum_float_8. */
+
 /* Weight rows prepared once per call, shared by all activation rows:
  * every block's 32 values as u8 (Q8_0: w ^ 0x80 = w + 128; Q4_0: the
  * nibbles 0..15 in value order), and its scale as f32. */
@@ -128,85 +134,26 @@ st_q_prepare(int q4, const void *vw, size_t w_stride, int64_t nb,
 }
 
 
-/* Blocks i, i + 1 of every (weight, activation) pair of the tile into
- * acc[o * NA + r]: acc = fma(dw * da, (float) lanesum, acc), the step of
- * vec_dot, with the same lane sums (see the top of the file). */
-ST_INLINE void
-st_q_step(int q4, const st_q_wprep *wp, const st_block_q8_0 *const *a,
-    const float *const *as, int64_t i, __m512 *acc)
+/* hsum_float_8 of both halves: lane 0 and lane 8 of the result */
+ST_INLINE __m512
+st_hsum2x8(__m512 v)
 {
-    __m512i ay[ST_Q_NA], corr[ST_Q_NA];
-    __m512  ad[ST_Q_NA];
-    int     o, r;
-
-#pragma GCC unroll 8
-    for (r = 0; r < ST_Q_NA; r++) {
-        const st_block_q8_0 *y = a[r] + i;
-
-        ay[r] = st_load2x256(y[0].qs, y[1].qs);
-        corr[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                      _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                          _mm512_set1_epi8(q4 ? 8 : (char) 0x80), ay[r]));
-        ad[r] = st_scales2(as[r][i], as[r][i + 1]);
-    }
-#pragma GCC unroll 8
-    for (o = 0; o < ST_Q_NW; o++) {
-        __m512i wq = _mm512_loadu_si512(wp->q[o] + 32 * i);
-        __m512  wd = st_scales2(wp->d[o][i], wp->d[o][i + 1]);
-
-#pragma GCC unroll 8
-        for (r = 0; r < ST_Q_NA; r++) {
-            __m512i p = _mm512_dpbusd_epi32(corr[r], wq, ay[r]);
-
-            acc[o * ST_Q_NA + r] = _mm512_fmadd_ps(
-                _mm512_mul_ps(wd, ad[r]), _mm512_cvtepi32_ps(p),
-                acc[o * ST_Q_NA + r]);
-        }
-    }
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
 
-/* vec_dot's last odd block, as it computes it */
-ST_INLINE float
-st_q_tail(int q4, const void *w, const st_block_q8_0 *y)
-{
-    __m512i p;
-    float   dw;
-
-    if (q4) {
-        const st_block_q4_0 *x = w;
-        __m512i q = st_q4_0_unpack2(x->qs, x->qs);
-        __m512i ya = st_load2x256(y->qs, y->qs);
-
-        p = _mm512_sub_epi32(
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, ya),
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8),
-                                ya));
-        dw = st_f16_load(x->d);
-    } else {
-        const st_block_q8_0 *x = w;
-
-        p = st_dot_i8_64(_mm512_castsi256_si512(
-                             _mm256_loadu_si256((const __m256i *) x->qs)),
-                         _mm512_castsi256_si512(
-                             _mm256_loadu_si256((const __m256i *) y->qs)));
-        dw = st_f16_load(x->d);
-    }
-    p = _mm512_maskz_mov_epi32(0x00ff, p);
-    return dw * st_f16_load(y->d) * (float) _mm512_reduce_add_epi32(p);
-}
-
-
-/* The tile's 8 element sums before the horizontal add, rows r0, r0 + 1:
- * v[o * NA + r] = a0 + a1 as vec_dot forms them, over the even blocks. */
+/* A tile: weight rows 0..NW-1 x activation rows r0 .. r0 + NA - 1. */
 ST_INLINE void
-st_gemm_q_pair(int q4, const st_gemm_args *g, const st_q_wprep *wp,
-    int64_t r0, int64_t nb, const st_block_q8_0 **a, __m512 *v)
+st_gemm_q_tile(int q4, const st_gemm_args *g, const st_q_wprep *wp,
+    int64_t r0, int64_t nb)
 {
-    const float *as[ST_Q_NA];
-    __m512       a0[ST_Q_NW * ST_Q_NA], a1[ST_Q_NW * ST_Q_NA];
-    int64_t      i;
-    int          o, r;
+    const st_block_q8_0 *a[ST_Q_NA];
+    const float         *as[ST_Q_NA];
+    __m512               acc[ST_Q_NW * ST_Q_NP];
+    int64_t              i;
+    int                  o, p, r;
 
     for (r = 0; r < ST_Q_NA; r++) {
         a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
@@ -214,46 +161,50 @@ st_gemm_q_pair(int q4, const st_gemm_args *g, const st_q_wprep *wp,
         as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
     }
 #pragma GCC unroll 16
-    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
-        a0[o] = _mm512_setzero_ps();
-        a1[o] = _mm512_setzero_ps();
+    for (o = 0; o < ST_Q_NW * ST_Q_NP; o++) {
+        acc[o] = _mm512_setzero_ps();
     }
-    i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        st_q_step(q4, wp, a, as, i, a0);
-        st_q_step(q4, wp, a, as, i + 2, a1);
-    }
-    for (; i + 2 <= nb; i += 2) {
-        st_q_step(q4, wp, a, as, i, a0);
-    }
+    for (i = 0; i < nb; i++) {
+        __m512i ay[ST_Q_NP], corr[ST_Q_NP];
+        __m512  ad[ST_Q_NP];
+
+#pragma GCC unroll 4
+        for (p = 0; p < ST_Q_NP; p++) {
+            ay[p] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(
+                    _mm256_loadu_si256((const __m256i *) a[2 * p][i].qs)),
+                _mm256_loadu_si256((const __m256i *) a[2 * p + 1][i].qs), 1);
+            /* lane = dpbusd(-c * sum4(a), u, a) with u = w + c */
+            corr[p] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                          _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                              _mm512_set1_epi8(q4 ? 8 : (char) 0x80), ay[p]));
+            ad[p] = _mm512_insertf32x8(_mm512_set1_ps(as[2 * p][i]),
+                                       _mm256_set1_ps(as[2 * p + 1][i]), 1);
+        }
 #pragma GCC unroll 8
-    for (o = 0; o < ST_Q_NW * ST_Q_NA; o++) {
-        v[o] = _mm512_add_ps(a0[o], a1[o]);
-    }
-}
+        for (o = 0; o < ST_Q_NW; o++) {
+            __m512i wq = _mm512_broadcast_i64x4(
+                             _mm256_loadu_si256(
+                                 (const __m256i *) (wp->q[o] + 32 * i)));
+            __m512  wd = _mm512_set1_ps(wp->d[o][i]);
 
+#pragma GCC unroll 4
+            for (p = 0; p < ST_Q_NP; p++) {
+                __m512i l = _mm512_dpbusd_epi32(corr[p], wq, ay[p]);
 
-/* y of the tile's elements from their sums, plus vec_dot's odd last
- * block when nb is odd */
-ST_INLINE void
-st_gemm_q_store(int q4, const st_gemm_args *g, int64_t r0, int64_t nb,
-    const st_block_q8_0 *const *a, const float *sums)
-{
-    int64_t i = nb & ~(int64_t) 1;
-    int     o, r;
-
-    for (o = 0; o < ST_Q_NW; o++) {
-        for (r = 0; r < ST_Q_NA; r++) {
-            float sum = sums[o * ST_Q_NA + r];
-
-            if (i < nb) {
-                const uint8_t *wb = (const uint8_t *) g->w
-                    + (size_t) o * g->w_stride
-                    + (size_t) i * (q4 ? sizeof(st_block_q4_0)
-                                       : sizeof(st_block_q8_0));
-                sum += st_q_tail(q4, wb, a[r] + i);
+                acc[o * ST_Q_NP + p] = _mm512_fmadd_ps(
+                    _mm512_mul_ps(wd, ad[p]), _mm512_cvtepi32_ps(l),
+                    acc[o * ST_Q_NP + p]);
             }
-            g->out[(size_t) (r0 + r) * g->out_stride + o] = sum;
+        }
+    }
+    for (o = 0; o < ST_Q_NW; o++) {
+        for (p = 0; p < ST_Q_NP; p++) {
+            float f[16];
+
+            _mm512_storeu_ps(f, st_hsum2x8(acc[o * ST_Q_NP + p]));
+            g->out[(size_t) (r0 + 2 * p) * g->out_stride + o] = f[0];
+            g->out[(size_t) (r0 + 2 * p + 1) * g->out_stride + o] = f[8];
         }
     }
 }
@@ -262,49 +213,12 @@ st_gemm_q_store(int q4, const st_gemm_args *g, int64_t r0, int64_t nb,
 ST_INLINE void
 st_gemm_q(int q4, const st_gemm_args *g)
 {
-    st_q_wprep           wp;
-    const st_block_q8_0 *a[2][ST_Q_NA];
-    __m512               v[2 * ST_Q_NW * ST_Q_NA];
-    int64_t              nb = g->n / 32, r0;
+    st_q_wprep wp;
+    int64_t    nb = g->n / 32, r0;
 
-    st_q_prepare(q4, g->w, g->w_stride, nb & ~(int64_t) 1, &wp);
-
-    /* two tiles (4 activation rows) share one 16-wide horizontal add;
-     * every element keeps its own sum tree */
-    for (r0 = 0; r0 + 2 * ST_Q_NA <= g->n_a; r0 += 2 * ST_Q_NA) {
-        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
-        st_gemm_q_pair(q4, g, &wp, r0 + ST_Q_NA, nb, a[1],
-                       v + ST_Q_NW * ST_Q_NA);
-        if ((nb & 1) == 0) {
-            /* lane 4k + m = element k + 4m (st_hsum512x16_ps); element
-             * e = 8 * tile + 2 * o + r -> output row 2 * tile + r,
-             * column o: lanes reordered to 4 rows x 4 columns */
-            const __m512i idx = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13,
-                                                  2, 10, 3, 11, 6, 14, 7, 15);
-            __m512 s = _mm512_permutexvar_ps(idx, st_hsum512x16_ps(v));
-            float *out = g->out + (size_t) r0 * g->out_stride;
-
-            _mm_storeu_ps(out, _mm512_castps512_ps128(s));
-            _mm_storeu_ps(out + g->out_stride, _mm512_extractf32x4_ps(s, 1));
-            _mm_storeu_ps(out + 2 * g->out_stride,
-                          _mm512_extractf32x4_ps(s, 2));
-            _mm_storeu_ps(out + 3 * g->out_stride,
-                          _mm512_extractf32x4_ps(s, 3));
-        } else {
-            float sums[ST_Q_NW * ST_Q_NA];
-
-            st_hsum512x8_ps(v, sums);
-            st_gemm_q_store(q4, g, r0, nb, a[0], sums);
-            st_hsum512x8_ps(v + ST_Q_NW * ST_Q_NA, sums);
-            st_gemm_q_store(q4, g, r0 + ST_Q_NA, nb, a[1], sums);
-        }
-    }
-    for (; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
-        float sums[ST_Q_NW * ST_Q_NA];
-
-        st_gemm_q_pair(q4, g, &wp, r0, nb, a[0], v);
-        st_hsum512x8_ps(v, sums);
-        st_gemm_q_store(q4, g, r0, nb, a[0], sums);
+    st_q_prepare(q4, g->w, g->w_stride, nb, &wp);
+    for (r0 = 0; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
+        st_gemm_q_tile(q4, g, &wp, r0, nb);
     }
 }
 

@@ -174,34 +174,25 @@ st_vec_dot_bf16_avx2(int64_t n, float *s, const void *vx, const void *vy)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
+/* Q8_0 and Q4_0 in ggml's order (quant_ref.c): one 8-lane accumulator,
+ * block after block, then hsum. One dependency chain per dot, as in
+ * llama.cpp; the GEMM tiles run many such chains side by side. */
 static void
 st_vec_dot_q8_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q8_0 *x = vx, *y = vy;
-    int64_t              nb = n / ST_QK8_0, i = 0;
-    __m256               a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t              nb = n / ST_QK8_0, i;
+    __m256               acc = _mm256_setzero_ps();
     __m256i              p;
 
-    for (; i + 2 <= nb; i += 2) {
+    for (i = 0; i < nb; i++) {
         p = st_dot_i8_32(_mm256_loadu_si256((const __m256i *) x[i].qs),
                          _mm256_loadu_si256((const __m256i *) y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                            * st_f16_load(y[i].d)),
-                             _mm256_cvtepi32_ps(p), a0);
-        p = st_dot_i8_32(_mm256_loadu_si256((const __m256i *) x[i + 1].qs),
-                         _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i + 1].d)
-                                            * st_f16_load(y[i + 1].d)),
-                             _mm256_cvtepi32_ps(p), a1);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i < nb; i++) {
-        p = st_dot_i8_32(_mm256_loadu_si256((const __m256i *) x[i].qs),
-                         _mm256_loadu_si256((const __m256i *) y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                            * st_f16_load(y[i].d)),
-                             _mm256_cvtepi32_ps(p), a0);
-    }
-    *s = st_hsum_ps(_mm256_add_ps(a0, a1));
+    *s = st_hsum_ps(acc);
 }
 
 
@@ -250,30 +241,17 @@ st_vec_dot_q4_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q4_0 *x = vx;
     const st_block_q8_0 *y = vy;
     int64_t              nb = n / ST_QK4_0, i = 0;
-    __m256               a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256               acc = _mm256_setzero_ps();
     __m256i              p;
 
-    /* block i into a0 when i is even, a1 when odd, as before */
-    for (; i + 2 <= nb; i += 2) {
+    for (i = 0; i < nb; i++) {
         p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
                            _mm256_loadu_si256((const __m256i *) y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                            * st_f16_load(y[i].d)),
-                             _mm256_cvtepi32_ps(p), a0);
-        p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i + 1].qs),
-                           _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i + 1].d)
-                                            * st_f16_load(y[i + 1].d)),
-                             _mm256_cvtepi32_ps(p), a1);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i < nb; i++) {
-        p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
-                           _mm256_loadu_si256((const __m256i *) y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                            * st_f16_load(y[i].d)),
-                             _mm256_cvtepi32_ps(p), a0);
-    }
-    *s = st_hsum_ps(_mm256_add_ps(a0, a1));
+    *s = st_hsum_ps(acc);
 }
 
 

@@ -32,35 +32,6 @@ st_hsum256_ps(__m256 v)
 }
 
 
-/* Two float scales, one per 256-bit half. */
-static inline __m512
-st_scales2(float lo, float hi)
-{
-    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
-}
-
-
-/* Signed x signed int8 dot, 64 pairs -> 16 int32 partial sums (4 pairs
- * each): |x| as u8 times y with x's sign. Exact for y != -128. */
-static inline __m512i
-st_dot_i8_64(__m512i x, __m512i y)
-{
-    __mmask64 neg = _mm512_movepi8_mask(x);
-    __m512i   ax = _mm512_abs_epi8(x);
-    __m512i   sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-}
-
-
-static inline __m512i
-st_load2x256(const void *lo, const void *hi)
-{
-    return _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) lo)),
-        _mm256_loadu_si256((const __m256i *) hi), 1);
-}
-
-
 /* ------------------------------------------------------------ floats */
 
 static void
@@ -167,74 +138,35 @@ st_vec_dot_bf16_avx512(int64_t n, float *s, const void *vx, const void *vy)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
+/* Q8_0 and Q4_0 in ggml's order (quant_ref.c): one 8-lane accumulator
+ * per dot, so 256-bit vectors; VNNI only forms the exact lane sums. A
+ * wider accumulator would change which values meet in the float sum. */
+static inline __m256i
+st_dot_i8_32_vnni(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_abs_epi8(x);
+    __m256i sy = _mm256_sign_epi8(y, x);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
+}
+
+
 static void
 st_vec_dot_q8_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q8_0 *x = vx, *y = vy;
-    int64_t              nb = n / ST_QK8_0, i = 0;
-    __m512               a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    __m512i              p;
-    float                sum;
+    int64_t              nb = n / ST_QK8_0, i;
+    __m256               acc = _mm256_setzero_ps();
 
-    for (; i + 4 <= nb; i += 4) {
-        p = st_dot_i8_64(st_load2x256(x[i].qs, x[i + 1].qs),
-                         st_load2x256(y[i].qs, y[i + 1].qs));
-        a0 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i].d) * st_f16_load(y[i].d),
-                       st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
-            _mm512_cvtepi32_ps(p), a0);
-        p = st_dot_i8_64(st_load2x256(x[i + 2].qs, x[i + 3].qs),
-                         st_load2x256(y[i + 2].qs, y[i + 3].qs));
-        a1 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i + 2].d) * st_f16_load(y[i + 2].d),
-                       st_f16_load(x[i + 3].d) * st_f16_load(y[i + 3].d)),
-            _mm512_cvtepi32_ps(p), a1);
+    for (i = 0; i < nb; i++) {
+        __m256i p = st_dot_i8_32_vnni(
+                        _mm256_loadu_si256((const __m256i *) x[i].qs),
+                        _mm256_loadu_si256((const __m256i *) y[i].qs));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i + 2 <= nb; i += 2) {
-        p = st_dot_i8_64(st_load2x256(x[i].qs, x[i + 1].qs),
-                         st_load2x256(y[i].qs, y[i + 1].qs));
-        a0 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i].d) * st_f16_load(y[i].d),
-                       st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
-            _mm512_cvtepi32_ps(p), a0);
-    }
-    sum = st_hsum512_ps(_mm512_add_ps(a0, a1));
-    if (i < nb) {
-        /* last odd block: upper half zero */
-        p = st_dot_i8_64(_mm512_castsi256_si512(
-                             _mm256_loadu_si256((const __m256i *) x[i].qs)),
-                         _mm512_castsi256_si512(
-                             _mm256_loadu_si256((const __m256i *) y[i].qs)));
-        p = _mm512_maskz_mov_epi32(0x00ff, p);
-        sum += st_f16_load(x[i].d) * st_f16_load(y[i].d)
-               * (float) _mm512_reduce_add_epi32(p);
-    }
-    *s = sum;
-}
-
-
-/* Two Q4_0 blocks' nibbles as bytes 0..15 in value order. */
-static inline __m512i
-st_q4_0_unpack2(const uint8_t *qa, const uint8_t *qb)
-{
-    __m128i ta = _mm_loadu_si128((const __m128i *) qa);
-    __m128i tb = _mm_loadu_si128((const __m128i *) qb);
-    __m256i a = _mm256_set_m128i(_mm_srli_epi16(ta, 4), ta);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
-    return _mm512_and_si512(
-        _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1),
-        _mm512_set1_epi8(0x0f));
-}
-
-
-/* dot(q - 8, y) = dot(q, y) - dot(8, y), both exact u8 x s8 dpbusd. */
-static inline __m512i
-st_dot_q4_0x2(__m512i q, __m512i y)
-{
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-    __m512i e = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                    _mm512_set1_epi8(8), y);
-    return _mm512_sub_epi32(s, e);
+    *s = st_hsum256_ps(acc);
 }
 
 
@@ -243,42 +175,26 @@ st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q4_0 *x = vx;
     const st_block_q8_0 *y = vy;
-    int64_t              nb = n / ST_QK4_0, i = 0;
-    __m512               a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    __m512i              p;
-    float                sum;
+    int64_t              nb = n / ST_QK4_0, i;
+    __m256               acc = _mm256_setzero_ps();
 
-    for (; i + 4 <= nb; i += 4) {
-        p = st_dot_q4_0x2(st_q4_0_unpack2(x[i].qs, x[i + 1].qs),
-                          st_load2x256(y[i].qs, y[i + 1].qs));
-        a0 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i].d) * st_f16_load(y[i].d),
-                       st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
-            _mm512_cvtepi32_ps(p), a0);
-        p = st_dot_q4_0x2(st_q4_0_unpack2(x[i + 2].qs, x[i + 3].qs),
-                          st_load2x256(y[i + 2].qs, y[i + 3].qs));
-        a1 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i + 2].d) * st_f16_load(y[i + 2].d),
-                       st_f16_load(x[i + 3].d) * st_f16_load(y[i + 3].d)),
-            _mm512_cvtepi32_ps(p), a1);
+    for (i = 0; i < nb; i++) {
+        __m128i t = _mm_loadu_si128((const __m128i *) x[i].qs);
+        __m256i q = _mm256_and_si256(
+                        _mm256_set_m128i(_mm_srli_epi16(t, 4), t),
+                        _mm256_set1_epi8(0x0f));
+        __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
+        /* (q - 8) . y = q . y - 8 . y, both exact u8 x s8 */
+        __m256i p = _mm256_sub_epi32(
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, ya),
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                            _mm256_set1_epi8(8), ya));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i + 2 <= nb; i += 2) {
-        p = st_dot_q4_0x2(st_q4_0_unpack2(x[i].qs, x[i + 1].qs),
-                          st_load2x256(y[i].qs, y[i + 1].qs));
-        a0 = _mm512_fmadd_ps(
-            st_scales2(st_f16_load(x[i].d) * st_f16_load(y[i].d),
-                       st_f16_load(x[i + 1].d) * st_f16_load(y[i + 1].d)),
-            _mm512_cvtepi32_ps(p), a0);
-    }
-    sum = st_hsum512_ps(_mm512_add_ps(a0, a1));
-    if (i < nb) {
-        p = st_dot_q4_0x2(st_q4_0_unpack2(x[i].qs, x[i].qs),
-                          st_load2x256(y[i].qs, y[i].qs));
-        p = _mm512_maskz_mov_epi32(0x00ff, p);
-        sum += st_f16_load(x[i].d) * st_f16_load(y[i].d)
-               * (float) _mm512_reduce_add_epi32(p);
-    }
-    *s = sum;
+    *s = st_hsum256_ps(acc);
 }
 
 
