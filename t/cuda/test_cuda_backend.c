@@ -50,9 +50,14 @@
  *         the largest CPU gap (its pick minus the CUDA pick) at which a
  *         flip is accepted;
  *   rms   first step, whole vocabulary.
- * Measured through the shim (32 steps, AVX2 CPU kernels):
+ * Measured through the shim (32 steps, AVX2 CPU kernels; quantized
+ * types are bit-identical at every CPU level since the K-quant and
+ * Q8_0/Q4_0 kernels follow quant_ref.c exactly, so the matvec-prefill
+ * first steps below are now 0 at scalar, AVX2 and AVX-512 alike):
  *   synth-llama-F32           all 0.031  top5 0.011  rms 1.3e-4
- *   synth-llama-Q4_K_M        all 3.71   top5 2.59   rms 3.1e-5
+ *   synth-llama-Q4_K_M        all 3.71   top5 2.59   rms 0 (3.1e-5
+ *                             before; 0.41 with the old AVX-512 K-quant
+ *                             kernels, over the 0.05 bound)
  *                             (flips at steps 21 / 24, CPU gaps 0.40 /
  *                             0.27)
  *   synth-llama-BF16-embQ4_0  all 0.79   top5 0.42   rms 0.11 (prompt 2:

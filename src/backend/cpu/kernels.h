@@ -3,12 +3,15 @@
  * run time (cpu_features.c). Internal to src/backend/cpu (and its tests/tools).
  *
  * Every SIMD from_float here is bit-identical to the scalar reference in
- * quant_ref.c; every SIMD vec_dot computes the same exact integer per-block
- * sums as the reference and differs only in float summation order (those
- * of Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL and IQ4_XS not even that: they
- * are bit-identical to quant_ref.c, and AVX-512 uses the AVX2 ones); every
- * GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c, gemm_avx512.c) is
- * bit-identical to the vec_dot of its own level.
+ * quant_ref.c, and so is every SIMD vec_dot of a quantized type: each
+ * forms the reference's exact integer sums and then takes its float steps
+ * in its order (Q8_0 and Q4_0: ggml's x86 8-lane fma chains and
+ * hsum_float_8 tree; the other types: one scalar accumulator, block after
+ * block). F32/F16/BF16 dots differ between levels in summation order
+ * only. Every GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c,
+ * gemm_avx512.c) is bit-identical to the vec_dot of its own level, hence
+ * for quantized types to the reference. Types without an AVX-512 kernel
+ * use the AVX2 one at that level.
  */
 #ifndef ST_KERNELS_H
 #define ST_KERNELS_H

@@ -15,7 +15,8 @@
 
 /* Block b of a quantized weight row times the activation's block: the
  * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. The types
+ * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. Q4_0 and Q8_0
+ * are not block-term types: the CPU keeps 8 lanes a dot (st_k_matvec). The types
  * added for issue 10 (Q4_1 .. IQ4_XS) are in st_cuda_quant_types.h. */
 static __device__ void
 st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
@@ -26,33 +27,6 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
 
     *ta = 0.0f;
     switch (type) {
-    case ST_CUDA_Q4_0: {
-        /* sum (q - 8) y = sum q y - 8 sum y, four bytes per __dp4a:
-         * integers, so the same isum as element by element */
-        const uint8_t *x = wr + (size_t) b * 18;
-        const uint8_t *y = ar + (size_t) b * 34;
-        int32_t        ysum = 0;
-        for (j = 0; j < 16; j += 4) {
-            int q = st_ld32_a2(x + 2 + j);
-            int lo = st_ld32_a2(y + 2 + j), hi = st_ld32_a2(y + 18 + j);
-            isum = __dp4a(q & 0x0f0f0f0f, lo, isum);
-            isum = __dp4a((q >> 4) & 0x0f0f0f0f, hi, isum);
-            ysum = __dp4a(0x01010101, lo, ysum);
-            ysum = __dp4a(0x01010101, hi, ysum);
-        }
-        isum -= 8 * ysum;
-        *tb = (float) isum * (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y)));
-        return;
-    }
-    case ST_CUDA_Q8_0: {
-        const uint8_t *x = wr + (size_t) b * 34;
-        const uint8_t *y = ar + (size_t) b * 34;
-        for (j = 0; j < 32; j += 4) {
-            isum = __dp4a(st_ld32_a2(x + 2 + j), st_ld32_a2(y + 2 + j), isum);
-        }
-        *tb = (float) isum * (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y)));
-        return;
-    }
     case ST_CUDA_Q4_K:
     case ST_CUDA_Q5_K: {
         int            q5 = type == ST_CUDA_Q5_K;
@@ -136,7 +110,9 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
  * for rows r0 .. r0 + nr - 1 (r0 = blockIdx.y * rows_per): one pass over
  * a weight row serves every row of a small batch.
  *
- * Quantized types: the warp copies the weight bytes of 32 blocks at a
+ * Q8_0 and Q4_0: 8 lanes a row (the CPU's 8-lane fma chains), 4 rows a
+ * pass, reading weights and activations straight from global memory.
+ * Other quantized types: the warp copies the weight bytes of 32 blocks at a
  * time into shared memory with 16-byte loads (the aligned words that
  * cover them: every load a whole, coalesced 512 bytes per warp), then
  * lane l computes the CPU's term of block b0 + l for each row from there
@@ -226,6 +202,49 @@ ST_UNROLL
             if (lane < nr) {
                 for (i = 0; i < 32; i++) {
                     sum += pf[(i * rows_per + lane) * 2 + 1];
+                }
+            }
+        } else if (type == ST_CUDA_Q8_0 || type == ST_CUDA_Q4_0) {
+            /* the CPU's 8-lane order (quant_ref.c, st_lanes8): lane
+             * 8 g + k keeps lane k's fma chain for row rb + g over every
+             * block, then the groups of 8 add in hsum_float_8's tree
+             * (xor 4, 2, 1 is exactly ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)))
+             * and lane r takes row r's value from lane 8 (r - rb). */
+            uint32_t k = lane % 8, g = lane / 8, rb;
+            int      q8 = type == ST_CUDA_Q8_0;
+            uint32_t xb = q8 ? 34 : 18;
+            uint32_t xo = 2 + 4 * (q8 ? k : k % 4);
+
+            for (rb = 0; rb < nr; rb += 4) {
+                float acc = 0.0f, v;
+
+                if (rb + g < nr) {
+                    const uint8_t *ar = ar0 + (size_t) (rb + g) * act_row_bytes;
+
+                    for (i = 0; i < nb; i++) {
+                        const uint8_t *x = wr + (size_t) i * xb;
+                        const uint8_t *yb = ar + (size_t) i * 34;
+                        int            yv = st_ld32_a2(yb + 2 + 4 * k);
+                        int            xv = st_ld32_a2(x + xo);
+                        int32_t        isum;
+
+                        if (q8) {
+                            isum = __dp4a(xv, yv, 0);
+                        } else {
+                            xv = k < 4 ? xv & 0x0f0f0f0f : (xv >> 4) & 0x0f0f0f0f;
+                            isum = __dp4a(xv, yv, 0)
+                                   - 8 * __dp4a(0x01010101, yv, 0);
+                        }
+                        acc = fmaf(st_h2f(st_ld16(x)) * st_h2f(st_ld16(yb)),
+                                   (float) isum, acc);
+                    }
+                }
+                acc += __shfl_xor_sync(0xffffffffu, acc, 4);
+                acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+                acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+                v = __shfl_sync(0xffffffffu, acc, (int) (((lane - rb) & 3) * 8));
+                if (lane >= rb && lane < rb + 4) {
+                    sum = v;
                 }
             }
         } else {

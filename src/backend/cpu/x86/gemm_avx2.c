@@ -351,12 +351,12 @@ st_cpu_avx2_gemm_a2(st_type wtype)
 /* Q4_K has no tile: its vec_dot unpacks little per super-block, and a
  * 2 x 4 tile that shared the unpacking measured no faster (Zen 3).
  *
- * vec_dot Q6_K (AVX2) per super-block: isum = -(bsums . scales) << 5
- * (the stored +32 offset), plus the 16 scaled maddubs products of the
- * 6-bit values, then acc = fma(set1(d * dy), float(isum), acc); hsum at
- * the end. The tile (2 weight x 4 activation rows, one accumulator per
- * element) rebuilds each weight super-block's
- * 6-bit values and scale vectors once for its 4 activation rows. */
+ * vec_dot Q6_K (AVX2) per super-block: the exact isum = -(bsums .
+ * scales) << 5 (the stored +32 offset), plus the 16 scaled maddubs
+ * products of the 6-bit values, then the reference's sum += (d * dy) *
+ * isum. The tile (2 weight x 4 activation rows) rebuilds each weight
+ * super-block's 6-bit values and scale vectors once for its 4 activation
+ * rows and takes the float steps for 4 elements at once. */
 #define ST_K6_NW  2
 #define ST_K6_NA  4
 
@@ -408,8 +408,10 @@ st_k6_prep(const st_block_q6_K *x, st_k6_wprep *p)
 }
 
 
-ST_INLINE __m256
-st_k6_step(const st_k6_wprep *p, const st_block_q8_K *y, __m256 acc)
+/* the exact integer isum of one weight and one activation super-block,
+ * as 8 lanes */
+ST_INLINE __m256i
+st_k6_isum(const st_k6_wprep *p, const st_block_q8_K *y)
 {
     __m256i isum, corr;
     int     k;
@@ -425,12 +427,11 @@ st_k6_step(const st_k6_wprep *p, const st_block_q8_K *y, __m256 acc)
 
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pk, p->scv[k]));
     }
-    return _mm256_fmadd_ps(_mm256_set1_ps(p->d * y->d),
-                           _mm256_cvtepi32_ps(isum), acc);
+    return isum;
 }
 
 
-/* each weight super-block prepared once, stepped for every activation row */
+/* each weight super-block prepared once, used for every activation row */
 static void
 st_gemm_q6_K_avx2(const st_gemm_args *g)
 {
@@ -440,37 +441,41 @@ st_gemm_q6_K_avx2(const st_gemm_args *g)
     for (r0 = 0; r0 + ST_K6_NA <= g->n_a; r0 += ST_K6_NA) {
         const st_block_q6_K *w[ST_K6_NW];
         const st_block_q8_K *a[ST_K6_NA];
-        __m256               acc[ST_K6_NW * ST_K6_NA];
+        __m128               sum[ST_K6_NW];     /* lane r: activation row r */
         float               *out = g->out + (size_t) r0 * g->out_stride;
 
         for (o = 0; o < ST_K6_NW; o++) {
             w[o] = (const st_block_q6_K *) ((const uint8_t *) g->w
                                             + (size_t) o * g->w_stride);
+            sum[o] = _mm_setzero_ps();
         }
         for (r = 0; r < ST_K6_NA; r++) {
             a[r] = (const st_block_q8_K *) ((const uint8_t *) g->a
                    + (size_t) (r0 + r) * g->a_stride);
         }
-        for (o = 0; o < ST_K6_NW * ST_K6_NA; o++) {
-            acc[o] = _mm256_setzero_ps();
-        }
         for (i = 0; i < nb; i++) {
-            st_k6_wprep p[ST_K6_NW];
+            __m128 ad = _mm_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d,
+                                    a[3][i].d);
 
             for (o = 0; o < ST_K6_NW; o++) {
-                st_k6_prep(w[o] + i, &p[o]);
-            }
-            for (r = 0; r < ST_K6_NA; r++) {
-                for (o = 0; o < ST_K6_NW; o++) {
-                    acc[o * ST_K6_NA + r] = st_k6_step(&p[o], a[r] + i,
-                        acc[o * ST_K6_NA + r]);
-                }
+                st_k6_wprep p;
+                __m128i     tot;
+
+                st_k6_prep(w[o] + i, &p);
+                tot = st_q32_hsum4(st_k6_isum(&p, a[0] + i),
+                                   st_k6_isum(&p, a[1] + i),
+                                   st_k6_isum(&p, a[2] + i),
+                                   st_k6_isum(&p, a[3] + i));
+                sum[o] = _mm_add_ps(sum[o], _mm_mul_ps(
+                    _mm_mul_ps(_mm_set1_ps(p.d), ad), _mm_cvtepi32_ps(tot)));
             }
         }
         for (o = 0; o < ST_K6_NW; o++) {
+            float s4[ST_K6_NA];
+
+            _mm_storeu_ps(s4, sum[o]);
             for (r = 0; r < ST_K6_NA; r++) {
-                out[(size_t) r * g->out_stride + o] =
-                    st_hsum_ps(acc[o * ST_K6_NA + r]);
+                out[(size_t) r * g->out_stride + o] = s4[r];
             }
         }
     }

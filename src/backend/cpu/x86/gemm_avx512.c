@@ -471,17 +471,51 @@ st_gemm_bf16_avx512(const st_gemm_args *g)
 #define ST_K_NW  2
 #define ST_K_NA  4
 
-_Static_assert(ST_K_NW * ST_K_NA == 8, "st_hsum512x8_ps takes 8 elements");
+_Static_assert(ST_K_NW == 2 && ST_K_NA == 4,
+               "st_hsum512x8_epi32 and st_k_scales take 2 x 4 elements");
 
 
-ST_INLINE float
-st_hsum256_ps(__m256 v)
+/* The exact totals of 8 int32 vectors of 8 lanes, as one vector:
+ * integer additions, so any tree gives the same values. */
+ST_INLINE __m256i
+st_hsum256x8_epi32(const __m256i *h)
 {
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v),
-                          _mm256_extractf128_ps(v, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_movehdup_ps(t));
-    return _mm_cvtss_f32(t);
+    __m256i t01 = _mm256_hadd_epi32(h[0], h[1]);
+    __m256i t23 = _mm256_hadd_epi32(h[2], h[3]);
+    __m256i t45 = _mm256_hadd_epi32(h[4], h[5]);
+    __m256i t67 = _mm256_hadd_epi32(h[6], h[7]);
+    __m256i u0 = _mm256_hadd_epi32(t01, t23);
+    __m256i u1 = _mm256_hadd_epi32(t45, t67);
+
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+
+/* the same for 8 vectors of 16 lanes */
+ST_INLINE __m256i
+st_hsum512x8_epi32(const __m512i *v)
+{
+    __m256i h[8];
+    int     e;
+
+    for (e = 0; e < 8; e++) {
+        h[e] = _mm256_add_epi32(_mm512_castsi512_si256(v[e]),
+                                _mm512_extracti64x4_epi64(v[e], 1));
+    }
+    return st_hsum256x8_epi32(h);
+}
+
+
+/* d[o * ST_K_NA + r] = a[r].d * xd[o], the reference's product */
+ST_INLINE __m256
+st_k_scales(const st_block_q8_K *const *a, int64_t i, const float *xd)
+{
+    __m256 ad = _mm256_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d,
+                               a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d);
+
+    return _mm256_mul_ps(ad, _mm256_insertf128_ps(
+        _mm256_castps128_ps256(_mm_set1_ps(xd[0])), _mm_set1_ps(xd[1]), 1));
 }
 
 
@@ -501,20 +535,18 @@ st_q4_K_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
 }
 
 
-/* vec_dot Q4_K per super-block: d = y.d * x.d, dmin = y.d * x.dmin;
- * isum = sum over 64-value chunks of madd(maddubs(nibbles, y), scale);
- * msum = madd(bsums, mins); acc = fma(d, isum, acc) (16 lanes), accm =
- * fma(dmin, msum, accm) (8 lanes); result reduce(acc) - hsum(accm).
- * Integer sums are exact, so their order is free; the float steps are
- * the same per element. */
+/* vec_dot Q4_K per super-block: exact isum = sum over 64-value chunks
+ * of madd(maddubs(nibbles, y), scale) and msum = madd(bsums, mins), then
+ * the reference's float steps sum -= dmin * msum; sum += d * isum. The
+ * tile forms the same integers and takes the same steps for 8 elements
+ * at once (one lane each). */
 static void
 st_gemm_q4_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
     size_t w_stride, const void *va, size_t a_stride)
 {
     const st_block_q4_K *w[ST_K_NW];
     const st_block_q8_K *a[ST_K_NA];
-    __m512               acc[ST_K_NW * ST_K_NA];
-    __m256               accm[ST_K_NW * ST_K_NA];
+    __m256               sum = _mm256_setzero_ps();
     const __m512i        m4 = _mm512_set1_epi8(0x0f);
     int64_t              nb = n / ST_QK_K, i;
     int                  o, r, c;
@@ -526,11 +558,6 @@ st_gemm_q4_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
     for (r = 0; r < ST_K_NA; r++) {
         a[r] = (const st_block_q8_K *) ((const uint8_t *) va
                                         + (size_t) r * a_stride);
-    }
-#pragma GCC unroll 8
-    for (o = 0; o < ST_K_NW * ST_K_NA; o++) {
-        acc[o] = _mm512_setzero_ps();
-        accm[o] = _mm256_setzero_ps();
     }
     for (i = 0; i < nb; i++) {
         uint8_t  sc[ST_K_NW][8], mn[ST_K_NW][8];
@@ -581,48 +608,47 @@ st_gemm_q4_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
                 }
             }
         }
-#pragma GCC unroll 4
-        for (o = 0; o < ST_K_NW; o++) {
-#pragma GCC unroll 4
-            for (r = 0; r < ST_K_NA; r++) {
-                float   d = a[r][i].d * xd[o];
-                float   dmin = a[r][i].d * xdm[o];
-                __m256i msum = _mm256_madd_epi16(
-                    _mm256_loadu_si256((const __m256i *) a[r][i].bsums),
-                    mv[o]);
+        {
+            __m256i msum[ST_K_NW * ST_K_NA];
 
-                acc[o * ST_K_NA + r] = _mm512_fmadd_ps(_mm512_set1_ps(d),
-                    _mm512_cvtepi32_ps(isum[o * ST_K_NA + r]),
-                    acc[o * ST_K_NA + r]);
-                accm[o * ST_K_NA + r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
-                    _mm256_cvtepi32_ps(msum), accm[o * ST_K_NA + r]);
+#pragma GCC unroll 4
+            for (o = 0; o < ST_K_NW; o++) {
+#pragma GCC unroll 4
+                for (r = 0; r < ST_K_NA; r++) {
+                    msum[o * ST_K_NA + r] = _mm256_madd_epi16(
+                        _mm256_loadu_si256((const __m256i *) a[r][i].bsums),
+                        mv[o]);
+                }
             }
+            sum = _mm256_sub_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xdm),
+                      _mm256_cvtepi32_ps(st_hsum256x8_epi32(msum))));
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xd),
+                      _mm256_cvtepi32_ps(st_hsum512x8_epi32(isum))));
         }
     }
     {
         float sums[ST_K_NW * ST_K_NA];
 
-        st_hsum512x8_ps(acc, sums);
+        _mm256_storeu_ps(sums, sum);
         for (o = 0; o < ST_K_NW; o++) {
             for (r = 0; r < ST_K_NA; r++) {
-                out[(size_t) r * out_stride + o] = sums[o * ST_K_NA + r]
-                    - st_hsum256_ps(accm[o * ST_K_NA + r]);
+                out[(size_t) r * out_stride + o] = sums[o * ST_K_NA + r];
             }
         }
     }
 }
 
 
-/* vec_dot Q6_K per super-block: d = x.d * y.d; isum starts at
+/* vec_dot Q6_K per super-block: the exact isum starts at
  * -32 * madd(bsums, scales) (low 8 lanes), then adds madd(maddubs(q6,
- * y), scale) for the four 64-value steps; acc = fma(d, isum, acc). */
+ * y), scale) for the four 64-value steps; sum += (x.d * y.d) * isum. */
 static void
 st_gemm_q6_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
     size_t w_stride, const void *va, size_t a_stride)
 {
     const st_block_q6_K *w[ST_K_NW];
     const st_block_q8_K *a[ST_K_NA];
-    __m512               acc[ST_K_NW * ST_K_NA];
+    __m256               sum = _mm256_setzero_ps();
     const __m512i        m4 = _mm512_set1_epi8(0x0f);
     const __m512i        m30 = _mm512_set1_epi8(0x30);
     __m512i              gidx[4];
@@ -645,10 +671,6 @@ st_gemm_q6_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
     for (r = 0; r < ST_K_NA; r++) {
         a[r] = (const st_block_q8_K *) ((const uint8_t *) va
                                         + (size_t) r * a_stride);
-    }
-#pragma GCC unroll 8
-    for (o = 0; o < ST_K_NW * ST_K_NA; o++) {
-        acc[o] = _mm512_setzero_ps();
     }
     for (i = 0; i < nb; i++) {
         __m512i sc16[ST_K_NW], isum[ST_K_NW * ST_K_NA];
@@ -710,23 +732,18 @@ st_gemm_q6_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
                 }
             }
         }
-#pragma GCC unroll 4
-        for (o = 0; o < ST_K_NW; o++) {
-            float xd = st_f16_load(w[o][i].d);
+        {
+            float xd[ST_K_NW] = { st_f16_load(w[0][i].d),
+                                  st_f16_load(w[1][i].d) };
 
-#pragma GCC unroll 4
-            for (r = 0; r < ST_K_NA; r++) {
-                acc[o * ST_K_NA + r] = _mm512_fmadd_ps(
-                    _mm512_set1_ps(xd * a[r][i].d),
-                    _mm512_cvtepi32_ps(isum[o * ST_K_NA + r]),
-                    acc[o * ST_K_NA + r]);
-            }
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xd),
+                      _mm256_cvtepi32_ps(st_hsum512x8_epi32(isum))));
         }
     }
     {
         float sums[ST_K_NW * ST_K_NA];
 
-        st_hsum512x8_ps(acc, sums);
+        _mm256_storeu_ps(sums, sum);
         for (o = 0; o < ST_K_NW; o++) {
             for (r = 0; r < ST_K_NA; r++) {
                 out[(size_t) r * out_stride + o] = sums[o * ST_K_NA + r];

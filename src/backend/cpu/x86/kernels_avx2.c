@@ -284,7 +284,7 @@ st_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_K *y = vy;
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m4 = _mm256_set1_epi8(0x0f);
-    __m256               acc = _mm256_setzero_ps();
+    float                sum = 0.0f;
     uint8_t              sc[8], mn[8];
     int                  c;
 
@@ -321,12 +321,11 @@ st_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
             isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
         }
 
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum),
-                              acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum),
-                               acc);
+        /* the reference's float steps on its exact integers */
+        sum -= dmin * (float) st_q32_hsum(msum);
+        sum += d * (float) st_q32_hsum(isum);
     }
-    *s = st_hsum_ps(acc);
+    *s = sum;
 }
 
 
@@ -340,7 +339,7 @@ st_vec_dot_q5_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     int64_t              nb = n / ST_QK_K, i;
     const __m256i        m4 = _mm256_set1_epi8(0x0f);
     const __m256i        one = _mm256_set1_epi8(1);
-    __m256               acc = _mm256_setzero_ps();
+    float                sum = 0.0f;
     uint8_t              sc[8], mn[8];
     int                  c;
 
@@ -382,12 +381,11 @@ st_vec_dot_q5_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
             isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
         }
 
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum),
-                              acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum),
-                               acc);
+        /* the reference's float steps on its exact integers */
+        sum -= dmin * (float) st_q32_hsum(msum);
+        sum += d * (float) st_q32_hsum(isum);
     }
-    *s = st_hsum_ps(acc);
+    *s = sum;
 }
 
 
@@ -402,7 +400,7 @@ st_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const __m256i        m2b = _mm256_set1_epi8(0x0c);
     const __m256i        m2c = _mm256_set1_epi8(0x30);
     const __m256i        m2d = _mm256_set1_epi8((char) 0xc0);
-    __m256               acc = _mm256_setzero_ps();
+    float                sum = 0.0f;
     int                  h, k;
 
     for (i = 0; i < nb; i++) {
@@ -447,10 +445,9 @@ st_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy)
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum),
-                              acc);
+        sum += d * (float) st_q32_hsum(isum);    /* as the reference */
     }
-    *s = st_hsum_ps(acc);
+    *s = sum;
 }
 
 

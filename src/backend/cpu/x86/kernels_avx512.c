@@ -32,6 +32,18 @@ st_hsum256_ps(__m256 v)
 }
 
 
+/* exact: integer lanes add in any order to the same total */
+static inline int32_t
+st_hsum256_epi32(__m256i v)
+{
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v),
+                              _mm256_extracti128_si256(v, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+
 /* ------------------------------------------------------------ floats */
 
 static void
@@ -230,8 +242,7 @@ st_vec_dot_q4_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_K *y = vy;
     int64_t              nb = n / ST_QK_K, i;
     const __m512i        m4 = _mm512_set1_epi8(0x0f);
-    __m512               acc = _mm512_setzero_ps();
-    __m256               accm = _mm256_setzero_ps();
+    float                sum = 0.0f;
     uint8_t              sc[8], mn[8];
     int                  c;
 
@@ -266,12 +277,11 @@ st_vec_dot_q4_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
             isum = _mm512_add_epi32(isum, _mm512_madd_epi16(p, scv));
         }
 
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum),
-                              acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum),
-                               accm);
+        /* the reference's float steps on its exact integers */
+        sum -= dmin * (float) st_hsum256_epi32(msum);
+        sum += d * (float) _mm512_reduce_add_epi32(isum);
     }
-    *s = st_hsum512_ps(acc) - st_hsum256_ps(accm);
+    *s = sum;
 }
 
 
@@ -290,7 +300,7 @@ st_vec_dot_q6_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
     const __m512i        m4 = _mm512_set1_epi8(0x0f);
     const __m512i        m30 = _mm512_set1_epi8(0x30);
     __m512i              gidx[4];
-    __m512               acc = _mm512_setzero_ps();
+    float                sum = 0.0f;
     int                  h, k;
 
     /* lane k of group-of-4 step g: scale index 4g + k / 8 */
@@ -347,10 +357,9 @@ st_vec_dot_q6_K_avx512(int64_t n, float *s, const void *vx, const void *vy)
             isum = _mm512_add_epi32(isum, _mm512_madd_epi16(pB,
                        _mm512_permutexvar_epi16(gidx[2 * h + 1], sc16)));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum),
-                              acc);
+        sum += d * (float) _mm512_reduce_add_epi32(isum);  /* as the reference */
     }
-    *s = st_hsum512_ps(acc);
+    *s = sum;
 }
 
 
