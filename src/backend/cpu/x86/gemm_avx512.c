@@ -492,28 +492,50 @@ st_hsum256x8_epi32(const __m256i *h)
 }
 
 
-/* the same for 8 vectors of 16 lanes */
+/* the same for 8 vectors of 16 lanes, with 128-bit lane shuffles (no
+ * hadd, which costs three uops): pairs fold their 256-bit halves, then
+ * quads their 128-bit lanes, then the 4 lanes within each 128 bits. */
 ST_INLINE __m256i
 st_hsum512x8_epi32(const __m512i *v)
 {
-    __m256i h[8];
-    int     e;
+    __m512i s[4], t[2], x, y, u;
+    int     p;
 
-    for (e = 0; e < 8; e++) {
-        h[e] = _mm256_add_epi32(_mm512_castsi512_si256(v[e]),
-                                _mm512_extracti64x4_epi64(v[e], 1));
+    for (p = 0; p < 4; p++) {     /* [v2p: 8 lanes, v2p+1: 8 lanes] */
+        s[p] = _mm512_add_epi32(
+            _mm512_shuffle_i32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+            _mm512_shuffle_i32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
     }
-    return st_hsum256x8_epi32(h);
+    for (p = 0; p < 2; p++) {     /* 128-bit lane k: 4 lanes of v4p+k */
+        t[p] = _mm512_add_epi32(
+            _mm512_shuffle_i32x4(s[2 * p], s[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_i32x4(s[2 * p], s[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    x = _mm512_unpacklo_epi32(t[0], t[1]);
+    y = _mm512_unpackhi_epi32(t[0], t[1]);
+    u = _mm512_add_epi32(x, y);
+    u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, _MM_PERM_BADC));
+    /* 128-bit lane k: element 0 = total of v[k], element 1 = of v[4 + k] */
+    return _mm512_castsi512_si256(_mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13,
+                          0, 0, 0, 0, 0, 0, 0, 0), u));
+}
+
+
+/* the activation scales a[r].d in lanes o * ST_K_NA + r */
+ST_INLINE __m256
+st_k_ascales(const st_block_q8_K *const *a, int64_t i)
+{
+    __m128 ad = _mm_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d);
+
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(ad), ad, 1);
 }
 
 
 /* d[o * ST_K_NA + r] = a[r].d * xd[o], the reference's product */
 ST_INLINE __m256
-st_k_scales(const st_block_q8_K *const *a, int64_t i, const float *xd)
+st_k_scales(__m256 ad, const float *xd)
 {
-    __m256 ad = _mm256_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d,
-                               a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d);
-
     return _mm256_mul_ps(ad, _mm256_insertf128_ps(
         _mm256_castps128_ps256(_mm_set1_ps(xd[0])), _mm_set1_ps(xd[1]), 1));
 }
@@ -620,9 +642,11 @@ st_gemm_q4_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
                         mv[o]);
                 }
             }
-            sum = _mm256_sub_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xdm),
+            __m256  ad = st_k_ascales(a, i);
+
+            sum = _mm256_sub_ps(sum, _mm256_mul_ps(st_k_scales(ad, xdm),
                       _mm256_cvtepi32_ps(st_hsum256x8_epi32(msum))));
-            sum = _mm256_add_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xd),
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(st_k_scales(ad, xd),
                       _mm256_cvtepi32_ps(st_hsum512x8_epi32(isum))));
         }
     }
@@ -736,7 +760,8 @@ st_gemm_q6_K_tile(int64_t n, float *out, size_t out_stride, const void *vw,
             float xd[ST_K_NW] = { st_f16_load(w[0][i].d),
                                   st_f16_load(w[1][i].d) };
 
-            sum = _mm256_add_ps(sum, _mm256_mul_ps(st_k_scales(a, i, xd),
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(
+                      st_k_scales(st_k_ascales(a, i), xd),
                       _mm256_cvtepi32_ps(st_hsum512x8_epi32(isum))));
         }
     }
