@@ -1087,7 +1087,7 @@ st_vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* q5_0 x q8_0: sum += (dx * dy) * isum, isum = sum (q - 16) * q8 */
+/* q5_0 x q8_0: as q4_0 (the 8-lane order), lanes of (q - 16) * q8 */
 void
 st_vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -1095,17 +1095,20 @@ st_vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0 *y = vy;
     int64_t              i, nb = n / ST_QK5_0;
     int                  j;
-    int32_t              isum;
-    float                sum = 0.0f;
+    int32_t              lane[8];
+    st_lanes8            l;
 
+    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        isum = 0;
+        memset(lane, 0, sizeof(lane));
         for (j = 0; j < ST_QK5_0; j++) {
-            isum += (st_q5_value(x[i].qs, x[i].qh, j) - 16) * y[i].qs[j];
+            lane[j / 4] += (st_q5_value(x[i].qs, x[i].qh, j) - 16)
+                           * y[i].qs[j];
         }
-        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum;
+        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
+                       lane);
     }
-    *s = sum;
+    *s = st_lanes8_hsum(l.acc);
 }
 
 
@@ -1132,7 +1135,7 @@ st_vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* iq4_nl x q8_0: sum += (dx * dy) * isum, isum = sum table[q] * q8 */
+/* iq4_nl x q8_0: as q4_0 (the 8-lane order), lanes of table[q] * q8 */
 void
 st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -1140,19 +1143,21 @@ st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0   *y = vy;
     int64_t                i, nb = n / ST_QK4_NL;
     int                    j;
-    int32_t                isum;
-    float                  sum = 0.0f;
+    int32_t                lane[8];
+    st_lanes8              l;
 
+    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        isum = 0;
+        memset(lane, 0, sizeof(lane));
         for (j = 0; j < ST_QK4_NL / 2; j++) {
-            isum += st_iq4nl_values[x[i].qs[j] & 0xf] * y[i].qs[j];
-            isum += st_iq4nl_values[x[i].qs[j] >> 4]
-                    * y[i].qs[j + ST_QK4_NL / 2];
+            lane[j / 4] += st_iq4nl_values[x[i].qs[j] & 0xf] * y[i].qs[j];
+            lane[4 + j / 4] += st_iq4nl_values[x[i].qs[j] >> 4]
+                               * y[i].qs[j + ST_QK4_NL / 2];
         }
-        sum += (st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d)) * (float) isum;
+        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
+                       lane);
     }
-    *s = sum;
+    *s = st_lanes8_hsum(l.acc);
 }
 
 

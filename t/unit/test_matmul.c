@@ -359,12 +359,15 @@ test_threadpool(void)
 }
 
 
-/* One type at one level: tiles at a few offsets vs vec_dot per element. */
+/* One type at one level: tiles (gemv: the decode kernel) at a few
+ * offsets vs vec_dot per element. */
 static int
-gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes)
+gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes,
+    int gemv)
 {
     const st_type_traits *tr = st_type_traits_get(t);
-    st_gemm_kernel        gk = st_cpu_gemm(level, t);
+    st_gemm_kernel        gk = gemv ? st_cpu_gemv(level, t)
+                                    : st_cpu_gemm(level, t);
     st_vec_dot_fn         dot = st_cpu_vec_dot(level, t);
     st_from_float_fn      conv = st_cpu_from_float(level, tr->vec_dot_type);
     size_t                wrb = (size_t) st_row_bytes(t, (uint64_t) n_in);
@@ -497,9 +500,12 @@ test_gemm_kernels(void)
             skip("gemm kernels: CPU lacks %s", st_cpu_level_name(level));
             continue;
         }
-        for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
-            const st_type_traits *tr = st_type_traits_get(types[k]);
-            st_gemm_kernel        gk = st_cpu_gemm(level, types[k]);
+        for (k = 0; k < 2 * sizeof(types) / sizeof(types[0]); k++) {
+            int                   gemv = k % 2;
+            st_type               t = types[k / 2];
+            const st_type_traits *tr = st_type_traits_get(t);
+            st_gemm_kernel        gk = gemv ? st_cpu_gemv(level, t)
+                                            : st_cpu_gemm(level, t);
             int                   bad = 0;
 
             if (tr == NULL || !tr->supported || gk.fn == NULL) {
@@ -516,12 +522,12 @@ test_gemm_kernels(void)
                 n_n = sizeof(n_k) / sizeof(n_k[0]);
             }
             for (j = 0; j < n_n; j++) {
-                bad += gemm_check(level, types[k], ns[j], 0);
-                bad += gemm_check(level, types[k], ns[j], 1);
+                bad += gemm_check(level, t, ns[j], 0, gemv);
+                bad += gemm_check(level, t, ns[j], 1, gemv);
             }
-            ok(bad == 0, "%s %s: %dx%d GEMM tiles bit-identical to vec_dot "
+            ok(bad == 0, "%s %s: %dx%d %s bit-identical to vec_dot "
                "(%zu sizes)", st_cpu_level_name(level), tr->name, gk.nw,
-               gk.na, n_n);
+               gk.na, gemv ? "decode kernel" : "GEMM tiles", n_n);
         }
     }
 }

@@ -148,6 +148,21 @@ st_cpu_gemm(st_cpu_level level, st_type wtype)
 }
 
 
+st_gemm_kernel
+st_cpu_gemv(st_cpu_level level, st_type wtype)
+{
+    st_gemm_kernel none = { NULL, 0, 0, 0, 0 };
+
+    if (level >= ST_CPU_AVX512 && st_cpu_avx512_vec_dot(wtype) != NULL) {
+        return st_cpu_avx512_gemv(wtype);
+    }
+    if (level >= ST_CPU_AVX2 && st_cpu_avx2_vec_dot(wtype) != NULL) {
+        return st_cpu_avx2_gemv(wtype);
+    }
+    return none;
+}
+
+
 st_from_float_fn
 st_cpu_from_float(st_cpu_level level, st_type vdtype)
 {

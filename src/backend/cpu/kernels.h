@@ -5,9 +5,9 @@
  * Every SIMD from_float here is bit-identical to the scalar reference in
  * quant_ref.c, and so is every SIMD vec_dot of a quantized type: each
  * forms the reference's exact integer sums and then takes its float steps
- * in its order (Q8_0 and Q4_0: ggml's x86 8-lane fma chains and
- * hsum_float_8 tree; the other types: one scalar accumulator, block after
- * block). F32/F16/BF16 dots differ between levels in summation order
+ * in its order (Q8_0, Q4_0, Q5_0 and IQ4_NL: ggml's x86 8-lane fma
+ * chains and hsum_float_8 tree; the other types: one scalar accumulator,
+ * block after block). F32/F16/BF16 dots differ between levels in summation order
  * only. Every GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c,
  * gemm_avx512.c) is bit-identical to the vec_dot of its own level, hence
  * for quantized types to the reference. Types without an AVX-512 kernel
@@ -92,10 +92,16 @@ void st_gemm_a_sums8(const void *xq, int64_t n, int32_t *out);
 
 /* The tile kernel matching st_cpu_vec_dot(level, wtype), if any. */
 st_gemm_kernel st_cpu_gemm(st_cpu_level level, st_type wtype);
+/* The same for decode: fewer activation rows than st_cpu_gemm()'s na;
+ * na = 1, nw weight rows per call (several independent dot chains where
+ * vec_dot has one), same contract and bits. */
+st_gemm_kernel st_cpu_gemv(st_cpu_level level, st_type wtype);
 
 /* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
 st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
+st_gemm_kernel   st_cpu_avx512_gemv(st_type wtype);
+st_gemm_kernel   st_cpu_avx2_gemv(st_type wtype);
 st_gemm_kernel   st_cpu_avx2_kquant_gemm(st_type wtype); /* Q2_K Q3_K IQ4_XS */
 st_vec_dot_fn    st_cpu_avx2_vec_dot(st_type wtype);
 st_from_float_fn st_cpu_avx2_from_float(st_type vdtype);

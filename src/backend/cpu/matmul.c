@@ -244,7 +244,11 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
     c.from_float = st_cpu_from_float(level, wt->vec_dot_type);
     c.gemm = st_cpu_gemm(level, w->type);
     if (w->n_in > c.gemm.max_n || n_rows < c.gemm.na) {
-        c.gemm.fn = NULL;        /* decode rows: one vec_dot each */
+        /* decode rows: the one-row kernel, or one vec_dot each */
+        c.gemm = st_cpu_gemv(level, w->type);
+        if (c.gemm.fn == NULL || w->n_in > c.gemm.max_n) {
+            c.gemm.fn = NULL;
+        }
     }
     if (c.vec_dot == NULL || c.from_float == NULL) {
         return ST_ERR_UNSUPPORTED;

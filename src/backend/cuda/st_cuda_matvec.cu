@@ -15,9 +15,10 @@
 
 /* Block b of a quantized weight row times the activation's block: the
  * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. Q4_0 and Q8_0
- * are not block-term types: the CPU keeps 8 lanes a dot (st_k_matvec). The types
- * added for issue 10 (Q4_1 .. IQ4_XS) are in st_cuda_quant_types.h. */
+ * q5_K) do sum -= *ta; sum += *tb; the others sum += *tb. Q8_0, Q4_0,
+ * Q5_0 and IQ4_NL are not block-term types: the CPU keeps 8 lanes a dot
+ * (st_k_matvec). The other types added for issue 10 (Q4_1, Q5_1, Q2_K,
+ * Q3_K, IQ4_XS) are in st_cuda_quant_types.h. */
 static __device__ void
 st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
     float *ta, float *tb)
@@ -110,7 +111,7 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
  * for rows r0 .. r0 + nr - 1 (r0 = blockIdx.y * rows_per): one pass over
  * a weight row serves every row of a small batch.
  *
- * Q8_0 and Q4_0: 8 lanes a row (the CPU's 8-lane fma chains), 4 rows a
+ * Q8_0, Q4_0, Q5_0, IQ4_NL: 8 lanes a row (the CPU's 8-lane fma chains), 4 rows a
  * pass, reading weights and activations straight from global memory.
  * Other quantized types: the warp copies the weight bytes of 32 blocks at a
  * time into shared memory with 16-byte loads (the aligned words that
@@ -204,7 +205,8 @@ ST_UNROLL
                     sum += pf[(i * rows_per + lane) * 2 + 1];
                 }
             }
-        } else if (type == ST_CUDA_Q8_0 || type == ST_CUDA_Q4_0) {
+        } else if (type == ST_CUDA_Q8_0 || type == ST_CUDA_Q4_0
+                   || type == ST_CUDA_Q5_0 || type == ST_CUDA_IQ4_NL) {
             /* the CPU's 8-lane order (quant_ref.c, st_lanes8): lane
              * 8 g + k keeps lane k's fma chain for row rb + g over every
              * block, then the groups of 8 add in hsum_float_8's tree
@@ -212,8 +214,9 @@ ST_UNROLL
              * and lane r takes row r's value from lane 8 (r - rb). */
             uint32_t k = lane % 8, g = lane / 8, rb;
             int      q8 = type == ST_CUDA_Q8_0;
-            uint32_t xb = q8 ? 34 : 18;
-            uint32_t xo = 2 + 4 * (q8 ? k : k % 4);
+            int      q5 = type == ST_CUDA_Q5_0;
+            uint32_t xb = q8 ? 34 : q5 ? 22 : 18;     /* block bytes */
+            uint32_t xo = (q5 ? 6 : 2) + 4 * (q8 ? k : k % 4);
 
             for (rb = 0; rb < nr; rb += 4) {
                 float acc = 0.0f, v;
@@ -231,9 +234,21 @@ ST_UNROLL
                         if (q8) {
                             isum = __dp4a(xv, yv, 0);
                         } else {
+                            /* values 4k .. 4k + 3: nibbles of bytes
+                             * 4 (k % 4) .., low for k < 4 */
                             xv = k < 4 ? xv & 0x0f0f0f0f : (xv >> 4) & 0x0f0f0f0f;
-                            isum = __dp4a(xv, yv, 0)
-                                   - 8 * __dp4a(0x01010101, yv, 0);
+                            if (type == ST_CUDA_IQ4_NL) {
+                                isum = __dp4a(st_iq4nl_values4((uint32_t) xv),
+                                              yv, 0);
+                            } else if (q5) {
+                                xv |= st_q5_high4((uint32_t) st_ld32_a2(x + 2),
+                                                  4 * k);
+                                isum = __dp4a(xv, yv, 0)
+                                       - 16 * __dp4a(0x01010101, yv, 0);
+                            } else {
+                                isum = __dp4a(xv, yv, 0)
+                                       - 8 * __dp4a(0x01010101, yv, 0);
+                            }
                         }
                         acc = fmaf(st_h2f(st_ld16(x)) * st_h2f(st_ld16(yb)),
                                    (float) isum, acc);

@@ -3,7 +3,8 @@
  * and IQ4_XS: one element dequantized with the CPU's to_float arithmetic
  * (st_dq_qt, for the embedding and the cuBLAS prefill tiles) and one
  * block's contribution to a dot product with the CPU's vec_dot
- * arithmetic (st_block_term_qt, for the decode matvec). Layouts are
+ * arithmetic (st_block_term_qt, for the decode matvec; Q5_0 and IQ4_NL
+ * are not block-term types, st_cuda_matvec.cu keeps their 8 lanes). Layouts are
  * ggml's (src/quant/quant.h); byte offsets are given in the comments.
  * Static device functions in a header, because the build does not link
  * device code across files (no -rdc); st_dq_qt is inline (only the
@@ -199,7 +200,7 @@ static __device__ __noinline__ __attribute__((unused)) void
 st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
     float *ta, float *tb)
 {
-    int32_t isum = 0, ysum = 0;
+    int32_t isum = 0;
     int     j, l, g;
 
     *ta = 0.0f;
@@ -226,41 +227,6 @@ st_block_term_qt(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
         }
         *tb = (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y))) * (float) isum
               + st_h2f(st_ld16(x + 2)) * st_h2f(st_ld16(y + 2));
-        return;
-    }
-    case ST_CUDA_Q5_0: {
-        /* x (22 bytes) . y (q8_0 34 bytes): isum = sum (q - 16) * q8 */
-        const uint8_t *x = wr + (size_t) b * 22;
-        const uint8_t *y = ar + (size_t) b * 34;
-        uint32_t       qh = (uint32_t) st_ld32_a2(x + 2);
-
-        for (j = 0; j < 16; j += 4) {
-            int q = st_ld32_a2(x + 6 + j);
-            int lo = st_ld32_a2(y + 2 + j), hi = st_ld32_a2(y + 18 + j);
-            isum = __dp4a((q & 0x0f0f0f0f) | st_q5_high4(qh, (uint32_t) j),
-                          lo, isum);
-            isum = __dp4a(((q >> 4) & 0x0f0f0f0f)
-                          | st_q5_high4(qh, (uint32_t) j + 16), hi, isum);
-            ysum = __dp4a(0x01010101, lo, ysum);
-            ysum = __dp4a(0x01010101, hi, ysum);
-        }
-        isum -= 16 * ysum;
-        *tb = (float) isum * (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y)));
-        return;
-    }
-    case ST_CUDA_IQ4_NL: {
-        /* x (18 bytes) . y (q8_0): isum = sum value(q) * q8 */
-        const uint8_t *x = wr + (size_t) b * 18;
-        const uint8_t *y = ar + (size_t) b * 34;
-
-        for (j = 0; j < 16; j += 4) {
-            uint32_t q = (uint32_t) st_ld32_a2(x + 2 + j);
-            isum = __dp4a(st_iq4nl_values4(q & 0x0f0f0f0fu),
-                          st_ld32_a2(y + 2 + j), isum);
-            isum = __dp4a(st_iq4nl_values4((q >> 4) & 0x0f0f0f0fu),
-                          st_ld32_a2(y + 18 + j), isum);
-        }
-        *tb = (st_h2f(st_ld16(x)) * st_h2f(st_ld16(y))) * (float) isum;
         return;
     }
     case ST_CUDA_IQ4_XS: {

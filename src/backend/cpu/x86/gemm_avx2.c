@@ -6,9 +6,10 @@
  * weight-side preparation, and may form the exact integer lane sums
  * differently.
  *
- * Q8_0, Q4_0: 2 weight rows x 4 activation rows (see below).
+ * Q8_0, Q4_0, Q5_0, IQ4_NL: 2 weight rows x 4 activation rows (see
+ * below).
  * F32, F16: 2 x 2.
- * Q4_1, Q5_0, Q5_1, IQ4_NL: 2 weight rows x 4 activation rows; every
+ * Q4_1, Q5_1: 2 weight rows x 4 activation rows; every
  * element is the scalar accumulator of x86/quant32_avx2.h's vec_dot,
  * stepped by the same functions; the tile unpacks each weight block once
  * for its 4 activation rows.
@@ -47,9 +48,9 @@ st_f16_load(st_f16 h)
 }
 
 
-/* ------------------------------------------------------------ Q8_0 / Q4_0 */
+/* ----------------------------------------------- Q8_0 / Q4_0 / Q5_0 / IQ4_NL */
 
-/* vec_dot Q8_0 / Q4_0 (AVX2) keeps one 8-lane accumulator per dot, block
+/* vec_dot Q8_0 / Q4_0 / Q5_0 / IQ4_NL (AVX2) keeps one 8-lane accumulator per dot, block
  * after block (ggml's order, quant_ref.c), then hsum. The tile keeps one
  * per element, 2 weight rows x 4 activation rows: 8 independent chains
  * where vec_dot has one. Each block step is
@@ -57,40 +58,68 @@ st_f16_load(st_f16 h)
  * with dx * dy one float product broadcast (here a vector product of two
  * broadcasts, the same bits).
  *
- * Lane sums: Q8_0 as vec_dot (maddubs(|x|, sign(y, x)), |x| computed once
- * per weight block for the 4 activation rows); Q4_0 multiplies the raw
- * nibbles n (0..15) by y and subtracts 8 * (sum of the lane's 4 y values,
- * st_gemm_a_sums8), the same exact integer as vec_dot's (n - 8) * y with
- * activations from from_float (|y| <= 127: no lane saturates either way,
- * 2 * 15 * 127 < 32767). */
+ * Lane sums: Q8_0 and IQ4_NL as vec_dot (maddubs(|x|, sign(y, x)), |x|
+ * computed once per weight block for the 4 activation rows); Q4_0
+ * multiplies the raw nibbles n (0..15) by y and subtracts 8 * (sum of the
+ * lane's 4 y values, st_gemm_a_sums8), the same exact integer as
+ * vec_dot's (n - 8) * y with activations from from_float (|y| <= 127: no
+ * lane saturates either way, 2 * 15 * 127 < 32767); Q5_0 likewise with
+ * the 5-bit u (0..31) and 16 * sum4(y) (2 * 31 * 127 < 32767). */
 #define ST_B4_NW  2
 #define ST_B4_NA  4
+/* decode (fewer rows than ST_B4_NA): the same steps, 4 weight rows x 1
+ * activation row, so that 4 independent chains hide the fma latency that
+ * bounds one vec_dot's single chain */
+#define ST_B1_NW  4
+#define ST_B_MAXW 4              /* array bounds for both shapes */
+#define ST_B_MAXA 4
 
 typedef struct {
-    const void          *w[ST_B4_NW];
-    const st_block_q8_0 *a[ST_B4_NA];
-    const float         *as[ST_B4_NA];
-    const int32_t       *sums[ST_B4_NA];
+    const void          *w[ST_B_MAXW];
+    const st_block_q8_0 *a[ST_B_MAXA];
+    const float         *as[ST_B_MAXA];
+    const int32_t       *sums[ST_B_MAXA];
 } st_b4_rows;
 
 
+/* the weight kinds of the tile */
+enum { ST_B4_Q8_0, ST_B4_Q4_0, ST_B4_Q5_0, ST_B4_IQ4_NL };
+
+/* kinds whose weights are unsigned u = w + c, c = 8 (Q4_0) or 16 (Q5_0):
+ * their lane is u . y - c * sum4(y), with c * sum4(y) from a_sums */
+#define ST_B4_UNSIGNED(kind)  ((kind) == ST_B4_Q4_0 || (kind) == ST_B4_Q5_0)
+
+
 ST_INLINE void
-st_b4_block(int q4, const st_b4_rows *t, int64_t i, __m256 *acc)
+st_b4_block(int kind, int nw, int na, const st_b4_rows *t, int64_t i,
+    __m256 *acc)
 {
-    __m256i wv[ST_B4_NW], xs[ST_B4_NW];
-    __m256  dx[ST_B4_NW];
+    __m256i wv[ST_B_MAXW], xs[ST_B_MAXW];
+    __m256  dx[ST_B_MAXW];
     int     o, r;
 
 #pragma GCC unroll 4
-    for (o = 0; o < ST_B4_NW; o++) {
-        if (q4) {
+    for (o = 0; o < nw; o++) {
+        if (kind == ST_B4_Q4_0) {
             const st_block_q4_0 *x = (const st_block_q4_0 *) t->w[o] + i;
-            __m128i tq = _mm_loadu_si128((const __m128i *) x->qs);
 
-            wv[o] = _mm256_and_si256(
-                        _mm256_set_m128i(_mm_srli_epi16(tq, 4), tq),
-                        _mm256_set1_epi8(0x0f));
+            wv[o] = st_q32_nibbles(x->qs);
             xs[o] = wv[o];
+            dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
+        } else if (kind == ST_B4_Q5_0) {
+            const st_block_q5_0 *x = (const st_block_q5_0 *) t->w[o] + i;
+
+            wv[o] = _mm256_or_si256(st_q32_nibbles(x->qs),
+                                    st_q32_q5_high(x->qh));
+            xs[o] = wv[o];
+            dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
+        } else if (kind == ST_B4_IQ4_NL) {
+            const st_block_iq4_nl *x = (const st_block_iq4_nl *) t->w[o] + i;
+
+            xs[o] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(
+                        _mm_loadu_si128((const __m128i *) st_iq4nl_values)),
+                        st_q32_nibbles(x->qs));
+            wv[o] = _mm256_sign_epi8(xs[o], xs[o]);
             dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
         } else {
             const st_block_q8_0 *x = (const st_block_q8_0 *) t->w[o] + i;
@@ -101,63 +130,69 @@ st_b4_block(int q4, const st_b4_rows *t, int64_t i, __m256 *acc)
         }
     }
 #pragma GCC unroll 4
-    for (r = 0; r < ST_B4_NA; r++) {
+    for (r = 0; r < na; r++) {
         __m256i y = _mm256_loadu_si256((const __m256i *) t->a[r][i].qs);
         __m256  dy = _mm256_broadcast_ss(t->as[r] + i);
+        __m256i cs = _mm256_setzero_si256();
 
+        if (ST_B4_UNSIGNED(kind)) {
+            cs = _mm256_loadu_si256((const __m256i *) (t->sums[r] + 8 * i));
+            if (kind == ST_B4_Q5_0) {
+                cs = _mm256_slli_epi32(cs, 1);       /* 16 * sum4(y) */
+            }
+        }
 #pragma GCC unroll 4
-        for (o = 0; o < ST_B4_NW; o++) {
+        for (o = 0; o < nw; o++) {
             __m256i p;
 
-            if (q4) {
+            if (ST_B4_UNSIGNED(kind)) {
                 p = _mm256_sub_epi32(
                         _mm256_madd_epi16(_mm256_maddubs_epi16(wv[o], y),
                                           _mm256_set1_epi16(1)),
-                        _mm256_loadu_si256(
-                            (const __m256i *) (t->sums[r] + 8 * i)));
+                        cs);
             } else {
                 p = _mm256_madd_epi16(
                         _mm256_maddubs_epi16(wv[o],
                                              _mm256_sign_epi8(y, xs[o])),
                         _mm256_set1_epi16(1));
             }
-            acc[o * ST_B4_NA + r] = _mm256_fmadd_ps(
+            acc[o * na + r] = _mm256_fmadd_ps(
                 _mm256_mul_ps(dx[o], dy), _mm256_cvtepi32_ps(p),
-                acc[o * ST_B4_NA + r]);
+                acc[o * na + r]);
         }
     }
 }
 
 
 ST_INLINE void
-st_b4_tile(int q4, const st_gemm_args *g, int64_t r0)
+st_b4_tile(int kind, int nw, int na, const st_gemm_args *g, int64_t r0)
 {
     st_b4_rows t;
-    __m256     acc[ST_B4_NW * ST_B4_NA];
+    __m256     acc[ST_B_MAXW * ST_B_MAXA];
     float     *out = g->out + (size_t) r0 * g->out_stride;
     int64_t    nb = g->n / 32, i;
     int        o, r, e;
 
-    for (o = 0; o < ST_B4_NW; o++) {
+    for (o = 0; o < nw; o++) {
         t.w[o] = (const uint8_t *) g->w + (size_t) o * g->w_stride;
     }
-    for (r = 0; r < ST_B4_NA; r++) {
+    for (r = 0; r < na; r++) {
         t.a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
                  + (size_t) (r0 + r) * g->a_stride);
         t.as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
-        t.sums[r] = q4 ? g->a_sums + (size_t) (r0 + r) * g->sums_stride
+        t.sums[r] = ST_B4_UNSIGNED(kind) ? g->a_sums + (size_t) (r0 + r) * g->sums_stride
                        : NULL;
     }
 #pragma GCC unroll 8
-    for (e = 0; e < ST_B4_NW * ST_B4_NA; e++) {
+    for (e = 0; e < nw * na; e++) {
         acc[e] = _mm256_setzero_ps();
     }
     for (i = 0; i < nb; i++) {
-        st_b4_block(q4, &t, i, acc);
+        st_b4_block(kind, nw, na, &t, i, acc);
     }
-    for (o = 0; o < ST_B4_NW; o++) {
-        for (r = 0; r < ST_B4_NA; r++) {
-            e = o * ST_B4_NA + r;
+    for (o = 0; o < nw; o++) {
+        for (r = 0; r < na; r++) {
+            e = o * na + r;
             out[(size_t) r * g->out_stride + o] =
                 st_hsum_ps(acc[e]);
         }
@@ -166,12 +201,12 @@ st_b4_tile(int q4, const st_gemm_args *g, int64_t r0)
 
 
 ST_INLINE void
-st_b4_gemm(int q4, const st_gemm_args *g)
+st_b4_gemm(int kind, int nw, int na, const st_gemm_args *g)
 {
     int64_t r0;
 
-    for (r0 = 0; r0 + ST_B4_NA <= g->n_a; r0 += ST_B4_NA) {
-        st_b4_tile(q4, g, r0);
+    for (r0 = 0; r0 + na <= g->n_a; r0 += na) {
+        st_b4_tile(kind, nw, na, g, r0);
     }
 }
 
@@ -179,14 +214,56 @@ st_b4_gemm(int q4, const st_gemm_args *g)
 static void
 st_gemm_q8_0_avx2(const st_gemm_args *g)
 {
-    st_b4_gemm(0, g);
+    st_b4_gemm(ST_B4_Q8_0, ST_B4_NW, ST_B4_NA, g);
+}
+
+
+static void
+st_gemv_q8_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_Q8_0, ST_B1_NW, 1, g);
 }
 
 
 static void
 st_gemm_q4_0_avx2(const st_gemm_args *g)
 {
-    st_b4_gemm(1, g);
+    st_b4_gemm(ST_B4_Q4_0, ST_B4_NW, ST_B4_NA, g);
+}
+
+
+static void
+st_gemv_q4_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_Q4_0, ST_B1_NW, 1, g);
+}
+
+
+static void
+st_gemm_q5_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_Q5_0, ST_B4_NW, ST_B4_NA, g);
+}
+
+
+static void
+st_gemv_q5_0_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_Q5_0, ST_B1_NW, 1, g);
+}
+
+
+static void
+st_gemm_iq4_nl_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_IQ4_NL, ST_B4_NW, ST_B4_NA, g);
+}
+
+
+static void
+st_gemv_iq4_nl_avx2(const st_gemm_args *g)
+{
+    st_b4_gemm(ST_B4_IQ4_NL, ST_B1_NW, 1, g);
 }
 
 
@@ -336,8 +413,11 @@ st_cpu_avx2_gemm_a2(st_type wtype)
 
     switch (wtype) {
     case ST_TYPE_Q8_0: q.fn = st_gemm_q8_0_avx2; return q;
-    case ST_TYPE_Q4_0: q.fn = st_gemm_q4_0_avx2; 
+    case ST_TYPE_Q4_0: q.fn = st_gemm_q4_0_avx2;
                        q.a_scales |= ST_GEMM_A_SUMS; return q;
+    case ST_TYPE_Q5_0: q.fn = st_gemm_q5_0_avx2;
+                       q.a_scales |= ST_GEMM_A_SUMS; return q;
+    case ST_TYPE_IQ4_NL: q.fn = st_gemm_iq4_nl_avx2; return q;
     case ST_TYPE_F32:  k.fn = st_gemm_f32_avx2;  break;
     case ST_TYPE_F16:  k.fn = st_gemm_f16_avx2;  break;
     default:           k.nw = k.na = 0;          break;
@@ -555,23 +635,28 @@ st_gemm_q4_1_avx2(const st_gemm_args *g)
 
 
 static void
-st_gemm_q5_0_avx2(const st_gemm_args *g)
-{
-    st_q32_gemm(ST_Q32_Q5_0, g);
-}
-
-
-static void
 st_gemm_q5_1_avx2(const st_gemm_args *g)
 {
     st_q32_gemm(ST_Q32_Q5_1, g);
 }
 
 
-static void
-st_gemm_iq4_nl_avx2(const st_gemm_args *g)
+/* decode rows: ST_B1_NW weight rows x 1 activation row */
+st_gemm_kernel
+st_cpu_avx2_gemv(st_type wtype)
 {
-    st_q32_gemm(ST_Q32_IQ4_NL, g);
+    st_gemm_kernel k = { NULL, ST_B1_NW, 1, INT64_MAX, ST_GEMM_A_SCALES };
+
+    switch (wtype) {
+    case ST_TYPE_Q8_0:   k.fn = st_gemv_q8_0_avx2;   break;
+    case ST_TYPE_Q4_0:   k.fn = st_gemv_q4_0_avx2;
+                         k.a_scales |= ST_GEMM_A_SUMS; break;
+    case ST_TYPE_Q5_0:   k.fn = st_gemv_q5_0_avx2;
+                         k.a_scales |= ST_GEMM_A_SUMS; break;
+    case ST_TYPE_IQ4_NL: k.fn = st_gemv_iq4_nl_avx2; break;
+    default:             k.nw = k.na = 0;            break;
+    }
+    return k;
 }
 
 
@@ -585,9 +670,7 @@ st_cpu_avx2_gemm(st_type wtype)
     switch (wtype) {
     case ST_TYPE_Q6_K:   k6.fn = st_gemm_q6_K_avx2;    return k6;
     case ST_TYPE_Q4_1:   q32.fn = st_gemm_q4_1_avx2;   return q32;
-    case ST_TYPE_Q5_0:   q32.fn = st_gemm_q5_0_avx2;   return q32;
     case ST_TYPE_Q5_1:   q32.fn = st_gemm_q5_1_avx2;   return q32;
-    case ST_TYPE_IQ4_NL: q32.fn = st_gemm_iq4_nl_avx2; return q32;
     default:             return st_cpu_avx2_gemm_a2(wtype);
     }
 }

@@ -14,18 +14,20 @@
  *   here:         dpbusd(-128 * sum4(a), w ^ 0x80, a)    (w + 128 >= 0)
  *   vec_dot Q4_0: dpbusd(0, q, a) - dpbusd(0, 8, a)
  *   here:         dpbusd(-dpbusd(0, 8, a), q, a)
+ * (IQ4_NL as Q8_0 on its table values, Q5_0 as Q4_0 with 16)
  * which saves the per-pair sign fix-up: the 4-product lane sums are
  * identical integers.
  */
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/x86/hsum_avx512.h"
+#include "backend/cpu/x86/quant32_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
 
 #define ST_INLINE static inline __attribute__((always_inline))
 
-/* tile of Q8_0, Q4_0: 4 weight rows x 4 activation rows, two elements
+/* tile of Q8_0, Q4_0, Q5_0, IQ4_NL: 4 weight rows x 4 activation rows, two elements
  * per zmm accumulator (ST_Q_NP activation-row pairs) */
 #define ST_Q_NW  4
 #define ST_Q_NA  4
@@ -70,20 +72,7 @@ st_dot_i8_64(__m512i x, __m512i y)
 }
 
 
-ST_INLINE __m512i
-st_q4_0_unpack2(const uint8_t *qa, const uint8_t *qb)
-{
-    __m128i ta = _mm_loadu_si128((const __m128i *) qa);
-    __m128i tb = _mm_loadu_si128((const __m128i *) qb);
-    __m256i a = _mm256_set_m128i(_mm_srli_epi16(ta, 4), ta);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
-    return _mm512_and_si512(
-        _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1),
-        _mm512_set1_epi8(0x0f));
-}
-
-
-/* ------------------------------------------------------------ Q8_0 / Q4_0 */
+/* ----------------------------------------------- Q8_0 / Q4_0 / Q5_0 / IQ4_NL */
 
 /* vec_dot keeps one 8-lane accumulator per dot (ggml's order,
  * quant_ref.c). Here a zmm holds two of them, the elements of activation
@@ -91,9 +80,20 @@ st_q4_0_unpack2(const uint8_t *qa, const uint8_t *qb)
  * sees the same fma steps on the same values as in vec_dot, and the two
  * halves are reduced by the tree of hsum_float_8. */
 
+/* the weight kinds of the tile, and the constant c of u = w + c */
+enum { ST_Q_Q8_0, ST_Q_Q4_0, ST_Q_Q5_0, ST_Q_IQ4_NL };
+
+ST_INLINE char
+st_q_offset(int kind)
+{
+    return kind == ST_Q_Q4_0 ? 8 : kind == ST_Q_Q5_0 ? 16 : (char) 0x80;
+}
+
+
 /* Weight rows prepared once per call, shared by all activation rows:
- * every block's 32 values as u8 (Q8_0: w ^ 0x80 = w + 128; Q4_0: the
- * nibbles 0..15 in value order), and its scale as f32. */
+ * every block's 32 values as u8 u = w + c (Q8_0, IQ4_NL: w ^ 0x80 =
+ * w + 128; Q4_0: the nibbles 0..15, Q5_0: the 5-bit values 0..31, in
+ * value order), and its scale as f32. */
 typedef struct {
     uint8_t  q[ST_Q_NW][ST_GEMM_N_MAX];
     float    d[ST_Q_NW][ST_GEMM_N_MAX / 32];
@@ -101,34 +101,49 @@ typedef struct {
 
 
 ST_INLINE void
-st_q_prepare(int q4, const void *vw, size_t w_stride, int64_t nb,
+st_q_prepare(int kind, const void *vw, size_t w_stride, int64_t nb,
     st_q_wprep *wp)
 {
-    int64_t i;
-    int     o;
+    const __m256i table = _mm256_broadcastsi128_si256(
+                              _mm_loadu_si128((const __m128i *) st_iq4nl_values));
+    int64_t       i;
+    int           o;
 
     for (o = 0; o < ST_Q_NW; o++) {
         const uint8_t *row = (const uint8_t *) vw + (size_t) o * w_stride;
 
         for (i = 0; i < nb; i++) {
-            if (q4) {
-                const st_block_q4_0 *x = (const st_block_q4_0 *) row + i;
-                __m128i t = _mm_loadu_si128((const __m128i *) x->qs);
+            __m256i u;
+            st_f16  d;
 
-                _mm256_storeu_si256((__m256i *) (wp->q[o] + 32 * i),
-                    _mm256_and_si256(
-                        _mm256_set_m128i(_mm_srli_epi16(t, 4), t),
-                        _mm256_set1_epi8(0x0f)));
-                wp->d[o][i] = st_f16_load(x->d);
+            if (kind == ST_Q_Q4_0) {
+                const st_block_q4_0 *x = (const st_block_q4_0 *) row + i;
+
+                u = st_q32_nibbles(x->qs);
+                d = x->d;
+            } else if (kind == ST_Q_Q5_0) {
+                const st_block_q5_0 *x = (const st_block_q5_0 *) row + i;
+
+                u = _mm256_or_si256(st_q32_nibbles(x->qs),
+                                    st_q32_q5_high(x->qh));
+                d = x->d;
+            } else if (kind == ST_Q_IQ4_NL) {
+                const st_block_iq4_nl *x = (const st_block_iq4_nl *) row + i;
+
+                u = _mm256_xor_si256(
+                        _mm256_shuffle_epi8(table, st_q32_nibbles(x->qs)),
+                        _mm256_set1_epi8((char) 0x80));
+                d = x->d;
             } else {
                 const st_block_q8_0 *x = (const st_block_q8_0 *) row + i;
 
-                _mm256_storeu_si256((__m256i *) (wp->q[o] + 32 * i),
-                    _mm256_xor_si256(
+                u = _mm256_xor_si256(
                         _mm256_loadu_si256((const __m256i *) x->qs),
-                        _mm256_set1_epi8((char) 0x80)));
-                wp->d[o][i] = st_f16_load(x->d);
+                        _mm256_set1_epi8((char) 0x80));
+                d = x->d;
             }
+            _mm256_storeu_si256((__m256i *) (wp->q[o] + 32 * i), u);
+            wp->d[o][i] = st_f16_load(d);
         }
     }
 }
@@ -146,7 +161,7 @@ st_hsum2x8(__m512 v)
 
 /* A tile: weight rows 0..NW-1 x activation rows r0 .. r0 + NA - 1. */
 ST_INLINE void
-st_gemm_q_tile(int q4, const st_gemm_args *g, const st_q_wprep *wp,
+st_gemm_q_tile(int kind, const st_gemm_args *g, const st_q_wprep *wp,
     int64_t r0, int64_t nb)
 {
     const st_block_q8_0 *a[ST_Q_NA];
@@ -177,7 +192,7 @@ st_gemm_q_tile(int q4, const st_gemm_args *g, const st_q_wprep *wp,
             /* lane = dpbusd(-c * sum4(a), u, a) with u = w + c */
             corr[p] = _mm512_sub_epi32(_mm512_setzero_si512(),
                           _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                              _mm512_set1_epi8(q4 ? 8 : (char) 0x80), ay[p]));
+                              _mm512_set1_epi8(st_q_offset(kind)), ay[p]));
             ad[p] = _mm512_insertf32x8(_mm512_set1_ps(as[2 * p][i]),
                                        _mm256_set1_ps(as[2 * p + 1][i]), 1);
         }
@@ -211,14 +226,14 @@ st_gemm_q_tile(int q4, const st_gemm_args *g, const st_q_wprep *wp,
 
 
 ST_INLINE void
-st_gemm_q(int q4, const st_gemm_args *g)
+st_gemm_q(int kind, const st_gemm_args *g)
 {
     st_q_wprep wp;
     int64_t    nb = g->n / 32, r0;
 
-    st_q_prepare(q4, g->w, g->w_stride, nb, &wp);
+    st_q_prepare(kind, g->w, g->w_stride, nb, &wp);
     for (r0 = 0; r0 + ST_Q_NA <= g->n_a; r0 += ST_Q_NA) {
-        st_gemm_q_tile(q4, g, &wp, r0, nb);
+        st_gemm_q_tile(kind, g, &wp, r0, nb);
     }
 }
 
@@ -226,14 +241,204 @@ st_gemm_q(int q4, const st_gemm_args *g)
 static void
 st_gemm_q8_0_avx512(const st_gemm_args *g)
 {
-    st_gemm_q(0, g);
+    st_gemm_q(ST_Q_Q8_0, g);
 }
 
 
 static void
 st_gemm_q4_0_avx512(const st_gemm_args *g)
 {
-    st_gemm_q(1, g);
+    st_gemm_q(ST_Q_Q4_0, g);
+}
+
+
+static void
+st_gemm_q5_0_avx512(const st_gemm_args *g)
+{
+    st_gemm_q(ST_Q_Q5_0, g);
+}
+
+
+static void
+st_gemm_iq4_nl_avx512(const st_gemm_args *g)
+{
+    st_gemm_q(ST_Q_IQ4_NL, g);
+}
+
+
+/* ------------------------------------------------------------ decode GEMV */
+
+/* Fewer activation rows than a tile's ST_Q_NA (decode): 8 weight rows x
+ * 1 activation row, two weight rows per zmm (row 2p in the low half, row
+ * 2p + 1 in the high half), each half the 8-lane chain of its own
+ * vec_dot, stepped with the same values in the same order: 4 chains
+ * where vec_dot has one, and the activation block, its correction and
+ * the 8 scales formed once for all 8 rows. The weights are read once,
+ * so they are unpacked inline (the tile's staging would not pay). */
+#define ST_V_NW  8
+
+/* u = w + c of block i of rows a (low half) and b (high half) */
+ST_INLINE __m512i
+st_v_weights(int kind, const uint8_t *ra, const uint8_t *rb, int64_t i)
+{
+    if (kind == ST_Q_Q8_0) {
+        const st_block_q8_0 *xa = (const st_block_q8_0 *) ra + i;
+        const st_block_q8_0 *xb = (const st_block_q8_0 *) rb + i;
+
+        return _mm512_xor_si512(st_load2x256(xa->qs, xb->qs),
+                                _mm512_set1_epi8((char) 0x80));
+    } else {
+        /* 16 bytes of nibbles of each row, low nibbles = values 0..15 */
+        size_t         bs = kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
+                            : sizeof(st_block_q4_0);
+        size_t         qo = kind == ST_Q_Q5_0 ? 6 : 2;
+        const uint8_t *xa = ra + (size_t) i * bs, *xb = rb + (size_t) i * bs;
+        __m512i        v = _mm512_inserti64x4(
+                               _mm512_castsi256_si512(
+                                   _mm256_broadcastsi128_si256(
+                                       _mm_loadu_si128((const __m128i *)
+                                                       (xa + qo)))),
+                               _mm256_broadcastsi128_si256(
+                                   _mm_loadu_si128((const __m128i *)
+                                                   (xb + qo))), 1);
+
+        v = _mm512_and_si512(
+                _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4,
+                                                       0, 0, 4, 4)),
+                _mm512_set1_epi8(0x0f));
+        if (kind == ST_Q_Q5_0) {
+            uint32_t ha, hb;
+
+            memcpy(&ha, xa + 2, 4);
+            memcpy(&hb, xb + 2, 4);
+            /* bit j of qh is the 5th bit of value j */
+            v = _mm512_mask_add_epi8(v, (__mmask64) ha
+                                        | (__mmask64) hb << 32,
+                                     v, _mm512_set1_epi8(16));
+        } else if (kind == ST_Q_IQ4_NL) {
+            /* the table values + 128, one byte shuffle per 128-bit lane */
+            v = _mm512_shuffle_epi8(_mm512_xor_si512(
+                    _mm512_broadcast_i32x4(
+                        _mm_loadu_si128((const __m128i *) st_iq4nl_values)),
+                    _mm512_set1_epi8((char) 0x80)), v);
+        }
+        return v;
+    }
+}
+
+
+ST_INLINE void
+st_gemv_q_row(int kind, const st_gemm_args *g, int64_t r)
+{
+    const st_block_q8_0 *a = (const st_block_q8_0 *) ((const uint8_t *) g->a
+                             + (size_t) r * g->a_stride);
+    const float         *as = g->a_scales + (size_t) r * g->as_stride;
+    size_t               bs = kind == ST_Q_Q8_0 ? sizeof(st_block_q8_0)
+                              : kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
+                              : sizeof(st_block_q4_0);
+    const uint8_t       *w[ST_V_NW];
+    __m512               acc[ST_V_NW / 2];
+    __m512i              pidx[ST_V_NW / 2];
+    int64_t              nb = g->n / 32, i;
+    int                  o, p;
+
+    for (o = 0; o < ST_V_NW; o++) {
+        w[o] = (const uint8_t *) g->w + (size_t) o * g->w_stride;
+    }
+    for (p = 0; p < ST_V_NW / 2; p++) {
+        acc[p] = _mm512_setzero_ps();
+        pidx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
+                                     _mm256_set1_epi32(2 * p + 1), 1);
+    }
+    for (i = 0; i < nb; i++) {
+        __m512i y = _mm512_broadcast_i64x4(
+                        _mm256_loadu_si256((const __m256i *) a[i].qs));
+        /* lane = dpbusd(-c * sum4(y), u, y) with u = w + c */
+        __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                           _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                               _mm512_set1_epi8(st_q_offset(kind)), y));
+        st_f16  h[ST_V_NW];
+        __m512  dv;
+
+#pragma GCC unroll 8
+        for (o = 0; o < ST_V_NW; o++) {
+            memcpy(&h[o], w[o] + (size_t) i * bs, sizeof(st_f16));
+        }
+        /* the products d_x * d_y of the 8 rows, as vec_dot's */
+        dv = _mm512_castps256_ps512(_mm256_mul_ps(
+                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h)),
+                 _mm256_set1_ps(as[i])));
+#pragma GCC unroll 4
+        for (p = 0; p < ST_V_NW / 2; p++) {
+            __m512i l = _mm512_dpbusd_epi32(corr,
+                            st_v_weights(kind, w[2 * p], w[2 * p + 1], i), y);
+
+            acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pidx[p], dv),
+                                     _mm512_cvtepi32_ps(l), acc[p]);
+        }
+    }
+    for (p = 0; p < ST_V_NW / 2; p++) {
+        float f[16];
+
+        _mm512_storeu_ps(f, st_hsum2x8(acc[p]));
+        g->out[(size_t) r * g->out_stride + 2 * p] = f[0];
+        g->out[(size_t) r * g->out_stride + 2 * p + 1] = f[8];
+    }
+}
+
+
+ST_INLINE void
+st_gemv_q(int kind, const st_gemm_args *g)
+{
+    int64_t r;
+
+    for (r = 0; r < g->n_a; r++) {
+        st_gemv_q_row(kind, g, r);
+    }
+}
+
+
+static void
+st_gemv_q8_0_avx512(const st_gemm_args *g)
+{
+    st_gemv_q(ST_Q_Q8_0, g);
+}
+
+
+static void
+st_gemv_q4_0_avx512(const st_gemm_args *g)
+{
+    st_gemv_q(ST_Q_Q4_0, g);
+}
+
+
+static void
+st_gemv_q5_0_avx512(const st_gemm_args *g)
+{
+    st_gemv_q(ST_Q_Q5_0, g);
+}
+
+
+static void
+st_gemv_iq4_nl_avx512(const st_gemm_args *g)
+{
+    st_gemv_q(ST_Q_IQ4_NL, g);
+}
+
+
+st_gemm_kernel
+st_cpu_avx512_gemv(st_type wtype)
+{
+    st_gemm_kernel k = { NULL, ST_V_NW, 1, INT64_MAX, ST_GEMM_A_SCALES };
+
+    switch (wtype) {
+    case ST_TYPE_Q8_0:   k.fn = st_gemv_q8_0_avx512;   break;
+    case ST_TYPE_Q4_0:   k.fn = st_gemv_q4_0_avx512;   break;
+    case ST_TYPE_Q5_0:   k.fn = st_gemv_q5_0_avx512;   break;
+    case ST_TYPE_IQ4_NL: k.fn = st_gemv_iq4_nl_avx512; break;
+    default:             k.nw = k.na = 0;              break;
+    }
+    return k;
 }
 
 
@@ -819,14 +1024,13 @@ st_cpu_avx512_gemm(st_type wtype)
 
     switch (wtype) {
     case ST_TYPE_Q8_0:
-        k.fn = st_gemm_q8_0_avx512;
-        k.nw = ST_Q_NW;
-        k.na = ST_Q_NA;
-        k.max_n = ST_GEMM_N_MAX;
-        k.a_scales = 1;
-        break;
     case ST_TYPE_Q4_0:
-        k.fn = st_gemm_q4_0_avx512;
+    case ST_TYPE_Q5_0:
+    case ST_TYPE_IQ4_NL:
+        k.fn = wtype == ST_TYPE_Q8_0 ? st_gemm_q8_0_avx512
+               : wtype == ST_TYPE_Q4_0 ? st_gemm_q4_0_avx512
+               : wtype == ST_TYPE_Q5_0 ? st_gemm_q5_0_avx512
+               : st_gemm_iq4_nl_avx512;
         k.nw = ST_Q_NW;
         k.na = ST_Q_NA;
         k.max_n = ST_GEMM_N_MAX;

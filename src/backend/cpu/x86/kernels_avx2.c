@@ -674,10 +674,33 @@ st_vec_dot_q4_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
+/* Q5_0 and IQ4_NL in Q4_0's 8-lane order (quant_ref.c). Q5_0: the 5-bit
+ * values u = nibble | bit << 4 (0..31) times y minus 16 times y, both
+ * exact in 16 bits (2 * 31 * 127 < 32767); IQ4_NL: the table values by
+ * one byte shuffle, |v| . sign(y, v) as Q8_0 (2 * 127 * 127 < 32767). */
 static void
 st_vec_dot_q5_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    *s = st_q32_vec_dot(ST_Q32_Q5_0, n, vx, vy);
+    const st_block_q5_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+    int64_t              nb = n / ST_QK5_0, i;
+    __m256               acc = _mm256_setzero_ps();
+
+    for (i = 0; i < nb; i++) {
+        __m256i u = _mm256_or_si256(st_q32_nibbles(x[i].qs),
+                                    st_q32_q5_high(x[i].qh));
+        __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
+        __m256i p = _mm256_madd_epi16(
+                        _mm256_sub_epi16(
+                            _mm256_maddubs_epi16(u, ya),
+                            _mm256_maddubs_epi16(_mm256_set1_epi8(16), ya)),
+                        _mm256_set1_epi16(1));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = st_hsum_ps(acc);
 }
 
 
@@ -691,7 +714,26 @@ st_vec_dot_q5_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 static void
 st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
-    *s = st_q32_vec_dot(ST_Q32_IQ4_NL, n, vx, vy);
+    const st_block_iq4_nl *x = vx;
+    const st_block_q8_0   *y = vy;
+    int64_t                nb = n / ST_QK4_NL, i;
+    const __m256i          table = _mm256_broadcastsi128_si256(
+                               _mm_loadu_si128((const __m128i *) st_iq4nl_values));
+    __m256                 acc = _mm256_setzero_ps();
+
+    for (i = 0; i < nb; i++) {
+        __m256i v = _mm256_shuffle_epi8(table, st_q32_nibbles(x[i].qs));
+        __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
+        __m256i p = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
+                                             _mm256_sign_epi8(ya, v)),
+                        _mm256_set1_epi16(1));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = st_hsum_ps(acc);
 }
 
 

@@ -4,11 +4,13 @@
  * an entry here use the AVX2 kernels.
  *
  * Integer block sums are exact (VNNI dpbusd: u8 x s8, 4 products per
- * int32 lane, no intermediate saturation); float accumulation order
- * differs from the scalar reference, as for AVX2.
+ * int32 lane, no intermediate saturation); the quantized dots then take
+ * the reference's float steps in its order (kernels.h), so they give the
+ * bits of quant_ref.c; the F32/F16/BF16 dots sum in their own order.
  */
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/x86/hsum_avx512.h"
+#include "backend/cpu/x86/quant32_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -148,9 +150,9 @@ st_vec_dot_bf16_avx512(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* ------------------------------------------------------------ Q8_0 / Q4_0 */
+/* ----------------------------------------------- Q8_0 / Q4_0 / Q5_0 / IQ4_NL */
 
-/* Q8_0 and Q4_0 in ggml's order (quant_ref.c): one 8-lane accumulator
+/* Q8_0, Q4_0, Q5_0 and IQ4_NL in ggml's order (quant_ref.c): one 8-lane accumulator
  * per dot, so 256-bit vectors; VNNI only forms the exact lane sums. A
  * wider accumulator would change which values meet in the float sum. */
 static inline __m256i
@@ -201,6 +203,56 @@ st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
                         _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, ya),
                         _mm256_dpbusd_epi32(_mm256_setzero_si256(),
                                             _mm256_set1_epi8(8), ya));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = st_hsum256_ps(acc);
+}
+
+
+/* Q5_0: as Q4_0 with the 5-bit u = nibble | bit << 4 and 16 . y */
+static void
+st_vec_dot_q5_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_q5_0 *x = vx;
+    const st_block_q8_0 *y = vy;
+    int64_t              nb = n / ST_QK5_0, i;
+    __m256               acc = _mm256_setzero_ps();
+
+    for (i = 0; i < nb; i++) {
+        __m256i q = _mm256_or_si256(st_q32_nibbles(x[i].qs),
+                                    st_q32_q5_high(x[i].qh));
+        __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
+        __m256i p = _mm256_sub_epi32(
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, ya),
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                            _mm256_set1_epi8(16), ya));
+
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
+                                             * st_f16_load(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = st_hsum256_ps(acc);
+}
+
+
+/* IQ4_NL: the table values by one byte shuffle, then as Q8_0 */
+static void
+st_vec_dot_iq4_nl_avx512(int64_t n, float *s, const void *vx, const void *vy)
+{
+    const st_block_iq4_nl *x = vx;
+    const st_block_q8_0   *y = vy;
+    int64_t                nb = n / ST_QK4_NL, i;
+    const __m256i          table = _mm256_broadcastsi128_si256(
+                               _mm_loadu_si128((const __m128i *) st_iq4nl_values));
+    __m256                 acc = _mm256_setzero_ps();
+
+    for (i = 0; i < nb; i++) {
+        __m256i p = st_dot_i8_32_vnni(
+                        _mm256_shuffle_epi8(table, st_q32_nibbles(x[i].qs)),
+                        _mm256_loadu_si256((const __m256i *) y[i].qs));
 
         acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
                                              * st_f16_load(y[i].d)),
@@ -372,6 +424,8 @@ st_cpu_avx512_vec_dot(st_type wtype)
     case ST_TYPE_BF16: return st_vec_dot_bf16_avx512;
     case ST_TYPE_Q8_0: return st_vec_dot_q8_0_avx512;
     case ST_TYPE_Q4_0: return st_vec_dot_q4_0_avx512;
+    case ST_TYPE_Q5_0: return st_vec_dot_q5_0_avx512;
+    case ST_TYPE_IQ4_NL: return st_vec_dot_iq4_nl_avx512;
     case ST_TYPE_Q4_K: return st_vec_dot_q4_K_avx512;
     case ST_TYPE_Q6_K: return st_vec_dot_q6_K_avx512;
     default:           return NULL;

@@ -1,10 +1,11 @@
 /*
  * AVX2 pieces shared by the vec_dot (kernels_avx2.c) and GEMM
- * (gemm_avx2.c) kernels of the 32-value block types Q4_1, Q5_0, Q5_1 and
- * IQ4_NL, so that both compute the same exact integer sums and evaluate
- * the same float expression per block (quant_ref.c's), which makes them
- * bit-identical to the reference and to each other. Include only from
- * files built with the AVX2 flags.
+ * (gemm_avx2.c) kernels of the 32-value block types Q4_1 and Q5_1, so
+ * that both compute the same exact integer sums and evaluate the same
+ * float expression per block (quant_ref.c's), which makes them
+ * bit-identical to the reference and to each other; and the nibble and
+ * 5th-bit unpacking that the Q4_0/Q5_0/IQ4_NL kernels use too. Include
+ * only from files built with the AVX2 (or AVX-512) flags.
  */
 #ifndef ST_QUANT32_AVX2_H
 #define ST_QUANT32_AVX2_H
@@ -47,57 +48,25 @@ st_q32_q5_high(const uint8_t *qh4)
 
 
 /*
- * The weight side of one block, ready for st_q32_dot(): the bytes u and
- * whether they are signed. Q4_1/Q5_1: unsigned 0..15 / 0..31; Q5_0:
- * q - 16 (signed), IQ4_NL: grid values (signed). For signed weights the
- * returned bytes are |x| and *sgn the original x (for sign(y, x));
- * for unsigned ones *sgn is the bytes again (unused).
+ * The weight side of one block, ready for st_q32_dot(): the unsigned
+ * bytes 0..15 (Q4_1) or 0..31 (Q5_1); *sgn is the same bytes (unused).
  */
 typedef enum {
     ST_Q32_Q4_1,
-    ST_Q32_Q5_0,
-    ST_Q32_Q5_1,
-    ST_Q32_IQ4_NL
+    ST_Q32_Q5_1
 } st_q32_kind;
 
 ST_Q32_INLINE __m256i
 st_q32_weights(st_q32_kind kind, const void *blk, __m256i *sgn)
 {
-    __m256i v;
-
-    switch (kind) {
-    case ST_Q32_Q4_1:
+    if (kind == ST_Q32_Q4_1) {
         *sgn = st_q32_nibbles(((const st_block_q4_1 *) blk)->qs);
-        return *sgn;
-    case ST_Q32_Q5_1: {
+    } else {
         const st_block_q5_1 *b = blk;
+
         *sgn = _mm256_or_si256(st_q32_nibbles(b->qs), st_q32_q5_high(b->qh));
-        return *sgn;
     }
-    case ST_Q32_Q5_0: {
-        const st_block_q5_0 *b = blk;
-        v = _mm256_sub_epi8(_mm256_or_si256(st_q32_nibbles(b->qs),
-                                            st_q32_q5_high(b->qh)),
-                            _mm256_set1_epi8(16));
-        break;
-    }
-    default: {
-        const st_block_iq4_nl *b = blk;
-        v = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(
-                _mm_loadu_si128((const __m128i *) st_iq4nl_values)),
-                st_q32_nibbles(b->qs));
-        break;
-    }
-    }
-    *sgn = v;
-    return _mm256_sign_epi8(v, v);
-}
-
-
-ST_Q32_INLINE int
-st_q32_signed(st_q32_kind kind)
-{
-    return kind == ST_Q32_Q5_0 || kind == ST_Q32_IQ4_NL;
+    return *sgn;
 }
 
 
@@ -109,9 +78,8 @@ st_q32_dot(st_q32_kind kind, __m256i u, __m256i sgn, const int8_t *q8)
 {
     __m256i y = _mm256_loadu_si256((const __m256i *) q8);
 
-    if (st_q32_signed(kind)) {
-        y = _mm256_sign_epi8(y, sgn);
-    }
+    (void) kind;
+    (void) sgn;
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y),
                              _mm256_set1_epi16(1));
 }
@@ -156,13 +124,11 @@ ST_Q32_INLINE size_t
 st_q32_wsize(st_q32_kind kind)
 {
     return kind == ST_Q32_Q4_1 ? sizeof(st_block_q4_1)
-           : kind == ST_Q32_Q5_0 ? sizeof(st_block_q5_0)
-           : kind == ST_Q32_Q5_1 ? sizeof(st_block_q5_1)
-           : sizeof(st_block_iq4_nl);
+           : sizeof(st_block_q5_1);
 }
 
 
-/* Q4_1/Q5_1 pair with Q8_1 activations, Q5_0/IQ4_NL with Q8_0 */
+/* Q4_1/Q5_1 pair with Q8_1 activations (d and the sum s): the min term */
 ST_Q32_INLINE int
 st_q32_has_min(st_q32_kind kind)
 {
