@@ -131,6 +131,8 @@ st_mm_item_dots(const st_mm_ctx *c, int64_t o0, int64_t o1, int64_t r0,
         const uint8_t *wrow = (const uint8_t *) w->data
                               + (size_t) o * w->row_bytes;
 
+        /* the next row, while this one is worked on (kernels.h) */
+        st_prefetch_part(wrow + w->row_bytes, w->row_bytes, 0, 1);
         for (r = r0; r < r1; r++) {
             c->vec_dot(w->n_in, c->y + r * w->n_out + o, wrow,
                        c->xq + (size_t) r * c->xq_row_bytes);

@@ -180,14 +180,20 @@ st_b4_tile(int kind, int nw, int na, const st_gemm_args *g, int64_t r0)
         t.a[r] = (const st_block_q8_0 *) ((const uint8_t *) g->a
                  + (size_t) (r0 + r) * g->a_stride);
         t.as[r] = g->a_scales + (size_t) (r0 + r) * g->as_stride;
-        t.sums[r] = ST_B4_UNSIGNED(kind) ? g->a_sums + (size_t) (r0 + r) * g->sums_stride
-                       : NULL;
+        t.sums[r] = ST_B4_UNSIGNED(kind)
+                    ? g->a_sums + (size_t) (r0 + r) * g->sums_stride : NULL;
     }
 #pragma GCC unroll 8
     for (e = 0; e < nw * na; e++) {
         acc[e] = _mm256_setzero_ps();
     }
     for (i = 0; i < nb; i++) {
+        if (na == 1 && r0 == 0) {
+            /* decode: the next call's rows follow these (kernels.h) */
+            st_prefetch_part((const uint8_t *) g->w
+                             + (size_t) nw * g->w_stride,
+                             (size_t) nw * g->w_stride, i, nb);
+        }
         st_b4_block(kind, nw, na, &t, i, acc);
     }
     for (o = 0; o < nw; o++) {

@@ -350,6 +350,9 @@ st_gemv_q_row(int kind, const st_gemm_args *g, int64_t r)
         pidx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
                                      _mm256_set1_epi32(2 * p + 1), 1);
     }
+    /* the next call's 8 rows follow these (st_prefetch_part) */
+    const char          *nx = (const char *) g->w
+                              + (size_t) ST_V_NW * g->w_stride;
     for (i = 0; i < nb; i++) {
         __m512i y = _mm512_broadcast_i64x4(
                         _mm256_loadu_si256((const __m256i *) a[i].qs));
@@ -359,6 +362,9 @@ st_gemv_q_row(int kind, const st_gemm_args *g, int64_t r)
                                _mm512_set1_epi8(st_q_offset(kind)), y));
         st_f16  h[ST_V_NW];
         __m512  dv;
+        if (r == 0) {
+            st_prefetch_part(nx, (size_t) ST_V_NW * g->w_stride, i, nb);
+        }
 
 #pragma GCC unroll 8
         for (o = 0; o < ST_V_NW; o++) {
