@@ -68,9 +68,12 @@
  * became bit-identical across levels (a quantized file gives the same
  * figure at all three): <= 1e-5 on 18 of the 36 prompts (AVX-512: 19);
  * most of the rest come from llama.cpp's own order for longer prompts
- * (tinyBLAS / repacked GEMM, not vec_dot): synth-llama-Q4_K_M p1 1.57, synth-qwen3w p2 3.65,
- * synth-qwen3 0.43 / 0.54, synth-qwen2-F16 0.13-0.29, Q4_1 0.10 / 0.083,
- * IQ4_XS p2 0.085, Q2_K p2 0.061, Q5_1 p2 0.060, IQ4_NL p2 0.029,
+ * (tinyBLAS / repacked GEMM, not vec_dot): synth-llama-Q4_K_M p1 1.57,
+ * synth-qwen3w p1 / p2 2.81 / 2.64 (3.65 before Q5_0 took the 8-lane
+ * order), synth-qwen3 0.43 / 0.54, synth-qwen2-F16 0.13-0.29, Q4_1
+ * 0.10 / 0.083, IQ4_XS p2 0.085, Q2_K p2 0.061, Q5_1 p2 0.060, IQ4_NL
+ * p2 0.050 (0.029 in its former block-by-block order; p1 4.8e-7), Q5_0
+ * 5e-9 on both,
  * synth-llama-F32 p1 <= 0.022 (AVX-512: 4e-5), BF16 p2 0.50 (AVX-512:
  * 5e-8), stories260K p2 <= 4.6e-3. The tolerances leave roughly
  * 1.5-2x headroom. Files not listed here fail. */
