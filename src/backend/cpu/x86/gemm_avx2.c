@@ -109,16 +109,13 @@ st_b4_block(int kind, int nw, int na, const st_b4_rows *t, int64_t i,
         } else if (kind == ST_B4_Q5_0) {
             const st_block_q5_0 *x = (const st_block_q5_0 *) t->w[o] + i;
 
-            wv[o] = _mm256_or_si256(st_q32_nibbles(x->qs),
-                                    st_q32_q5_high(x->qh));
+            wv[o] = st_q32_q5_values(x->qs, x->qh);
             xs[o] = wv[o];
             dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
         } else if (kind == ST_B4_IQ4_NL) {
             const st_block_iq4_nl *x = (const st_block_iq4_nl *) t->w[o] + i;
 
-            xs[o] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(
-                        _mm_loadu_si128((const __m128i *) st_iq4nl_values)),
-                        st_q32_nibbles(x->qs));
+            xs[o] = st_q32_iq4nl_values(x->qs);
             wv[o] = _mm256_sign_epi8(xs[o], xs[o]);
             dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
         } else {

@@ -104,10 +104,8 @@ ST_INLINE void
 st_q_prepare(int kind, const void *vw, size_t w_stride, int64_t nb,
     st_q_wprep *wp)
 {
-    const __m256i table = _mm256_broadcastsi128_si256(
-                              _mm_loadu_si128((const __m128i *) st_iq4nl_values));
-    int64_t       i;
-    int           o;
+    int64_t i;
+    int     o;
 
     for (o = 0; o < ST_Q_NW; o++) {
         const uint8_t *row = (const uint8_t *) vw + (size_t) o * w_stride;
@@ -124,15 +122,13 @@ st_q_prepare(int kind, const void *vw, size_t w_stride, int64_t nb,
             } else if (kind == ST_Q_Q5_0) {
                 const st_block_q5_0 *x = (const st_block_q5_0 *) row + i;
 
-                u = _mm256_or_si256(st_q32_nibbles(x->qs),
-                                    st_q32_q5_high(x->qh));
+                u = st_q32_q5_values(x->qs, x->qh);
                 d = x->d;
             } else if (kind == ST_Q_IQ4_NL) {
                 const st_block_iq4_nl *x = (const st_block_iq4_nl *) row + i;
 
-                u = _mm256_xor_si256(
-                        _mm256_shuffle_epi8(table, st_q32_nibbles(x->qs)),
-                        _mm256_set1_epi8((char) 0x80));
+                u = _mm256_xor_si256(st_q32_iq4nl_values(x->qs),
+                                     _mm256_set1_epi8((char) 0x80));
                 d = x->d;
             } else {
                 const st_block_q8_0 *x = (const st_block_q8_0 *) row + i;

@@ -222,8 +222,7 @@ st_vec_dot_q5_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
     __m256               acc = _mm256_setzero_ps();
 
     for (i = 0; i < nb; i++) {
-        __m256i q = _mm256_or_si256(st_q32_nibbles(x[i].qs),
-                                    st_q32_q5_high(x[i].qh));
+        __m256i q = st_q32_q5_values(x[i].qs, x[i].qh);
         __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
         __m256i p = _mm256_sub_epi32(
                         _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, ya),
@@ -245,13 +244,10 @@ st_vec_dot_iq4_nl_avx512(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_iq4_nl *x = vx;
     const st_block_q8_0   *y = vy;
     int64_t                nb = n / ST_QK4_NL, i;
-    const __m256i          table = _mm256_broadcastsi128_si256(
-                               _mm_loadu_si128((const __m128i *) st_iq4nl_values));
     __m256                 acc = _mm256_setzero_ps();
 
     for (i = 0; i < nb; i++) {
-        __m256i p = st_dot_i8_32_vnni(
-                        _mm256_shuffle_epi8(table, st_q32_nibbles(x[i].qs)),
+        __m256i p = st_dot_i8_32_vnni(st_q32_iq4nl_values(x[i].qs),
                         _mm256_loadu_si256((const __m256i *) y[i].qs));
 
         acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)

@@ -47,6 +47,26 @@ st_q32_q5_high(const uint8_t *qh4)
 }
 
 
+/* the 32 5-bit values 0..31 of a Q5_0 / Q5_1 block, in value order
+ * (Q5_0's weights are these minus 16) */
+ST_Q32_INLINE __m256i
+st_q32_q5_values(const uint8_t *qs, const uint8_t *qh4)
+{
+    return _mm256_or_si256(st_q32_nibbles(qs), st_q32_q5_high(qh4));
+}
+
+
+/* the 32 signed code-book values of an IQ4_NL block, in value order */
+ST_Q32_INLINE __m256i
+st_q32_iq4nl_values(const uint8_t *qs)
+{
+    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(
+                                   _mm_loadu_si128((const __m128i *)
+                                                   st_iq4nl_values)),
+                               st_q32_nibbles(qs));
+}
+
+
 /*
  * The weight side of one block, ready for st_q32_dot(): the unsigned
  * bytes 0..15 (Q4_1) or 0..31 (Q5_1); *sgn is the same bytes (unused).
@@ -64,7 +84,7 @@ st_q32_weights(st_q32_kind kind, const void *blk, __m256i *sgn)
     } else {
         const st_block_q5_1 *b = blk;
 
-        *sgn = _mm256_or_si256(st_q32_nibbles(b->qs), st_q32_q5_high(b->qh));
+        *sgn = st_q32_q5_values(b->qs, b->qh);
     }
     return *sgn;
 }
