@@ -104,7 +104,15 @@ st_prefetch_part(const void *p, size_t bytes, int64_t i, int64_t n)
     size_t off, end = (size_t) (i + 1) * per;
 
     for (off = (size_t) i * per; off < end && off < bytes; off += 64) {
+        /* an asm statement: GCC deletes a finite loop whose body is only
+         * __builtin_prefetch (no side effects), which is what became of
+         * this loop before */
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("prefetcht0 %0"
+                             : : "m" (*((const char *) p + off)));
+#else
         __builtin_prefetch((const char *) p + off, 0, 3);
+#endif
     }
 }
 
