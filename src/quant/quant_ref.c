@@ -561,8 +561,17 @@ st_lanes8_hsum(const float acc[8])
 }
 
 
-/* q4_0 x q8_0: lanes of (q4 - 8) * q8, values in order (low nibbles are
- * values 0..15, high nibbles 16..31); the scale d_x * d_y formed first. */
+/*
+ * q4_0 x q8_0: one exact integer per block, then one fma chain per dot:
+ *   sum = sum over the block's 32 values of (q4 - 8) * q8       (exact)
+ *   acc = fma((float) sum, d_x * d_y, acc)                  block after block
+ * and the dot is acc. This is llama.cpp's order for Q4_0 in its default
+ * x86 build (the repacked GEMM and GEMV, ggml_gemm/gemv_q4_0_8x8_q8_0:
+ * fmadd(cvtepi32(iacc), mul(col_scale, row_scale), acc)), not its
+ * --no-repack vec_dot (the 8-lane order below): a GEMM in this order
+ * keeps several weight rows in the lanes of one register and does the
+ * float steps once per block for all of them.
+ */
 void
 st_vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -570,25 +579,23 @@ st_vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0 *y = vy;
     int64_t              i, nb = n / ST_QK4_0;
     int                  j;
-    int32_t              lane[8];
-    st_lanes8            l;
+    int32_t              sum;
+    float                acc = 0.0f;
 
-    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        memset(lane, 0, sizeof(lane));
+        sum = 0;
         for (j = 0; j < ST_QK4_0 / 2; j++) {
-            lane[j / 4] += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
-            lane[4 + j / 4] += ((x[i].qs[j] >> 4) - 8)
-                               * y[i].qs[j + ST_QK4_0 / 2];
+            sum += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j]
+                   + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + ST_QK4_0 / 2];
         }
-        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
-                       lane);
+        acc = fmaf((float) sum,
+                   st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d), acc);
     }
-    *s = st_lanes8_hsum(l.acc);
+    *s = acc;
 }
 
 
-/* q8_0 x q8_0: as q4_0, lanes of q8_x * q8_y. */
+/* q8_0 x q8_0: the 8-lane order, lanes of q8_x * q8_y. */
 void
 st_vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -1087,7 +1094,7 @@ st_vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* q5_0 x q8_0: as q4_0 (the 8-lane order), lanes of (q - 16) * q8 */
+/* q5_0 x q8_0: the 8-lane order (as q8_0), lanes of (q - 16) * q8 */
 void
 st_vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -1135,7 +1142,7 @@ st_vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* iq4_nl x q8_0: as q4_0 (the 8-lane order), lanes of table[q] * q8 */
+/* iq4_nl x q8_0: the 8-lane order (as q8_0), lanes of table[q] * q8 */
 void
 st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
 {

@@ -66,7 +66,8 @@
  * Re-measured on an AVX-512 Xeon (Sapphire Rapids class) at the
  * scalar, AVX2 and AVX-512 levels, first step, after the quantized dots
  * became bit-identical across levels (a quantized file gives the same
- * figure at all three): <= 1e-5 on 18 of the 36 prompts (AVX-512: 19);
+ * figure at all three): <= 1e-5 on 18 of the 36 prompts (AVX-512: 19;
+ * 17 since Q4_0's block order);
  * most of the rest come from llama.cpp's own order for longer prompts
  * (tinyBLAS / repacked GEMM, not vec_dot): synth-llama-Q4_K_M p1 1.57,
  * synth-qwen3w p1 / p2 2.81 / 2.64 (3.65 before Q5_0 took the 8-lane
@@ -75,7 +76,9 @@
  * p2 0.050 (0.029 in its former block-by-block order; p1 4.8e-7), Q5_0
  * 5e-9 on both,
  * synth-llama-F32 p1 <= 0.022 (AVX-512: 4e-5), BF16 p2 0.50 (AVX-512:
- * 5e-8), stories260K p2 <= 4.6e-3. The tolerances leave roughly
+ * 1.5e-5 on both prompts; 5e-8 before its Q4_0 output head took the
+ * block order of llama.cpp's repacked GEMM, the references having been
+ * made with --no-repack), stories260K p2 <= 4.6e-3. The tolerances leave roughly
  * 1.5-2x headroom. Files not listed here fail. */
 typedef struct {
     const char *stem;

@@ -363,7 +363,7 @@ test_threadpool(void)
  * offsets vs vec_dot per element. */
 static int
 gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes,
-    int gemv)
+    int gemv, int64_t ncol)
 {
     const st_type_traits *tr = st_type_traits_get(t);
     st_gemm_kernel        gk = gemv ? st_cpu_gemv(level, t)
@@ -383,8 +383,11 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes,
     if (gk.fn == NULL || dot == NULL || conv == NULL) {
         return 0;                /* nothing to compare at this level */
     }
+    if (ncol == 0) {
+        ncol = gk.na;
+    }
     nw = gk.nw + 1;              /* one spare row: tiles at offset 0 and 1 */
-    na = gk.na + 1;
+    na = ncol + 1;
     wq = malloc(wrb * (size_t) nw);
     aq = malloc(arb * (size_t) na);
     row = malloc(sizeof(float) * (size_t) n_in);
@@ -436,6 +439,9 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes,
         if (gk.a_scales & ST_GEMM_A_SUMS) {
             st_gemm_a_sums8(aq + (size_t) r * arb, n_in,
                             sums + r * (n_in / 32) * 8);
+        } else if (gk.a_scales & ST_GEMM_A_BSUMS) {
+            st_gemm_a_bsums(aq + (size_t) r * arb, n_in,
+                            sums + r * (n_in / 32) * 8);
         }
     }
     for (i = 0; i < 4; i++) {
@@ -453,10 +459,10 @@ gemm_check(st_cpu_level level, st_type t, int64_t n_in, int raw_bytes,
         g.as_stride = (size_t) (n_in / 32);
         g.a_sums = sums + ra * (n_in / 32) * 8;
         g.sums_stride = (size_t) (n_in / 32) * 8;
-        g.n_a = gk.na;
+        g.n_a = ncol;
         gk.fn(&g);
         for (o = 0; o < gk.nw; o++) {
-            for (r = 0; r < gk.na; r++) {
+            for (r = 0; r < ncol; r++) {
                 dot(n_in, &ref, wq + (size_t) (o + ow) * wrb,
                     aq + (size_t) (r + ra) * arb);
                 if (memcmp(&ref, &out[r * nw + o], sizeof(float)) != 0) {
@@ -522,8 +528,15 @@ test_gemm_kernels(void)
                 n_n = sizeof(n_k) / sizeof(n_k[0]);
             }
             for (j = 0; j < n_n; j++) {
-                bad += gemm_check(level, t, ns[j], 0, gemv);
-                bad += gemm_check(level, t, ns[j], 1, gemv);
+                bad += gemm_check(level, t, ns[j], 0, gemv, 0);
+                bad += gemm_check(level, t, ns[j], 1, gemv, 0);
+                if (gk.na == 1 && !gemv) {
+                    /* a tile of any number of activation rows: more
+                     * than one pass of its column groups (8 on AVX-512)
+                     * and a rest */
+                    bad += gemm_check(level, t, ns[j], 0, gemv, 11);
+                    bad += gemm_check(level, t, ns[j], 0, gemv, 2);
+                }
             }
             ok(bad == 0, "%s %s: %dx%d %s bit-identical to vec_dot "
                "(%zu sizes)", st_cpu_level_name(level), tr->name, gk.nw,

@@ -5,9 +5,10 @@
  * Every SIMD from_float here is bit-identical to the scalar reference in
  * quant_ref.c, and so is every SIMD vec_dot of a quantized type: each
  * forms the reference's exact integer sums and then takes its float steps
- * in its order (Q8_0, Q4_0, Q5_0 and IQ4_NL: ggml's x86 8-lane fma
- * chains and hsum_float_8 tree; the other types: one scalar accumulator,
- * block after block). F32/F16/BF16 dots differ between levels in summation order
+ * in its order (Q8_0, Q5_0 and IQ4_NL: ggml's x86 8-lane fma
+ * chains and hsum_float_8 tree; Q4_0: one fma chain over the blocks'
+ * exact sums; the other types: one scalar accumulator, block after
+ * block). F32/F16/BF16 dots differ between levels in summation order
  * only. Every GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c,
  * gemm_avx512.c) is bit-identical to the vec_dot of its own level, hence
  * for quantized types to the reference. Types without an AVX-512 kernel
@@ -49,7 +50,8 @@ st_from_float_fn st_cpu_from_float(st_cpu_level level, st_type vdtype);
  * also read every Q8_0 activation block's scale as f32 (a_scales row r,
  * block b: a_scales[r * as_stride + b], equal to st_f16_to_f32(d));
  * kernels with ST_GEMM_A_SUMS also read st_gemm_a_sums8() of every activation
- * row (row r: a_sums + r * sums_stride). */
+ * row (row r: a_sums + r * sums_stride), with ST_GEMM_A_BSUMS
+ * st_gemm_a_bsums() instead. */
 typedef struct {
     int64_t       n;             /* values per row */
     float        *out;
@@ -67,8 +69,8 @@ typedef struct {
 
 typedef void (*st_gemm_fn)(const st_gemm_args *g);
 
-/* the largest n the Q8_0/Q4_0 tile kernels take (their per-call weight
- * staging lives on the stack) */
+/* the largest n the Q8_0/Q5_0/IQ4_NL tile kernels take (their per-call
+ * weight staging lives on the stack) */
 #define ST_GEMM_N_MAX  16384
 
 typedef struct {
@@ -83,19 +85,24 @@ typedef struct {
  * kernel tables stay complete): */
 #define ST_GEMM_A_SCALES  1      /* Q8_0 activation scales as f32 */
 #define ST_GEMM_A_SUMS    2      /* st_gemm_a_sums8() rows, as a_sums */
+#define ST_GEMM_A_BSUMS   4      /* st_gemm_a_bsums() rows, as a_sums */
 
 /* For a Q8_0 row of n values (n / 32 blocks): out[8 * b + j] = 8 * (the
- * sum of values 4j..4j+3 of block b), exact. Q4_0 tiles multiply the raw
- * nibbles (0..15) and subtract this, which gives the same integer lane
- * sums as (nibble - 8) products. */
+ * sum of values 4j..4j+3 of block b), exact. The AVX2 Q5_0 tile
+ * multiplies the raw 5-bit values (0..31) and subtracts twice this, which
+ * gives the same integer lane sums as (value - 16) products. */
 void st_gemm_a_sums8(const void *xq, int64_t n, int32_t *out);
+/* For a Q8_0 row: out[b] = -8 * (the sum of block b's 32 values), exact:
+ * the Q4_0 GEMM starts each block's integer sum there and adds the raw
+ * nibbles (0..15) times the values. */
+void st_gemm_a_bsums(const void *xq, int64_t n, int32_t *out);
 
 /* Part i of n of the bytes [p, p + bytes): prefetched a 64-byte line at a
  * time, spread over a loop of n steps. The decode kernels fetch the
  * weight rows of their next call this way while they work on their own:
  * the hardware prefetchers stop at 4 KiB page boundaries, and without it
  * every call began with cache misses (Q4_0 decode on the 0.5B shape ran
- * 1.6x slower). A prefetch never faults, so the span may run past the
+ * 1.6x slower; 2x on n_in = 896 rows with the AVX-512 Q4_0 kernel). A prefetch never faults, so the span may run past the
  * end of the matrix. */
 static inline void
 st_prefetch_part(const void *p, size_t bytes, int64_t i, int64_t n)
@@ -125,6 +132,8 @@ st_gemm_kernel st_cpu_gemv(st_cpu_level level, st_type wtype);
 
 /* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
 st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
+st_gemm_kernel   st_cpu_avx512_gemm_q4_0(void);   /* gemm_q4_0_avx512.c */
+st_gemm_kernel   st_cpu_avx2_gemm_q4_0(void);     /* gemm_q4_0_avx2.c */
 st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx512_gemv(st_type wtype);
 st_gemm_kernel   st_cpu_avx2_gemv(st_type wtype);

@@ -94,7 +94,10 @@ st_mm_convert(void *vctx, int ith, int nth)
                 d[i] = st_f16_to_f32(b[i].d);
             }
         }
-        if (c->xsum != NULL) {
+        if (c->xsum != NULL && (c->gemm.a_scales & ST_GEMM_A_BSUMS)) {
+            st_gemm_a_bsums(c->xq + r * c->xq_row_bytes, c->w->n_in,
+                            c->xsum + (size_t) r * c->xsum_stride);
+        } else if (c->xsum != NULL) {
             st_gemm_a_sums8(c->xq + r * c->xq_row_bytes, c->w->n_in,
                             c->xsum + (size_t) r * c->xsum_stride);
         }
@@ -115,6 +118,24 @@ st_gemm_a_sums8(const void *xq, int64_t n, int32_t *out)
 
             out[8 * i + j] = 8 * ((int32_t) q[0] + q[1] + q[2] + q[3]);
         }
+    }
+}
+
+
+void
+st_gemm_a_bsums(const void *xq, int64_t n, int32_t *out)
+{
+    const st_block_q8_0 *b = xq;
+    int64_t              i;
+    int                  j;
+
+    for (i = 0; i < n / ST_QK8_0; i++) {
+        int32_t sum = 0;
+
+        for (j = 0; j < ST_QK8_0; j++) {
+            sum += b[i].qs[j];
+        }
+        out[i] = -8 * sum;
     }
 }
 
@@ -285,8 +306,11 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
             need += (size_t) n_rows * c.xs_stride * sizeof(float);
             xsum_off = need = st_mm_round(need);
         }
-        if (c.gemm.fn != NULL && (c.gemm.a_scales & ST_GEMM_A_SUMS)) {
-            c.xsum_stride = (size_t) (w->n_in / ST_QK8_0) * 8;
+        if (c.gemm.fn != NULL
+            && (c.gemm.a_scales & (ST_GEMM_A_SUMS | ST_GEMM_A_BSUMS)))
+        {
+            c.xsum_stride = (size_t) (w->n_in / ST_QK8_0)
+                            * (c.gemm.a_scales & ST_GEMM_A_SUMS ? 8 : 1);
             need += (size_t) n_rows * c.xsum_stride * sizeof(int32_t);
         }
         if (scratch->cap < need) {
@@ -323,6 +347,10 @@ st_matmul(st_threadpool *tp, st_matmul_scratch *scratch, const st_weight *w,
     }
     if (chunk > ST_MM_CHUNK_MAX) {
         chunk = ST_MM_CHUNK_MAX;
+    }
+    if (c.gemm.fn != NULL && c.gemm.nw > 1) {
+        /* whole tiles: the rest of a chunk would go to vec_dot */
+        chunk = (chunk + c.gemm.nw - 1) / c.gemm.nw * c.gemm.nw;
     }
     c.chunk_rows = chunk;
     c.n_chunks = (w->n_out + chunk - 1) / chunk;

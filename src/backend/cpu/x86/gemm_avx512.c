@@ -12,9 +12,9 @@
  * integer arithmetic):
  *   vec_dot Q8_0: dpbusd(0, |w|, sign(w) * a)
  *   here:         dpbusd(-128 * sum4(a), w ^ 0x80, a)    (w + 128 >= 0)
- *   vec_dot Q4_0: dpbusd(0, q, a) - dpbusd(0, 8, a)
- *   here:         dpbusd(-dpbusd(0, 8, a), q, a)
- * (IQ4_NL as Q8_0 on its table values, Q5_0 as Q4_0 with 16)
+ *   vec_dot Q5_0: dpbusd(0, q, a) - dpbusd(0, 16, a)
+ *   here:         dpbusd(-dpbusd(0, 16, a), q, a)
+ * (IQ4_NL as Q8_0 on its table values)
  * which saves the per-pair sign fix-up: the 4-product lane sums are
  * identical integers.
  */
@@ -27,7 +27,7 @@
 
 #define ST_INLINE static inline __attribute__((always_inline))
 
-/* tile of Q8_0, Q4_0, Q5_0, IQ4_NL: 4 weight rows x 4 activation rows, two elements
+/* tile of Q8_0, Q5_0, IQ4_NL: 4 weight rows x 4 activation rows, two elements
  * per zmm accumulator (ST_Q_NP activation-row pairs) */
 #define ST_Q_NW  4
 #define ST_Q_NA  4
@@ -72,7 +72,8 @@ st_dot_i8_64(__m512i x, __m512i y)
 }
 
 
-/* ----------------------------------------------- Q8_0 / Q4_0 / Q5_0 / IQ4_NL */
+/* ----------------------------------------------- Q8_0 / Q5_0 / IQ4_NL
+ * (Q4_0 has its own order and kernel: gemm_q4_0_avx512.c) */
 
 /* vec_dot keeps one 8-lane accumulator per dot (ggml's order,
  * quant_ref.c). Here a zmm holds two of them, the elements of activation
@@ -81,18 +82,18 @@ st_dot_i8_64(__m512i x, __m512i y)
  * halves are reduced by the tree of hsum_float_8. */
 
 /* the weight kinds of the tile, and the constant c of u = w + c */
-enum { ST_Q_Q8_0, ST_Q_Q4_0, ST_Q_Q5_0, ST_Q_IQ4_NL };
+enum { ST_Q_Q8_0, ST_Q_Q5_0, ST_Q_IQ4_NL };
 
 ST_INLINE char
 st_q_offset(int kind)
 {
-    return kind == ST_Q_Q4_0 ? 8 : kind == ST_Q_Q5_0 ? 16 : (char) 0x80;
+    return kind == ST_Q_Q5_0 ? 16 : (char) 0x80;
 }
 
 
 /* Weight rows prepared once per call, shared by all activation rows:
  * every block's 32 values as u8 u = w + c (Q8_0, IQ4_NL: w ^ 0x80 =
- * w + 128; Q4_0: the nibbles 0..15, Q5_0: the 5-bit values 0..31, in
+ * w + 128; Q5_0: the 5-bit values 0..31, in
  * value order), and its scale as f32. */
 typedef struct {
     uint8_t  q[ST_Q_NW][ST_GEMM_N_MAX];
@@ -114,12 +115,7 @@ st_q_prepare(int kind, const void *vw, size_t w_stride, int64_t nb,
             __m256i u;
             st_f16  d;
 
-            if (kind == ST_Q_Q4_0) {
-                const st_block_q4_0 *x = (const st_block_q4_0 *) row + i;
-
-                u = st_q32_nibbles(x->qs);
-                d = x->d;
-            } else if (kind == ST_Q_Q5_0) {
+            if (kind == ST_Q_Q5_0) {
                 const st_block_q5_0 *x = (const st_block_q5_0 *) row + i;
 
                 u = st_q32_q5_values(x->qs, x->qh);
@@ -242,13 +238,6 @@ st_gemm_q8_0_avx512(const st_gemm_args *g)
 
 
 static void
-st_gemm_q4_0_avx512(const st_gemm_args *g)
-{
-    st_gemm_q(ST_Q_Q4_0, g);
-}
-
-
-static void
 st_gemm_q5_0_avx512(const st_gemm_args *g)
 {
     st_gemm_q(ST_Q_Q5_0, g);
@@ -286,7 +275,7 @@ st_v_weights(int kind, const uint8_t *ra, const uint8_t *rb, int64_t i)
     } else {
         /* 16 bytes of nibbles of each row, low nibbles = values 0..15 */
         size_t         bs = kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
-                            : sizeof(st_block_q4_0);
+                            : sizeof(st_block_iq4_nl);
         size_t         qo = kind == ST_Q_Q5_0 ? 6 : 2;
         const uint8_t *xa = ra + (size_t) i * bs, *xb = rb + (size_t) i * bs;
         __m512i        v = _mm512_inserti64x4(
@@ -331,7 +320,7 @@ st_gemv_q_row(int kind, const st_gemm_args *g, int64_t r)
     const float         *as = g->a_scales + (size_t) r * g->as_stride;
     size_t               bs = kind == ST_Q_Q8_0 ? sizeof(st_block_q8_0)
                               : kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
-                              : sizeof(st_block_q4_0);
+                              : sizeof(st_block_iq4_nl);
     const uint8_t       *w[ST_V_NW];
     __m512               acc[ST_V_NW / 2];
     __m512i              pidx[ST_V_NW / 2];
@@ -408,13 +397,6 @@ st_gemv_q8_0_avx512(const st_gemm_args *g)
 
 
 static void
-st_gemv_q4_0_avx512(const st_gemm_args *g)
-{
-    st_gemv_q(ST_Q_Q4_0, g);
-}
-
-
-static void
 st_gemv_q5_0_avx512(const st_gemm_args *g)
 {
     st_gemv_q(ST_Q_Q5_0, g);
@@ -435,7 +417,6 @@ st_cpu_avx512_gemv(st_type wtype)
 
     switch (wtype) {
     case ST_TYPE_Q8_0:   k.fn = st_gemv_q8_0_avx512;   break;
-    case ST_TYPE_Q4_0:   k.fn = st_gemv_q4_0_avx512;   break;
     case ST_TYPE_Q5_0:   k.fn = st_gemv_q5_0_avx512;   break;
     case ST_TYPE_IQ4_NL: k.fn = st_gemv_iq4_nl_avx512; break;
     default:             k.nw = k.na = 0;              break;
@@ -1025,12 +1006,12 @@ st_cpu_avx512_gemm(st_type wtype)
     st_gemm_kernel k = { NULL, 0, 0, 0, 0 };
 
     switch (wtype) {
-    case ST_TYPE_Q8_0:
     case ST_TYPE_Q4_0:
+        return st_cpu_avx512_gemm_q4_0();   /* gemm_q4_0_avx512.c */
+    case ST_TYPE_Q8_0:
     case ST_TYPE_Q5_0:
     case ST_TYPE_IQ4_NL:
         k.fn = wtype == ST_TYPE_Q8_0 ? st_gemm_q8_0_avx512
-               : wtype == ST_TYPE_Q4_0 ? st_gemm_q4_0_avx512
                : wtype == ST_TYPE_Q5_0 ? st_gemm_q5_0_avx512
                : st_gemm_iq4_nl_avx512;
         k.nw = ST_Q_NW;

@@ -15,6 +15,7 @@
 #include "quant/quant_ref.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 
@@ -174,7 +175,7 @@ st_vec_dot_bf16_avx2(int64_t n, float *s, const void *vx, const void *vy)
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
-/* Q8_0 and Q4_0 in ggml's order (quant_ref.c): one 8-lane accumulator,
+/* Q8_0 in ggml's order (quant_ref.c): one 8-lane accumulator,
  * block after block, then hsum. One dependency chain per dot, as in
  * llama.cpp; the GEMM tiles run many such chains side by side. */
 static void
@@ -235,23 +236,30 @@ st_dot_q4_0_32(__m256i nib, __m256i y)
 }
 
 
+/* Q4_0 in its block order (quant_ref.c): the block's exact sum, then one
+ * scalar fma chain. The GEMM tile (gemm_q4_0_avx2.c) runs 8 rows of
+ * such chains in the lanes of a register; this serves the edges. */
 static void
 st_vec_dot_q4_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q4_0 *x = vx;
     const st_block_q8_0 *y = vy;
     int64_t              nb = n / ST_QK4_0, i = 0;
-    __m256               acc = _mm256_setzero_ps();
+    float                acc = 0.0f;
     __m256i              p;
+    __m128i              h;
 
     for (i = 0; i < nb; i++) {
         p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
                            _mm256_loadu_si256((const __m256i *) y[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                             * st_f16_load(y[i].d)),
-                              _mm256_cvtepi32_ps(p), acc);
+        h = _mm_add_epi32(_mm256_castsi256_si128(p),
+                          _mm256_extracti128_si256(p, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+        acc = fmaf((float) _mm_cvtsi128_si32(h),
+                   st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
-    *s = st_hsum_ps(acc);
+    *s = acc;
 }
 
 
@@ -674,7 +682,7 @@ st_vec_dot_q4_1_avx2(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* Q5_0 and IQ4_NL in Q4_0's 8-lane order (quant_ref.c). Q5_0: the 5-bit
+/* Q5_0 and IQ4_NL in Q8_0's 8-lane order (quant_ref.c). Q5_0: the 5-bit
  * values u = nibble | bit << 4 (0..31) times y minus 16 times y, both
  * exact in 16 bits (2 * 31 * 127 < 32767); IQ4_NL: the table values by
  * one byte shuffle, |v| . sign(y, v) as Q8_0 (2 * 127 * 127 < 32767). */

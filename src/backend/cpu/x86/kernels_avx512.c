@@ -13,6 +13,7 @@
 #include "backend/cpu/x86/quant32_avx2.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 
@@ -152,7 +153,7 @@ st_vec_dot_bf16_avx512(int64_t n, float *s, const void *vx, const void *vy)
 
 /* ----------------------------------------------- Q8_0 / Q4_0 / Q5_0 / IQ4_NL */
 
-/* Q8_0, Q4_0, Q5_0 and IQ4_NL in ggml's order (quant_ref.c): one 8-lane accumulator
+/* Q8_0, Q5_0 and IQ4_NL in ggml's order (quant_ref.c): one 8-lane accumulator
  * per dot, so 256-bit vectors; VNNI only forms the exact lane sums. A
  * wider accumulator would change which values meet in the float sum. */
 static inline __m256i
@@ -184,13 +185,16 @@ st_vec_dot_q8_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
+/* Q4_0 in its block order (quant_ref.c): the block's exact sum, then one
+ * scalar fma chain (the GEMM, gemm_q4_0_avx512.c, keeps 16 rows of such
+ * chains in one register; this serves the edges). */
 static void
 st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
 {
     const st_block_q4_0 *x = vx;
     const st_block_q8_0 *y = vy;
     int64_t              nb = n / ST_QK4_0, i;
-    __m256               acc = _mm256_setzero_ps();
+    float                acc = 0.0f;
 
     for (i = 0; i < nb; i++) {
         __m128i t = _mm_loadu_si128((const __m128i *) x[i].qs);
@@ -199,20 +203,24 @@ st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
                         _mm256_set1_epi8(0x0f));
         __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
         /* (q - 8) . y = q . y - 8 . y, both exact u8 x s8 */
-        __m256i p = _mm256_sub_epi32(
-                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, ya),
-                        _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                            _mm256_set1_epi8(8), ya));
+        __m256i p = _mm256_dpbusd_epi32(
+                        _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                                _mm256_set1_epi8(8), ya)),
+                        q, ya);
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
+                                  _mm256_extracti128_si256(p, 1));
 
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                             * st_f16_load(y[i].d)),
-                              _mm256_cvtepi32_ps(p), acc);
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+        acc = fmaf((float) _mm_cvtsi128_si32(h),
+                   st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
-    *s = st_hsum256_ps(acc);
+    *s = acc;
 }
 
 
-/* Q5_0: as Q4_0 with the 5-bit u = nibble | bit << 4 and 16 . y */
+/* Q5_0: with the 5-bit u = nibble | bit << 4 and 16 . y */
 static void
 st_vec_dot_q5_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
 {
