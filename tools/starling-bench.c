@@ -9,7 +9,11 @@
  *        batches of up to -b rows (default 512, llama.cpp's n_ubatch),
  *        logits for the last token only (as llama-bench);
  *   tgN  after an untimed 8-token prompt, N decode steps of one token each
- *        (every step computes logits; the next token is their argmax).
+ *        (every step computes logits; the next token is their argmax);
+ *   tgNxB  (-B B, B > 1) the same for B sequences decoded together: each
+ *        step is one forward batch of B rows, one token of each sequence;
+ *        tokens/s counts all B, and a line after the table gives the step
+ *        time against the single-row step (-B 1,8 measures both).
  * tokens/s = N / wall time, mean +- sample sd over -r repetitions after
  * one warm-up run. These go through the model-level API (model.h,
  * kv_cache.h): they measure the engine's forward pass alone.
@@ -52,7 +56,7 @@ typedef struct {
 typedef struct {
     const char *models[BENCH_MAX_MODELS];
     int         n_models;
-    bench_list  pp, tg, threads;
+    bench_list  pp, tg, threads, dbatch;
     uint32_t    reps;
     uint32_t    batch;
     int         json;
@@ -78,6 +82,7 @@ usage(FILE *fp)
         "  -t LIST    thread counts (default: online cores)\n"
         "  -r N       repetitions (default 5), after one warm-up\n"
         "  -b N       forward batch rows for prefill (default 512)\n"
+        "  -B LIST    sequences decoded together in tg (default 1)\n"
         "  --engine   also measure through st_engine (submit/step)\n"
         "  --json     JSON lines on stdout instead of the table\n"
         "LIST is comma-separated, e.g. -p 128,512 -t 1,2\n");
@@ -348,6 +353,51 @@ run_tg(st_forward *f, st_kv_cache *kv, st_kv_seq *seq, st_batch_entry *b,
 }
 
 
+/* B sequences with untimed 8-token prompts, then n timed steps of one
+ * token each for all of them (a forward batch of B rows). */
+static st_status
+run_tgb(st_forward *f, st_kv_cache *kv, st_kv_seq *seqs, uint32_t nseq,
+    st_batch_entry *b, uint32_t n, uint32_t n_vocab, float *logits,
+    int32_t *next, double *secs, st_error *err)
+{
+    uint32_t  i, s, pos = BENCH_TG_PROMPT;
+    double    t0;
+    st_status rc;
+
+    for (s = 0; s < nseq; s++) {
+        rc = run_pp(f, kv, &seqs[s], b, BENCH_TG_PROMPT, BENCH_TG_PROMPT,
+                    n_vocab, logits, err);
+        if (rc != ST_OK) {
+            return rc;
+        }
+        if (st_kv_seq_reserve(kv, &seqs[s], BENCH_TG_PROMPT + n) != ST_OK) {
+            return st_error_set(err, ST_ERR_FULL, "KV cache too small");
+        }
+        /* different sequences: the first tokens differ */
+        next[s] = (argmax(logits, n_vocab) + (int32_t) s) % (int32_t) n_vocab;
+    }
+    t0 = now_s();
+    for (i = 0; i < n; i++) {
+        for (s = 0; s < nseq; s++) {
+            b[s].token = next[s];
+            b[s].pos = pos;
+            b[s].seq = &seqs[s];
+            b[s].want_logits = 1;
+        }
+        pos++;
+        rc = st_forward_run(f, kv, b, nseq, logits, err);
+        if (rc != ST_OK) {
+            return rc;
+        }
+        for (s = 0; s < nseq; s++) {
+            next[s] = argmax(logits + (size_t) s * n_vocab, n_vocab);
+        }
+    }
+    *secs = now_s() - t0;
+    return ST_OK;
+}
+
+
 static int
 bench_model_level(const bench_opts *o, bench_model *bm, uint32_t threads,
     st_kv_cache *kv)
@@ -363,8 +413,24 @@ bench_model_level(const bench_opts *o, bench_model *bm, uint32_t threads,
     char            test[32];
     int             i, ok = 0;
 
-    b = calloc(o->batch, sizeof(*b));
-    logits = malloc(sizeof(float) * n_vocab);
+    uint32_t        max_b = 1, k;
+    st_kv_seq      *seqs = NULL;
+    int32_t        *next = NULL;
+    double          step1 = 0;
+
+    for (k = 0; k < (uint32_t) o->dbatch.n; k++) {
+        if (o->dbatch.v[k] > max_b) {
+            max_b = (uint32_t) o->dbatch.v[k];
+        }
+    }
+    b = calloc(o->batch > max_b ? o->batch : max_b, sizeof(*b));
+    logits = malloc(sizeof(float) * n_vocab * max_b);
+    seqs = calloc(max_b, sizeof(*seqs));
+    next = calloc(max_b, sizeof(*next));
+    if (seqs == NULL || next == NULL) {
+        fprintf(stderr, "starling-bench: out of memory\n");
+        goto done;
+    }
     ts = malloc(sizeof(double) * o->reps);
     ns = malloc(sizeof(double) * o->reps);
     if (b == NULL || logits == NULL || ts == NULL || ns == NULL) {
@@ -404,27 +470,55 @@ bench_model_level(const bench_opts *o, bench_model *bm, uint32_t threads,
         if (n == 0) {
             continue;
         }
-        for (r = 0; r <= o->reps; r++) {
-            /* a shorter warm-up: caches and pages are hot after a few */
-            if (run_tg(f, kv, &seq, b, r == 0 ? (n < 16 ? n : 16) : n,
-                       n_vocab, logits, &secs, &err) != ST_OK)
-            {
-                fprintf(stderr, "starling-bench: tg%u: %s\n", n, err.msg);
-                goto done;
+        for (k = 0; k < (uint32_t) o->dbatch.n; k++) {
+            uint32_t nb = (uint32_t) o->dbatch.v[k];
+            double   mean = 0;
+
+            for (r = 0; r <= o->reps; r++) {
+                /* a shorter warm-up: caches and pages are hot after a few */
+                uint32_t  nr = r == 0 ? (n < 16 ? n : 16) : n;
+                st_status rc = nb == 1
+                    ? run_tg(f, kv, &seq, b, nr, n_vocab, logits, &secs, &err)
+                    : run_tgb(f, kv, seqs, nb, b, nr, n_vocab, logits, next,
+                              &secs, &err);
+
+                if (rc != ST_OK) {
+                    fprintf(stderr, "starling-bench: tg%u x%u: %s\n", n, nb,
+                            err.msg);
+                    goto done;
+                }
+                if (r > 0) {
+                    ts[r - 1] = (double) nb * n / secs;
+                    ns[r - 1] = secs * 1e9;
+                    mean += secs / n / o->reps;
+                }
             }
-            if (r > 0) {
-                ts[r - 1] = n / secs;
-                ns[r - 1] = secs * 1e9;
+            if (nb == 1) {
+                snprintf(test, sizeof(test), "tg%u", n);
+                step1 = mean;
+            } else {
+                snprintf(test, sizeof(test), "tg%ux%u", n, nb);
+            }
+            report(o, bm, threads, "model", test, 0, n * nb, ts, ns, o->reps);
+            if (nb > 1 && step1 > 0 && !o->json) {
+                printf("# tg%ux%u, %u threads: a step of %u rows takes "
+                       "%.2f ms, %.2fx the single-row step (%.2f ms)\n",
+                       n, nb, threads, nb, mean * 1e3, mean / step1,
+                       step1 * 1e3);
             }
         }
-        snprintf(test, sizeof(test), "tg%u", n);
-        report(o, bm, threads, "model", test, 0, n, ts, ns, o->reps);
     }
     ok = 1;
 
 done:
     st_kv_seq_release(kv, &seq);
     st_kv_seq_free(&seq);
+    for (k = 0; seqs != NULL && k < max_b; k++) {
+        st_kv_seq_release(kv, &seqs[k]);
+        st_kv_seq_free(&seqs[k]);
+    }
+    free(seqs);
+    free(next);
     st_forward_free(f);
     st_threadpool_free(tp);
     free(b);
@@ -592,7 +686,7 @@ bench_one(const bench_opts *o, const char *path)
     bench_model  bm;
     st_kv_cache  kv;
     st_error     err = {0};
-    uint32_t     max_pos = BENCH_TG_PROMPT, n_blocks;
+    uint32_t     max_pos = BENCH_TG_PROMPT, max_tg = 0, n_blocks;
     const char  *slash = strrchr(path, '/');
     double       t0 = now_s(), load_s;
     int          i, ok = 1;
@@ -628,8 +722,20 @@ bench_one(const bench_opts *o, const char *path)
         if (BENCH_TG_PROMPT + o->tg.v[i] > max_pos) {
             max_pos = BENCH_TG_PROMPT + (uint32_t) o->tg.v[i];
         }
+        if (o->tg.v[i] > max_tg) {
+            max_tg = (uint32_t) o->tg.v[i];
+        }
     }
     n_blocks = (max_pos + BENCH_KV_BLOCK - 1) / BENCH_KV_BLOCK;
+    for (i = 0; i < o->dbatch.n; i++) {
+        uint32_t per = (BENCH_TG_PROMPT + max_tg + BENCH_KV_BLOCK - 1)
+                       / BENCH_KV_BLOCK;
+
+        /* the sequences of a batched tg, beside the single one */
+        if ((o->dbatch.v[i] + 1) * per > n_blocks) {
+            n_blocks = (uint32_t) (o->dbatch.v[i] + 1) * per;
+        }
+    }
     if (st_kv_cache_init(&kv, bm.m->hp.n_layer,
                          bm.m->hp.n_head_kv * bm.m->hp.head_dim,
                          BENCH_KV_BLOCK, n_blocks, 1, &err) != ST_OK)
@@ -673,6 +779,8 @@ main(int argc, char **argv)
     o.threads.v[0] = cores > 0 ? (unsigned long long) cores : 1;
     o.reps = 5;
     o.batch = 512;
+    o.dbatch.n = 1;
+    o.dbatch.v[0] = 1;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -715,6 +823,14 @@ main(int argc, char **argv)
         } else if (strcmp(a, "-r") == 0) {
             bad = !parse_list(val, &l, 1000) || l.n != 1 || l.v[0] == 0;
             o.reps = bad ? 0 : (uint32_t) l.v[0];
+        } else if (strcmp(a, "-B") == 0) {
+            bad = !parse_list(val, &l, 512);
+            for (int k = 0; !bad && k < l.n; k++) {
+                bad = l.v[k] == 0;
+            }
+            if (!bad) {
+                o.dbatch = l;
+            }
         } else if (strcmp(a, "-b") == 0) {
             bad = !parse_list(val, &l, 1u << 16) || l.n != 1 || l.v[0] == 0;
             o.batch = bad ? 0 : (uint32_t) l.v[0];

@@ -22,6 +22,11 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* up to this many activation rows the weights, read once per call, are
+ * what the call waits for: fetch the next call's rows meanwhile
+ * (kernels.h); with more, the staged blocks are reused enough to hide it */
+#define ST_PF_ROWS    32
+
 #define ST_INLINE static inline __attribute__((always_inline))
 
 #define ST_Q4A_NW     8          /* weight rows: the lanes of a ymm */
@@ -153,7 +158,7 @@ st_gemm_q4_0_block_avx2(const st_gemm_args *g)
     /* decode: the weights are read once, fetch the next call's rows
      * meanwhile (kernels.h) */
     const char  *nx = (const char *) g->w + ST_Q4A_NW * g->w_stride;
-    int          pf = g->n_a <= 4;
+    int          pf = g->n_a <= ST_PF_ROWS;
 
     for (b0 = 0; b0 < nb; b0 += nblk) {
         nblk = nb - b0 < ST_Q4A_CHUNK ? nb - b0 : ST_Q4A_CHUNK;

@@ -24,6 +24,11 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* up to this many activation rows the weights, read once per call, are
+ * what the call waits for: fetch the next call's rows meanwhile
+ * (kernels.h); with more, the staged blocks are reused enough to hide it */
+#define ST_PF_ROWS    32
+
 #define ST_INLINE static inline __attribute__((always_inline))
 
 #define ST_Q4B_NW     16         /* weight rows: the lanes of a zmm */
@@ -232,7 +237,7 @@ st_gemm_q4_0_block_avx512(const st_gemm_args *g)
     /* decode: the weights are read once, fetch the next call's rows
      * meanwhile (kernels.h) */
     const char  *nx = (const char *) g->w + ST_Q4B_NW * g->w_stride;
-    int          pf = g->n_a <= 4;
+    int          pf = g->n_a <= ST_PF_ROWS;
 
     if (g->n_a == 1) {
         /* each 8 rows fetch the next 8 (st_prefetch_part) */
