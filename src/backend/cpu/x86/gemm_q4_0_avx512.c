@@ -18,6 +18,10 @@
  * (st_gemm_a_bsums), which is the exact sum of (q - 8) * a. Output
  * partial sums are kept in out between the 32-block chunks (an f32 store
  * and load change no bits).
+ *
+ * Q4_1 (same nibbles, plus a min) shares the layout and the integer
+ * part: its reference order is already one float chain per dot, block
+ * after block, which vector mul/add over the row lanes reproduce.
  */
 #include "backend/cpu/kernels.h"
 
@@ -37,19 +41,32 @@
 /* row offsets of a gather stay in int32: 15 * w_stride < 2^31 */
 #define ST_Q4B_MAX_N  ((int64_t) 1 << 24)
 
+/* The weight kinds: Q4_0 (block order: fma over the exact sums of
+ * (q - 8) * a) and Q4_1, whose reference order (quant_ref.c) is already
+ * one float chain per dot, block after block,
+ *   sum = sum + ((d_x * d_y) * isum + m_x * s_y),   isum = sum of q * a,
+ * so the same lane = row layout reproduces it with vector mul/add. */
+enum { ST_Q4B_Q4_0, ST_Q4B_Q4_1 };
+
+#define ST_Q4B_BS(kind)  ((kind) == ST_Q4B_Q4_1 ? sizeof(st_block_q4_1) \
+                                                : sizeof(st_block_q4_0))
+#define ST_Q4B_QO(kind)  ((kind) == ST_Q4B_Q4_1 ? 4 : 2)   /* qs offset */
+
 typedef struct {
     __m512i q[ST_Q4B_CHUNK][8];  /* block, value group: lane = row */
     __m512  d[ST_Q4B_CHUNK];     /* block: lane r = row r's scale */
+    __m512  m[ST_Q4B_CHUNK];     /* Q4_1: row r's min */
 } st_q4b_stage;
 
 
 /* Block i of the 16 rows at w: v[k] lane r = values 4k .. 4k + 3 of row
  * r as bytes, d lane r = its scale. */
 ST_INLINE void
-st_q4b_load16(const uint8_t *w, size_t w_stride, __m512i doff, int64_t i,
-    __m512i v[8], __m512 *d)
+st_q4b_load16(int kind, const uint8_t *w, size_t w_stride, __m512i doff,
+    int64_t i, __m512i v[8], __m512 *d, __m512 *mn)
 {
-    const uint8_t *p = w + (size_t) i * sizeof(st_block_q4_0);
+    const uint8_t *p = w + (size_t) i * ST_Q4B_BS(kind);
+    __m512i        gd;
     /* output lane t: dword (t / 8) [+ 2] of row t % 8, from z[0] (rows
      * 0..3, 4 dwords each) or z[1] (rows 4..7; index + 16) */
     const __m512i  i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28,
@@ -62,7 +79,7 @@ st_q4b_load16(const uint8_t *w, size_t w_stride, __m512i doff, int64_t i,
 #pragma GCC unroll 4
     for (q = 0; q < 4; q++) {
         /* 128-bit lane l of z[q]: the 16 nibble bytes of row 4q + l */
-        const uint8_t *r = p + 2 + (size_t) (4 * q) * w_stride;
+        const uint8_t *r = p + ST_Q4B_QO(kind) + (size_t) (4 * q) * w_stride;
         __m512i        x = _mm512_castsi128_si512(
                                _mm_loadu_si128((const __m128i *) r));
 
@@ -87,9 +104,14 @@ st_q4b_load16(const uint8_t *w, size_t w_stride, __m512i doff, int64_t i,
         v[j] = _mm512_and_si512(t[j], m);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi32(t[j], 4), m);
     }
-    /* the scale is the first 2 bytes of each row's block */
-    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-             _mm512_i32gather_epi32(doff, p, 1)));
+    /* the scale is the first 2 bytes of each row's block (Q4_1: then
+     * the min) */
+    gd = _mm512_i32gather_epi32(doff, p, 1);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gd));
+    if (kind == ST_Q4B_Q4_1) {
+        *mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+                  _mm512_srli_epi32(gd, 16)));
+    }
 }
 
 
@@ -103,26 +125,52 @@ st_q4b_ld32(const int8_t *p)
 }
 
 
+/* One block's float step for 16 rows (lanes) and one activation row:
+ * Q4_0 acc = fma(s, d_w * d_a, acc); Q4_1 acc + ((d_w * d_y) * s +
+ * m_w * s_y), y the Q8_1 activation block at ai. */
+ST_INLINE __m512
+st_q4b_step(int kind, __m512 acc, __m512i s, __m512 dw, __m512 mw,
+    const uint8_t *ai, float da)
+{
+    if (kind == ST_Q4B_Q4_1) {
+        const st_block_q8_1 *y = (const st_block_q8_1 *) (const void *) ai;
+
+        return _mm512_add_ps(acc, _mm512_add_ps(
+                   _mm512_mul_ps(_mm512_mul_ps(dw,
+                                     _mm512_set1_ps(_cvtsh_ss(y->d))),
+                                 _mm512_cvtepi32_ps(s)),
+                   _mm512_mul_ps(mw, _mm512_set1_ps(_cvtsh_ss(y->s)))));
+    }
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+                           _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc);
+}
+
+
 /* Activation rows c0 .. c0 + NC - 1 (nc of them; a constant after
  * inlining) over the staged blocks b0 .. b0 + nblk - 1. */
 ST_INLINE void
-st_q4b_pass(const st_q4b_stage *st, int64_t b0, int64_t nblk,
+st_q4b_pass(int kind, const st_q4b_stage *st, int64_t b0, int64_t nblk,
     const st_gemm_args *g, int64_t c0, int nc)
 {
-    const st_block_q8_0 *a[ST_Q4B_NC];
-    const float         *as[ST_Q4B_NC];
-    const int32_t       *cs[ST_Q4B_NC];
+    /* activation blocks: Q8_0 (Q4_0) or Q8_1 (Q4_1: d, s, then qs) */
+    size_t               ab = kind == ST_Q4B_Q4_1 ? sizeof(st_block_q8_1)
+                                                  : sizeof(st_block_q8_0);
+    size_t               ao = kind == ST_Q4B_Q4_1 ? 4 : 2;
+    const uint8_t       *a[ST_Q4B_NC];
+    const float         *as[ST_Q4B_NC] = { 0 };
+    const int32_t       *cs[ST_Q4B_NC] = { 0 };
     float               *out[ST_Q4B_NC];
     __m512               acc[ST_Q4B_NC];
     int64_t              i;
     int                  c, k;
 
     for (c = 0; c < nc; c++) {
-        a[c] = (const st_block_q8_0 *) ((const uint8_t *) g->a
-                                        + (size_t) (c0 + c) * g->a_stride)
-               + b0;
-        as[c] = g->a_scales + (size_t) (c0 + c) * g->as_stride + b0;
-        cs[c] = g->a_sums + (size_t) (c0 + c) * g->sums_stride + b0;
+        a[c] = (const uint8_t *) g->a + (size_t) (c0 + c) * g->a_stride
+               + (size_t) b0 * ab;
+        if (kind == ST_Q4B_Q4_0) {
+            as[c] = g->a_scales + (size_t) (c0 + c) * g->as_stride + b0;
+            cs[c] = g->a_sums + (size_t) (c0 + c) * g->sums_stride + b0;
+        }
         out[c] = g->out + (size_t) (c0 + c) * g->out_stride;
         acc[c] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out[c]);
     }
@@ -131,17 +179,19 @@ st_q4b_pass(const st_q4b_stage *st, int64_t b0, int64_t nblk,
 
 #pragma GCC unroll 8
         for (c = 0; c < nc; c++) {
-            __m512i s = _mm512_set1_epi32(cs[c][i]);
+            const uint8_t *ai = a[c] + (size_t) i * ab;
+            __m512i        s = kind == ST_Q4B_Q4_0
+                               ? _mm512_set1_epi32(cs[c][i])
+                               : _mm512_setzero_si512();
 
 #pragma GCC unroll 8
             for (k = 0; k < 8; k++) {
                 s = _mm512_dpbusd_epi32(s, st->q[i][k],
-                        _mm512_set1_epi32(st_q4b_ld32(a[c][i].qs + 4 * k)));
+                        _mm512_set1_epi32(st_q4b_ld32(
+                            (const int8_t *) ai + ao + 4 * k)));
             }
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                                     _mm512_mul_ps(dw,
-                                         _mm512_set1_ps(as[c][i])),
-                                     acc[c]);
+            acc[c] = st_q4b_step(kind, acc[c], s, dw, st->m[i], ai,
+                                 kind == ST_Q4B_Q4_0 ? as[c][i] : 0.0f);
         }
     }
     for (c = 0; c < nc; c++) {
@@ -157,10 +207,13 @@ st_q4b_pass(const st_q4b_stage *st, int64_t b0, int64_t nblk,
  * rows x 8 lanes into 8 row sums (exact: any order of integer adds). The
  * float steps are st_q4b_pass's, so the bits are the same. */
 ST_INLINE void
-st_q4b_gemv8(const st_gemm_args *g, const uint8_t *w, float *out,
+st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
     const char *nx, size_t nx_bytes)
 {
-    const st_block_q8_0 *a = g->a;
+    size_t               ab = kind == ST_Q4B_Q4_1 ? sizeof(st_block_q8_1)
+                                                  : sizeof(st_block_q8_0);
+    size_t               ao = kind == ST_Q4B_Q4_1 ? 4 : 2;
+    size_t               qo = ST_Q4B_QO(kind);
     const __m512i        ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
                                                 16, 18, 20, 22, 24, 26,
                                                 28, 30);
@@ -174,17 +227,21 @@ st_q4b_gemv8(const st_gemm_args *g, const uint8_t *w, float *out,
     int                  p;
 
     for (i = 0; i < nb; i++) {
-        const uint8_t *x = w + (size_t) i * sizeof(st_block_q4_0);
+        const uint8_t *x = w + (size_t) i * ST_Q4B_BS(kind);
+        const uint8_t *ai = (const uint8_t *) g->a + (size_t) i * ab;
         __m512i        y = _mm512_broadcast_i64x4(
-                               _mm256_loadu_si256((const __m256i *) a[i].qs));
-        /* lane = dpbusd(-8 * sum4(y), q, y) = the sum of (q - 8) * y */
-        __m512i        corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                               _mm256_loadu_si256((const __m256i *)
+                                                  (ai + ao)));
+        /* Q4_0: lane = dpbusd(-8 * sum4(y), q, y) = the sum of
+         * (q - 8) * y; Q4_1: q * y */
+        __m512i        corr = kind == ST_Q4B_Q4_1 ? _mm512_setzero_si512()
+                              : _mm512_sub_epi32(_mm512_setzero_si512(),
                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                       _mm512_set1_epi8(8), y));
         __m512i        l[4], s0, s1, t;
         __m256i        sum;
-        st_f16         h[8];
-        __m256         dw;
+        st_f16         h[8], hm[8];
+        __m256         dw, sf;
 
         st_prefetch_part(nx, nx_bytes, i, nb);
 #pragma GCC unroll 4
@@ -194,10 +251,10 @@ st_q4b_gemv8(const st_gemm_args *g, const uint8_t *w, float *out,
                                    _mm512_castsi256_si512(
                                        _mm256_broadcastsi128_si256(
                                            _mm_loadu_si128((const __m128i *)
-                                                           (ra + 2)))),
+                                                           (ra + qo)))),
                                    _mm256_broadcastsi128_si256(
                                        _mm_loadu_si128((const __m128i *)
-                                                       (ra + ws + 2))), 1);
+                                                       (ra + ws + qo))), 1);
 
             v = _mm512_and_si512(_mm512_srlv_epi64(v, sh), m);
             l[p] = _mm512_dpbusd_epi32(corr, v, y);
@@ -215,18 +272,34 @@ st_q4b_gemv8(const st_gemm_args *g, const uint8_t *w, float *out,
 #pragma GCC unroll 8
         for (p = 0; p < 8; p++) {
             memcpy(&h[p], x + (size_t) p * ws, sizeof(st_f16));
+            if (kind == ST_Q4B_Q4_1) {
+                memcpy(&hm[p], x + (size_t) p * ws + 2, sizeof(st_f16));
+            }
         }
         dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
-                              _mm256_mul_ps(dw,
-                                  _mm256_set1_ps(g->a_scales[i])), acc);
+        sf = _mm256_cvtepi32_ps(sum);
+        if (kind == ST_Q4B_Q4_1) {
+            const st_block_q8_1 *yb = (const st_block_q8_1 *)
+                                      (const void *) ai;
+            __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) hm));
+
+            /* st_q4b_step's operations, 8 lanes */
+            acc = _mm256_add_ps(acc, _mm256_add_ps(
+                      _mm256_mul_ps(_mm256_mul_ps(dw,
+                                        _mm256_set1_ps(_cvtsh_ss(yb->d))),
+                                    sf),
+                      _mm256_mul_ps(mw, _mm256_set1_ps(_cvtsh_ss(yb->s)))));
+        } else {
+            acc = _mm256_fmadd_ps(sf, _mm256_mul_ps(dw,
+                                      _mm256_set1_ps(g->a_scales[i])), acc);
+        }
     }
     _mm256_storeu_ps(out, acc);
 }
 
 
-static void
-st_gemm_q4_0_block_avx512(const st_gemm_args *g)
+ST_INLINE void
+st_q4b_gemm(int kind, const st_gemm_args *g)
 {
     st_q4b_stage st;
     int64_t      nb = g->n / ST_QK4_0, b0, nblk, i, c0;
@@ -234,8 +307,6 @@ st_gemm_q4_0_block_avx512(const st_gemm_args *g)
                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
                                               10, 11, 12, 13, 14, 15),
                             _mm512_set1_epi32((int) g->w_stride));
-    /* decode: the weights are read once, fetch the next call's rows
-     * meanwhile (kernels.h) */
     const char  *nx = (const char *) g->w + ST_Q4B_NW * g->w_stride;
     int          pf = g->n_a <= ST_PF_ROWS;
 
@@ -243,8 +314,9 @@ st_gemm_q4_0_block_avx512(const st_gemm_args *g)
         /* each 8 rows fetch the next 8 (st_prefetch_part) */
         const uint8_t *w8 = (const uint8_t *) g->w + 8 * g->w_stride;
 
-        st_q4b_gemv8(g, g->w, g->out, (const char *) w8, 8 * g->w_stride);
-        st_q4b_gemv8(g, w8, g->out + 8, nx, 8 * g->w_stride);
+        st_q4b_gemv8(kind, g, g->w, g->out, (const char *) w8,
+                     8 * g->w_stride);
+        st_q4b_gemv8(kind, g, w8, g->out + 8, nx, 8 * g->w_stride);
         return;
     }
     for (b0 = 0; b0 < nb; b0 += nblk) {
@@ -253,16 +325,30 @@ st_gemm_q4_0_block_avx512(const st_gemm_args *g)
             if (pf) {
                 st_prefetch_part(nx, ST_Q4B_NW * g->w_stride, b0 + i, nb);
             }
-            st_q4b_load16(g->w, g->w_stride, doff, b0 + i, st.q[i],
-                          &st.d[i]);
+            st_q4b_load16(kind, g->w, g->w_stride, doff, b0 + i, st.q[i],
+                          &st.d[i], &st.m[i]);
         }
         for (c0 = 0; c0 + ST_Q4B_NC <= g->n_a; c0 += ST_Q4B_NC) {
-            st_q4b_pass(&st, b0, nblk, g, c0, ST_Q4B_NC);
+            st_q4b_pass(kind, &st, b0, nblk, g, c0, ST_Q4B_NC);
         }
         for (; c0 < g->n_a; c0++) {
-            st_q4b_pass(&st, b0, nblk, g, c0, 1);
+            st_q4b_pass(kind, &st, b0, nblk, g, c0, 1);
         }
     }
+}
+
+
+static void
+st_gemm_q4_0_block_avx512(const st_gemm_args *g)
+{
+    st_q4b_gemm(ST_Q4B_Q4_0, g);
+}
+
+
+static void
+st_gemm_q4_1_avx512(const st_gemm_args *g)
+{
+    st_q4b_gemm(ST_Q4B_Q4_1, g);
 }
 
 
@@ -271,6 +357,17 @@ st_cpu_avx512_gemm_q4_0(void)
 {
     st_gemm_kernel k = { st_gemm_q4_0_block_avx512, ST_Q4B_NW, 1,
                          ST_Q4B_MAX_N, ST_GEMM_A_SCALES | ST_GEMM_A_BSUMS };
+
+    return k;
+}
+
+
+/* Q4_1 reads its activations' d and s from the Q8_1 blocks themselves */
+st_gemm_kernel
+st_cpu_avx512_gemm_q4_1(void)
+{
+    st_gemm_kernel k = { st_gemm_q4_1_avx512, ST_Q4B_NW, 1, ST_Q4B_MAX_N,
+                         0 };
 
     return k;
 }
