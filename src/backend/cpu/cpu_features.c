@@ -139,10 +139,12 @@ st_cpu_gemm(st_cpu_level level, st_type wtype)
     if (level >= ST_CPU_AVX512 && st_cpu_avx512_vec_dot(wtype) != NULL) {
         return st_cpu_avx512_gemm(wtype);
     }
-    if (level >= ST_CPU_AVX512 && wtype == ST_TYPE_Q4_1) {
+    if (level >= ST_CPU_AVX512
+        && (wtype == ST_TYPE_Q4_1 || wtype == ST_TYPE_Q5_1))
+    {
         /* no AVX-512 vec_dot, so the level's is AVX2's: a quantized
          * kernel gives the reference's bits, hence that one's too */
-        return st_cpu_avx512_gemm_q4_1();
+        return st_cpu_avx512_gemm_q4_1(wtype == ST_TYPE_Q5_1);
     }
     if (level >= ST_CPU_AVX2 && st_cpu_avx2_vec_dot(wtype) != NULL) {
         st_gemm_kernel kq = st_cpu_avx2_kquant_gemm(wtype);

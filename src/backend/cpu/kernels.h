@@ -133,7 +133,7 @@ st_gemm_kernel st_cpu_gemv(st_cpu_level level, st_type wtype);
 /* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
 st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx512_gemm_q4_0(void);   /* gemm_q4_0_avx512.c */
-st_gemm_kernel   st_cpu_avx512_gemm_q4_1(void);   /* gemm_q4_0_avx512.c */
+st_gemm_kernel   st_cpu_avx512_gemm_q4_1(int q5); /* Q4_1 / Q5_1, gemm_q4_0_avx512.c */
 st_gemm_kernel   st_cpu_avx2_gemm_q4_0(void);     /* gemm_q4_0_avx2.c */
 st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx512_gemv(st_type wtype);

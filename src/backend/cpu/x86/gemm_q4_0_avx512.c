@@ -19,9 +19,10 @@
  * partial sums are kept in out between the 32-block chunks (an f32 store
  * and load change no bits).
  *
- * Q4_1 (same nibbles, plus a min) shares the layout and the integer
- * part: its reference order is already one float chain per dot, block
- * after block, which vector mul/add over the row lanes reproduce.
+ * Q4_1 (same nibbles, plus a min) and Q5_1 (plus a fifth bit) share the
+ * layout and the integer part: their reference order is already one
+ * float chain per dot, block after block, which vector mul/add over the
+ * row lanes reproduce.
  */
 #include "backend/cpu/kernels.h"
 
@@ -46,11 +47,17 @@
  * one float chain per dot, block after block,
  *   sum = sum + ((d_x * d_y) * isum + m_x * s_y),   isum = sum of q * a,
  * so the same lane = row layout reproduces it with vector mul/add. */
-enum { ST_Q4B_Q4_0, ST_Q4B_Q4_1 };
+enum { ST_Q4B_Q4_0, ST_Q4B_Q4_1, ST_Q4B_Q5_1 };
 
-#define ST_Q4B_BS(kind)  ((kind) == ST_Q4B_Q4_1 ? sizeof(st_block_q4_1) \
-                                                : sizeof(st_block_q4_0))
-#define ST_Q4B_QO(kind)  ((kind) == ST_Q4B_Q4_1 ? 4 : 2)   /* qs offset */
+/* the types with a min and Q8_1 activations */
+#define ST_Q4B_MIN(kind)  ((kind) != ST_Q4B_Q4_0)
+
+#define ST_Q4B_BS(kind)  ((kind) == ST_Q4B_Q5_1 ? sizeof(st_block_q5_1) \
+                          : (kind) == ST_Q4B_Q4_1 ? sizeof(st_block_q4_1) \
+                          : sizeof(st_block_q4_0))
+/* offset of the nibbles (Q5_1: after d, m and the 32 fifth bits qh) */
+#define ST_Q4B_QO(kind)  ((kind) == ST_Q4B_Q5_1 ? 8 \
+                          : (kind) == ST_Q4B_Q4_1 ? 4 : 2)
 
 typedef struct {
     __m512i q[ST_Q4B_CHUNK][8];  /* block, value group: lane = row */
@@ -104,11 +111,27 @@ st_q4b_load16(int kind, const uint8_t *w, size_t w_stride, __m512i doff,
         v[j] = _mm512_and_si512(t[j], m);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi32(t[j], 4), m);
     }
+    if (kind == ST_Q4B_Q5_1) {
+        /* bit j of qh is value j's fifth bit: the 4 bits of a value
+         * group go to bit 4 of its 4 bytes (x * 0x02040810 moves bit s
+         * to bit 8s + 4; the shifted copies do not overlap) */
+        const __m512i qh = _mm512_i32gather_epi32(doff, p + 4, 1);
+
+#pragma GCC unroll 8
+        for (j = 0; j < 8; j++) {
+            __m512i b = _mm512_and_si512(_mm512_srli_epi32(qh, 4 * j),
+                                         _mm512_set1_epi32(0xf));
+
+            v[j] = _mm512_or_si512(v[j], _mm512_and_si512(
+                       _mm512_mullo_epi32(b, _mm512_set1_epi32(0x02040810)),
+                       _mm512_set1_epi32(0x10101010)));
+        }
+    }
     /* the scale is the first 2 bytes of each row's block (Q4_1: then
      * the min) */
     gd = _mm512_i32gather_epi32(doff, p, 1);
     *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gd));
-    if (kind == ST_Q4B_Q4_1) {
+    if (ST_Q4B_MIN(kind)) {
         *mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
                   _mm512_srli_epi32(gd, 16)));
     }
@@ -132,7 +155,7 @@ ST_INLINE __m512
 st_q4b_step(int kind, __m512 acc, __m512i s, __m512 dw, __m512 mw,
     const uint8_t *ai, float da)
 {
-    if (kind == ST_Q4B_Q4_1) {
+    if (ST_Q4B_MIN(kind)) {
         const st_block_q8_1 *y = (const st_block_q8_1 *) (const void *) ai;
 
         return _mm512_add_ps(acc, _mm512_add_ps(
@@ -153,9 +176,9 @@ st_q4b_pass(int kind, const st_q4b_stage *st, int64_t b0, int64_t nblk,
     const st_gemm_args *g, int64_t c0, int nc)
 {
     /* activation blocks: Q8_0 (Q4_0) or Q8_1 (Q4_1: d, s, then qs) */
-    size_t               ab = kind == ST_Q4B_Q4_1 ? sizeof(st_block_q8_1)
+    size_t               ab = ST_Q4B_MIN(kind) ? sizeof(st_block_q8_1)
                                                   : sizeof(st_block_q8_0);
-    size_t               ao = kind == ST_Q4B_Q4_1 ? 4 : 2;
+    size_t               ao = ST_Q4B_MIN(kind) ? 4 : 2;
     const uint8_t       *a[ST_Q4B_NC];
     const float         *as[ST_Q4B_NC] = { 0 };
     const int32_t       *cs[ST_Q4B_NC] = { 0 };
@@ -210,9 +233,9 @@ ST_INLINE void
 st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
     const char *nx, size_t nx_bytes)
 {
-    size_t               ab = kind == ST_Q4B_Q4_1 ? sizeof(st_block_q8_1)
+    size_t               ab = ST_Q4B_MIN(kind) ? sizeof(st_block_q8_1)
                                                   : sizeof(st_block_q8_0);
-    size_t               ao = kind == ST_Q4B_Q4_1 ? 4 : 2;
+    size_t               ao = ST_Q4B_MIN(kind) ? 4 : 2;
     size_t               qo = ST_Q4B_QO(kind);
     const __m512i        ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
                                                 16, 18, 20, 22, 24, 26,
@@ -234,7 +257,7 @@ st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
                                                   (ai + ao)));
         /* Q4_0: lane = dpbusd(-8 * sum4(y), q, y) = the sum of
          * (q - 8) * y; Q4_1: q * y */
-        __m512i        corr = kind == ST_Q4B_Q4_1 ? _mm512_setzero_si512()
+        __m512i        corr = ST_Q4B_MIN(kind) ? _mm512_setzero_si512()
                               : _mm512_sub_epi32(_mm512_setzero_si512(),
                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                       _mm512_set1_epi8(8), y));
@@ -257,6 +280,16 @@ st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
                                                        (ra + ws + qo))), 1);
 
             v = _mm512_and_si512(_mm512_srlv_epi64(v, sh), m);
+            if (kind == ST_Q4B_Q5_1) {
+                uint32_t ha, hb;
+
+                /* bit j of qh: value j's fifth bit */
+                memcpy(&ha, ra + 4, 4);
+                memcpy(&hb, ra + ws + 4, 4);
+                v = _mm512_mask_add_epi8(v, (__mmask64) ha
+                                            | (__mmask64) hb << 32,
+                                         v, _mm512_set1_epi8(16));
+            }
             l[p] = _mm512_dpbusd_epi32(corr, v, y);
         }
         /* rows x lanes 8 x 8 -> 8 x 4 -> 8 x 2 -> 8 x 1 */
@@ -272,13 +305,13 @@ st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
 #pragma GCC unroll 8
         for (p = 0; p < 8; p++) {
             memcpy(&h[p], x + (size_t) p * ws, sizeof(st_f16));
-            if (kind == ST_Q4B_Q4_1) {
+            if (ST_Q4B_MIN(kind)) {
                 memcpy(&hm[p], x + (size_t) p * ws + 2, sizeof(st_f16));
             }
         }
         dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h));
         sf = _mm256_cvtepi32_ps(sum);
-        if (kind == ST_Q4B_Q4_1) {
+        if (ST_Q4B_MIN(kind)) {
             const st_block_q8_1 *yb = (const st_block_q8_1 *)
                                       (const void *) ai;
             __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) hm));
@@ -352,6 +385,13 @@ st_gemm_q4_1_avx512(const st_gemm_args *g)
 }
 
 
+static void
+st_gemm_q5_1_avx512(const st_gemm_args *g)
+{
+    st_q4b_gemm(ST_Q4B_Q5_1, g);
+}
+
+
 st_gemm_kernel
 st_cpu_avx512_gemm_q4_0(void)
 {
@@ -362,12 +402,13 @@ st_cpu_avx512_gemm_q4_0(void)
 }
 
 
-/* Q4_1 reads its activations' d and s from the Q8_1 blocks themselves */
+/* Q4_1 and Q5_1 read their activations' d and s from the Q8_1 blocks
+ * themselves */
 st_gemm_kernel
-st_cpu_avx512_gemm_q4_1(void)
+st_cpu_avx512_gemm_q4_1(int q5)
 {
-    st_gemm_kernel k = { st_gemm_q4_1_avx512, ST_Q4B_NW, 1, ST_Q4B_MAX_N,
-                         0 };
+    st_gemm_kernel k = { q5 ? st_gemm_q5_1_avx512 : st_gemm_q4_1_avx512,
+                         ST_Q4B_NW, 1, ST_Q4B_MAX_N, 0 };
 
     return k;
 }
