@@ -1142,7 +1142,9 @@ st_vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy)
 }
 
 
-/* iq4_nl x q8_0: the 8-lane order (as q8_0), lanes of table[q] * q8 */
+/* iq4_nl x q8_0: the block order of q4_0 (llama.cpp's default x86 order
+ * for IQ4_NL too: its repacked iq4_nl_8x8 GEMM/GEMV), sum = the block's
+ * exact sum of table[q] * q8, acc = fma((float) sum, d_x * d_y, acc) */
 void
 st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -1150,21 +1152,20 @@ st_vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_q8_0   *y = vy;
     int64_t                i, nb = n / ST_QK4_NL;
     int                    j;
-    int32_t                lane[8];
-    st_lanes8              l;
+    int32_t                sum;
+    float                  acc = 0.0f;
 
-    memset(&l, 0, sizeof(l));
     for (i = 0; i < nb; i++) {
-        memset(lane, 0, sizeof(lane));
+        sum = 0;
         for (j = 0; j < ST_QK4_NL / 2; j++) {
-            lane[j / 4] += st_iq4nl_values[x[i].qs[j] & 0xf] * y[i].qs[j];
-            lane[4 + j / 4] += st_iq4nl_values[x[i].qs[j] >> 4]
-                               * y[i].qs[j + ST_QK4_NL / 2];
+            sum += st_iq4nl_values[x[i].qs[j] & 0xf] * y[i].qs[j]
+                   + st_iq4nl_values[x[i].qs[j] >> 4]
+                     * y[i].qs[j + ST_QK4_NL / 2];
         }
-        st_lanes8_step(&l, st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d),
-                       lane);
+        acc = fmaf((float) sum,
+                   st_f16_to_f32(x[i].d) * st_f16_to_f32(y[i].d), acc);
     }
-    *s = st_lanes8_hsum(l.acc);
+    *s = acc;
 }
 
 

@@ -73,8 +73,8 @@
  * synth-qwen3w p1 / p2 2.81 / 2.64 (3.65 before Q5_0 took the 8-lane
  * order), synth-qwen3 0.43 / 0.54, synth-qwen2-F16 0.13-0.29, Q4_1
  * 0.10 / 0.083, IQ4_XS p2 0.085, Q2_K p2 0.061, Q5_1 p2 0.060, IQ4_NL
- * p2 0.050 (0.029 in its former block-by-block order; p1 4.8e-7), Q5_0
- * 5e-9 on both,
+ * p2 0.029 (in Q4_0's block order; 0.050 in the 8-lane order; p1
+ * 9.5e-7), Q5_0 5e-9 on both,
  * synth-llama-F32 p1 <= 0.022 (AVX-512: 4e-5), BF16 p2 0.50 (AVX-512:
  * 1.5e-5 on both prompts; 5e-8 before its Q4_0 output head took the
  * block order of llama.cpp's repacked GEMM, the references having been

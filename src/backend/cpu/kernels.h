@@ -5,8 +5,8 @@
  * Every SIMD from_float here is bit-identical to the scalar reference in
  * quant_ref.c, and so is every SIMD vec_dot of a quantized type: each
  * forms the reference's exact integer sums and then takes its float steps
- * in its order (Q8_0, Q5_0 and IQ4_NL: ggml's x86 8-lane fma
- * chains and hsum_float_8 tree; Q4_0: one fma chain over the blocks'
+ * in its order (Q8_0 and Q5_0: ggml's x86 8-lane fma chains and
+ * hsum_float_8 tree; Q4_0 and IQ4_NL: one fma chain over the blocks'
  * exact sums; the other types: one scalar accumulator, block after
  * block). F32/F16/BF16 dots differ between levels in summation order
  * only. Every GEMM tile kernel (gemm_avx2.c, gemm_kquant_avx2.c,
@@ -133,6 +133,8 @@ st_gemm_kernel st_cpu_gemv(st_cpu_level level, st_type wtype);
 /* Per-ISA tables (kernels_avx2.c, kernels_avx512.c, gemm_*.c). */
 st_gemm_kernel   st_cpu_avx512_gemm(st_type wtype);
 st_gemm_kernel   st_cpu_avx512_gemm_q4_0(void);   /* gemm_q4_0_avx512.c */
+st_gemm_kernel   st_cpu_avx512_gemm_iq4_nl(void); /* gemm_q4_0_avx512.c */
+st_gemm_kernel   st_cpu_avx2_gemm_iq4_nl(void);   /* gemm_q4_0_avx2.c */
 st_gemm_kernel   st_cpu_avx512_gemm_q4_1(int q5); /* Q4_1 / Q5_1, gemm_q4_0_avx512.c */
 st_gemm_kernel   st_cpu_avx2_gemm_q4_0(void);     /* gemm_q4_0_avx2.c */
 st_gemm_kernel   st_cpu_avx2_gemm(st_type wtype);

@@ -15,8 +15,8 @@
 
 /* Block b of a quantized weight row times the activation's block: the
  * value(s) the CPU adds to its sum for this block. Two-term types (q4_K,
- * q5_K) do sum -= *ta; sum += *tb; Q4_0 sum = fma(*tb, *ta, sum); the
- * others sum += *tb. Q8_0, Q5_0 and IQ4_NL are not block-term types:
+ * q5_K) do sum -= *ta; sum += *tb; Q4_0 and IQ4_NL sum = fma(*tb, *ta,
+ * sum); the others sum += *tb. Q8_0 and Q5_0 are not block-term types:
  * the CPU keeps 8 lanes a dot
  * (st_k_matvec). The other types added for issue 10 (Q4_1, Q5_1, Q2_K,
  * Q3_K, IQ4_XS) are in st_cuda_quant_types.h. */
@@ -29,6 +29,7 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
 
     *ta = 0.0f;
     switch (type) {
+    case ST_CUDA_IQ4_NL:
     case ST_CUDA_Q4_0: {
         /* the block order (quant_ref.c): ta = d_x * d_y, tb = the exact
          * sum of (q - 8) * q8 (|.| <= 32768, exact as a float); the sum
@@ -42,6 +43,14 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
             int xv = st_ld32_a2(x + 2 + 4 * j);
             int ylo = st_ld32_a2(y + 2 + 4 * j), yhi = st_ld32_a2(y + 18 + 4 * j);
 
+            if (type == ST_CUDA_IQ4_NL) {
+                /* the code-book values of the nibbles */
+                isum = __dp4a(st_iq4nl_values4((uint32_t) xv & 0x0f0f0f0fu),
+                              ylo, isum);
+                isum = __dp4a(st_iq4nl_values4(((uint32_t) xv >> 4)
+                                               & 0x0f0f0f0fu), yhi, isum);
+                continue;
+            }
             isum = __dp4a(xv & 0x0f0f0f0f, ylo, isum);
             isum = __dp4a((xv >> 4) & 0x0f0f0f0f, yhi, isum);
             isum -= 8 * (__dp4a(0x01010101, ylo, 0) + __dp4a(0x01010101, yhi, 0));
@@ -133,7 +142,7 @@ st_block_term(int type, const uint8_t *wr, const uint8_t *ar, uint32_t b,
  * for rows r0 .. r0 + nr - 1 (r0 = blockIdx.y * rows_per): one pass over
  * a weight row serves every row of a small batch.
  *
- * Q8_0, Q5_0, IQ4_NL: 8 lanes a row (the CPU's 8-lane fma chains), 4 rows a
+ * Q8_0, Q5_0: 8 lanes a row (the CPU's 8-lane fma chains), 4 rows a
  * pass, reading weights and activations straight from global memory.
  * Other quantized types: the warp copies the weight bytes of 32 blocks at a
  * time into shared memory with 16-byte loads (the aligned words that
@@ -227,8 +236,7 @@ ST_UNROLL
                     sum += pf[(i * rows_per + lane) * 2 + 1];
                 }
             }
-        } else if (type == ST_CUDA_Q8_0 || type == ST_CUDA_Q5_0
-                   || type == ST_CUDA_IQ4_NL) {
+        } else if (type == ST_CUDA_Q8_0 || type == ST_CUDA_Q5_0) {
             /* the CPU's 8-lane order (quant_ref.c, st_lanes8): lane
              * 8 g + k keeps lane k's fma chain for row rb + g over every
              * block, then the groups of 8 add in hsum_float_8's tree
@@ -259,15 +267,10 @@ ST_UNROLL
                             /* values 4k .. 4k + 3: nibbles of bytes
                              * 4 (k % 4) .., low for k < 4 */
                             xv = k < 4 ? xv & 0x0f0f0f0f : (xv >> 4) & 0x0f0f0f0f;
-                            if (type == ST_CUDA_IQ4_NL) {
-                                isum = __dp4a(st_iq4nl_values4((uint32_t) xv),
-                                              yv, 0);
-                            } else {
-                                xv |= st_q5_high4((uint32_t) st_ld32_a2(x + 2),
-                                                  4 * k);
-                                isum = __dp4a(xv, yv, 0)
-                                       - 16 * __dp4a(0x01010101, yv, 0);
-                            }
+                            xv |= st_q5_high4((uint32_t) st_ld32_a2(x + 2),
+                                              4 * k);
+                            isum = __dp4a(xv, yv, 0)
+                                   - 16 * __dp4a(0x01010101, yv, 0);
                         }
                         acc = fmaf(st_h2f(st_ld16(x)) * st_h2f(st_ld16(yb)),
                                    (float) isum, acc);
@@ -313,7 +316,7 @@ ST_UNROLL
                 if (lane < nr) {
                     e = cb;
                     for (i = 0; i < e; i++) {
-                        if (type == ST_CUDA_Q4_0) {
+                        if (type == ST_CUDA_Q4_0 || type == ST_CUDA_IQ4_NL) {
                             sum = fmaf(part[(i * rows_per + lane) * 2 + 1],
                                        part[(i * rows_per + lane) * 2], sum);
                             continue;

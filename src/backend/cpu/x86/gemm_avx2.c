@@ -6,8 +6,8 @@
  * weight-side preparation, and may form the exact integer lane sums
  * differently.
  *
- * Q8_0, Q5_0, IQ4_NL: 2 weight rows x 4 activation rows (see
- * below). Q4_0 has its own order and kernel (gemm_q4_0_avx2.c).
+ * Q8_0, Q5_0: 2 weight rows x 4 activation rows (see below). Q4_0 and
+ * IQ4_NL have their own order and kernel (gemm_q4_0_avx2.c).
  * F32, F16: 2 x 2.
  * Q4_1, Q5_1: 2 weight rows x 4 activation rows; every
  * element is the scalar accumulator of x86/quant32_avx2.h's vec_dot,
@@ -48,9 +48,9 @@ st_f16_load(st_f16 h)
 }
 
 
-/* ----------------------------------------------- Q8_0 / Q5_0 / IQ4_NL */
+/* ----------------------------------------------- Q8_0 / Q5_0 */
 
-/* vec_dot Q8_0 / Q5_0 / IQ4_NL (AVX2) keeps one 8-lane accumulator per dot, block
+/* vec_dot Q8_0 / Q5_0 (AVX2) keeps one 8-lane accumulator per dot, block
  * after block (ggml's order, quant_ref.c), then hsum. The tile keeps one
  * per element, 2 weight rows x 4 activation rows: 8 independent chains
  * where vec_dot has one. Each block step is
@@ -58,7 +58,7 @@ st_f16_load(st_f16 h)
  * with dx * dy one float product broadcast (here a vector product of two
  * broadcasts, the same bits).
  *
- * Lane sums: Q8_0 and IQ4_NL as vec_dot (maddubs(|x|, sign(y, x)), |x|
+ * Lane sums: Q8_0 as vec_dot (maddubs(|x|, sign(y, x)), |x|
  * computed once per weight block for the 4 activation rows); Q5_0
  * multiplies the 5-bit u (0..31) by y and subtracts 16 * (sum of the
  * lane's 4 y values, st_gemm_a_sums8), the same exact integer as
@@ -82,7 +82,7 @@ typedef struct {
 
 
 /* the weight kinds of the tile */
-enum { ST_B4_Q8_0, ST_B4_Q5_0, ST_B4_IQ4_NL };
+enum { ST_B4_Q8_0, ST_B4_Q5_0 };
 
 /* kinds whose weights are unsigned u = w + c, c = 16 (Q5_0): their
  * lane is u . y - c * sum4(y), with c * sum4(y) from a_sums */
@@ -104,12 +104,6 @@ st_b4_block(int kind, int nw, int na, const st_b4_rows *t, int64_t i,
 
             wv[o] = st_q32_q5_values(x->qs, x->qh);
             xs[o] = wv[o];
-            dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
-        } else if (kind == ST_B4_IQ4_NL) {
-            const st_block_iq4_nl *x = (const st_block_iq4_nl *) t->w[o] + i;
-
-            xs[o] = st_q32_iq4nl_values(x->qs);
-            wv[o] = _mm256_sign_epi8(xs[o], xs[o]);
             dx[o] = _mm256_cvtph_ps(_mm_set1_epi16((short) x->d));
         } else {
             const st_block_q8_0 *x = (const st_block_q8_0 *) t->w[o] + i;
@@ -232,20 +226,6 @@ static void
 st_gemv_q5_0_avx2(const st_gemm_args *g)
 {
     st_b4_gemm(ST_B4_Q5_0, ST_B1_NW, 1, g);
-}
-
-
-static void
-st_gemm_iq4_nl_avx2(const st_gemm_args *g)
-{
-    st_b4_gemm(ST_B4_IQ4_NL, ST_B4_NW, ST_B4_NA, g);
-}
-
-
-static void
-st_gemv_iq4_nl_avx2(const st_gemm_args *g)
-{
-    st_b4_gemm(ST_B4_IQ4_NL, ST_B1_NW, 1, g);
 }
 
 
@@ -398,7 +378,7 @@ st_cpu_avx2_gemm_a2(st_type wtype)
     case ST_TYPE_Q4_0: return st_cpu_avx2_gemm_q4_0(); /* gemm_q4_0_avx2.c */
     case ST_TYPE_Q5_0: q.fn = st_gemm_q5_0_avx2;
                        q.a_scales |= ST_GEMM_A_SUMS; return q;
-    case ST_TYPE_IQ4_NL: q.fn = st_gemm_iq4_nl_avx2; return q;
+    case ST_TYPE_IQ4_NL: return st_cpu_avx2_gemm_iq4_nl(); /* gemm_q4_0_avx2.c */
     case ST_TYPE_F32:  k.fn = st_gemm_f32_avx2;  break;
     case ST_TYPE_F16:  k.fn = st_gemm_f16_avx2;  break;
     default:           k.nw = k.na = 0;          break;
@@ -632,7 +612,6 @@ st_cpu_avx2_gemv(st_type wtype)
     case ST_TYPE_Q8_0:   k.fn = st_gemv_q8_0_avx2;   break;
     case ST_TYPE_Q5_0:   k.fn = st_gemv_q5_0_avx2;
                          k.a_scales |= ST_GEMM_A_SUMS; break;
-    case ST_TYPE_IQ4_NL: k.fn = st_gemv_iq4_nl_avx2; break;
     default:             k.nw = k.na = 0;            break;
     }
     return k;

@@ -14,7 +14,6 @@
  *   here:         dpbusd(-128 * sum4(a), w ^ 0x80, a)    (w + 128 >= 0)
  *   vec_dot Q5_0: dpbusd(0, q, a) - dpbusd(0, 16, a)
  *   here:         dpbusd(-dpbusd(0, 16, a), q, a)
- * (IQ4_NL as Q8_0 on its table values)
  * which saves the per-pair sign fix-up: the 4-product lane sums are
  * identical integers.
  */
@@ -27,7 +26,7 @@
 
 #define ST_INLINE static inline __attribute__((always_inline))
 
-/* tile of Q8_0, Q5_0, IQ4_NL: 4 weight rows x 4 activation rows, two elements
+/* tile of Q8_0, Q5_0: 4 weight rows x 4 activation rows, two elements
  * per zmm accumulator (ST_Q_NP activation-row pairs) */
 #define ST_Q_NW  4
 #define ST_Q_NA  4
@@ -72,8 +71,8 @@ st_dot_i8_64(__m512i x, __m512i y)
 }
 
 
-/* ----------------------------------------------- Q8_0 / Q5_0 / IQ4_NL
- * (Q4_0 has its own order and kernel: gemm_q4_0_avx512.c) */
+/* ----------------------------------------------- Q8_0 / Q5_0
+ * (Q4_0 and IQ4_NL have their own order and kernel: gemm_q4_0_avx512.c) */
 
 /* vec_dot keeps one 8-lane accumulator per dot (ggml's order,
  * quant_ref.c). Here a zmm holds two of them, the elements of activation
@@ -82,7 +81,7 @@ st_dot_i8_64(__m512i x, __m512i y)
  * halves are reduced by the tree of hsum_float_8. */
 
 /* the weight kinds of the tile, and the constant c of u = w + c */
-enum { ST_Q_Q8_0, ST_Q_Q5_0, ST_Q_IQ4_NL };
+enum { ST_Q_Q8_0, ST_Q_Q5_0 };
 
 ST_INLINE char
 st_q_offset(int kind)
@@ -92,7 +91,7 @@ st_q_offset(int kind)
 
 
 /* Weight rows prepared once per call, shared by all activation rows:
- * every block's 32 values as u8 u = w + c (Q8_0, IQ4_NL: w ^ 0x80 =
+ * every block's 32 values as u8 u = w + c (Q8_0: w ^ 0x80 =
  * w + 128; Q5_0: the 5-bit values 0..31, in
  * value order), and its scale as f32. */
 typedef struct {
@@ -119,12 +118,6 @@ st_q_prepare(int kind, const void *vw, size_t w_stride, int64_t nb,
                 const st_block_q5_0 *x = (const st_block_q5_0 *) row + i;
 
                 u = st_q32_q5_values(x->qs, x->qh);
-                d = x->d;
-            } else if (kind == ST_Q_IQ4_NL) {
-                const st_block_iq4_nl *x = (const st_block_iq4_nl *) row + i;
-
-                u = _mm256_xor_si256(st_q32_iq4nl_values(x->qs),
-                                     _mm256_set1_epi8((char) 0x80));
                 d = x->d;
             } else {
                 const st_block_q8_0 *x = (const st_block_q8_0 *) row + i;
@@ -244,13 +237,6 @@ st_gemm_q5_0_avx512(const st_gemm_args *g)
 }
 
 
-static void
-st_gemm_iq4_nl_avx512(const st_gemm_args *g)
-{
-    st_gemm_q(ST_Q_IQ4_NL, g);
-}
-
-
 /* ------------------------------------------------------------ decode GEMV */
 
 /* Fewer activation rows than a tile's ST_Q_NA (decode): 8 weight rows x
@@ -273,10 +259,10 @@ st_v_weights(int kind, const uint8_t *ra, const uint8_t *rb, int64_t i)
         return _mm512_xor_si512(st_load2x256(xa->qs, xb->qs),
                                 _mm512_set1_epi8((char) 0x80));
     } else {
-        /* 16 bytes of nibbles of each row, low nibbles = values 0..15 */
-        size_t         bs = kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
-                            : sizeof(st_block_iq4_nl);
-        size_t         qo = kind == ST_Q_Q5_0 ? 6 : 2;
+        /* Q5_0: 16 bytes of nibbles of each row, low nibbles = values
+         * 0..15 */
+        size_t         bs = sizeof(st_block_q5_0);
+        size_t         qo = 6;
         const uint8_t *xa = ra + (size_t) i * bs, *xb = rb + (size_t) i * bs;
         __m512i        v = _mm512_inserti64x4(
                                _mm512_castsi256_si512(
@@ -300,12 +286,6 @@ st_v_weights(int kind, const uint8_t *ra, const uint8_t *rb, int64_t i)
             v = _mm512_mask_add_epi8(v, (__mmask64) ha
                                         | (__mmask64) hb << 32,
                                      v, _mm512_set1_epi8(16));
-        } else if (kind == ST_Q_IQ4_NL) {
-            /* the table values + 128, one byte shuffle per 128-bit lane */
-            v = _mm512_shuffle_epi8(_mm512_xor_si512(
-                    _mm512_broadcast_i32x4(
-                        _mm_loadu_si128((const __m128i *) st_iq4nl_values)),
-                    _mm512_set1_epi8((char) 0x80)), v);
         }
         return v;
     }
@@ -319,8 +299,7 @@ st_gemv_q_row(int kind, const st_gemm_args *g, int64_t r)
                              + (size_t) r * g->a_stride);
     const float         *as = g->a_scales + (size_t) r * g->as_stride;
     size_t               bs = kind == ST_Q_Q8_0 ? sizeof(st_block_q8_0)
-                              : kind == ST_Q_Q5_0 ? sizeof(st_block_q5_0)
-                              : sizeof(st_block_iq4_nl);
+                                                : sizeof(st_block_q5_0);
     const uint8_t       *w[ST_V_NW];
     __m512               acc[ST_V_NW / 2];
     __m512i              pidx[ST_V_NW / 2];
@@ -403,13 +382,6 @@ st_gemv_q5_0_avx512(const st_gemm_args *g)
 }
 
 
-static void
-st_gemv_iq4_nl_avx512(const st_gemm_args *g)
-{
-    st_gemv_q(ST_Q_IQ4_NL, g);
-}
-
-
 st_gemm_kernel
 st_cpu_avx512_gemv(st_type wtype)
 {
@@ -418,7 +390,6 @@ st_cpu_avx512_gemv(st_type wtype)
     switch (wtype) {
     case ST_TYPE_Q8_0:   k.fn = st_gemv_q8_0_avx512;   break;
     case ST_TYPE_Q5_0:   k.fn = st_gemv_q5_0_avx512;   break;
-    case ST_TYPE_IQ4_NL: k.fn = st_gemv_iq4_nl_avx512; break;
     default:             k.nw = k.na = 0;              break;
     }
     return k;
@@ -1008,12 +979,12 @@ st_cpu_avx512_gemm(st_type wtype)
     switch (wtype) {
     case ST_TYPE_Q4_0:
         return st_cpu_avx512_gemm_q4_0();   /* gemm_q4_0_avx512.c */
+    case ST_TYPE_IQ4_NL:
+        return st_cpu_avx512_gemm_iq4_nl();  /* gemm_q4_0_avx512.c */
     case ST_TYPE_Q8_0:
     case ST_TYPE_Q5_0:
-    case ST_TYPE_IQ4_NL:
         k.fn = wtype == ST_TYPE_Q8_0 ? st_gemm_q8_0_avx512
-               : wtype == ST_TYPE_Q5_0 ? st_gemm_q5_0_avx512
-               : st_gemm_iq4_nl_avx512;
+                                     : st_gemm_q5_0_avx512;
         k.nw = ST_Q_NW;
         k.na = ST_Q_NA;
         k.max_n = ST_GEMM_N_MAX;

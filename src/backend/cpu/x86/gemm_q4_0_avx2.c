@@ -15,9 +15,11 @@
  * the 16-bit sums of all 8 groups cannot overflow (|pair| <= 2 * 15 *
  * 128, eight of them <= 30720 < 32767), so one madd per block turns them
  * into the 32-bit sum of q * a, and -8 * sum(a) (st_gemm_a_bsums) makes
- * it the exact sum of (q - 8) * a.
+ * it the exact sum of (q - 8) * a. IQ4_NL takes the same order on its
+ * code-book values (signed, so maddubs(|v|, sign(a, v)) per group).
  */
 #include "backend/cpu/kernels.h"
+#include "quant/quant_ref.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -33,6 +35,9 @@
 #define ST_Q4A_NC     4          /* activation rows per pass over a chunk */
 #define ST_Q4A_CHUNK  32         /* blocks transposed at a time */
 
+/* Q4_0: nibbles; IQ4_NL: their code-book values (signed bytes) */
+enum { ST_Q4A_Q4_0, ST_Q4A_IQ4_NL };
+
 typedef struct {
     __m256i q[ST_Q4A_CHUNK][8];  /* block, value group: lane = row */
     __m256  d[ST_Q4A_CHUNK];     /* block: lane r = row r's scale */
@@ -42,8 +47,8 @@ typedef struct {
 /* Block i of the 8 rows at w: v[k] lane r = values 4k .. 4k + 3 of row r
  * as bytes, d lane r = its scale. */
 ST_INLINE void
-st_q4a_load8(const uint8_t *w, size_t w_stride, int64_t i, __m256i v[8],
-    __m256 *d)
+st_q4a_load8(int kind, const uint8_t *w, size_t w_stride, int64_t i,
+    __m256i v[8], __m256 *d)
 {
     const uint8_t *p = w + (size_t) i * sizeof(st_block_q4_0);
     const __m256i  m = _mm256_set1_epi8(0x0f);
@@ -76,6 +81,16 @@ st_q4a_load8(const uint8_t *w, size_t w_stride, int64_t i, __m256i v[8],
         v[j] = _mm256_and_si256(u[j], m);
         v[j + 4] = _mm256_and_si256(_mm256_srli_epi32(u[j], 4), m);
     }
+    if (kind == ST_Q4A_IQ4_NL) {
+        const __m256i tb = _mm256_broadcastsi128_si256(
+                               _mm_loadu_si128((const __m128i *)
+                                               st_iq4nl_values));
+
+#pragma GCC unroll 8
+        for (j = 0; j < 8; j++) {
+            v[j] = _mm256_shuffle_epi8(tb, v[j]);
+        }
+    }
 #pragma GCC unroll 8
     for (r = 0; r < ST_Q4A_NW; r++) {
         memcpy(&h[r], p + (size_t) r * w_stride, sizeof(h[r]));
@@ -97,7 +112,7 @@ st_q4a_bcast32(const int8_t *p)
 /* Activation rows c0 .. c0 + nc - 1 (nc a constant after inlining) over
  * the staged blocks b0 .. b0 + nblk - 1. */
 ST_INLINE void
-st_q4a_pass(const st_q4a_stage *st, int64_t b0, int64_t nblk,
+st_q4a_pass(int kind, const st_q4a_stage *st, int64_t b0, int64_t nblk,
     const st_gemm_args *g, int64_t c0, int nc)
 {
     const st_block_q8_0 *a[ST_Q4A_NC];
@@ -113,12 +128,44 @@ st_q4a_pass(const st_q4a_stage *st, int64_t b0, int64_t nblk,
                                         + (size_t) (c0 + c) * g->a_stride)
                + b0;
         as[c] = g->a_scales + (size_t) (c0 + c) * g->as_stride + b0;
-        cs[c] = g->a_sums + (size_t) (c0 + c) * g->sums_stride + b0;
+        cs[c] = g->a_sums == NULL ? NULL   /* IQ4_NL */
+                : g->a_sums + (size_t) (c0 + c) * g->sums_stride + b0;
         out[c] = g->out + (size_t) (c0 + c) * g->out_stride;
         acc[c] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out[c]);
     }
     for (i = 0; i < nblk; i++) {
-        __m256i s16[ST_Q4A_NC];
+        __m256i s16[ST_Q4A_NC], s32[ST_Q4A_NC];
+
+        if (kind == ST_Q4A_IQ4_NL) {
+            /* signed values up to 127: maddubs(|v|, sign(a, v)) pairs
+             * reach 2 * 127 * 127, so each group goes to 32 bits */
+#pragma GCC unroll 4
+            for (c = 0; c < nc; c++) {
+                s32[c] = _mm256_set1_epi32(0);
+            }
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++) {
+                const __m256i wk = st->q[i][k];
+                const __m256i ak = _mm256_sign_epi8(wk, wk);
+
+#pragma GCC unroll 4
+                for (c = 0; c < nc; c++) {
+                    __m256i p = _mm256_maddubs_epi16(ak, _mm256_sign_epi8(
+                                    st_q4a_bcast32(a[c][i].qs + 4 * k), wk));
+
+                    s32[c] = _mm256_add_epi32(s32[c], _mm256_madd_epi16(
+                                 p, _mm256_set1_epi16(1)));
+                }
+            }
+#pragma GCC unroll 4
+            for (c = 0; c < nc; c++) {
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[c]),
+                                         _mm256_mul_ps(st->d[i],
+                                             _mm256_set1_ps(as[c][i])),
+                                         acc[c]);
+            }
+            continue;
+        }
 
 #pragma GCC unroll 8
         for (k = 0; k < 8; k++) {
@@ -150,8 +197,8 @@ st_q4a_pass(const st_q4a_stage *st, int64_t b0, int64_t nblk,
 }
 
 
-static void
-st_gemm_q4_0_block_avx2(const st_gemm_args *g)
+ST_INLINE void
+st_q4a_gemm(int kind, const st_gemm_args *g)
 {
     st_q4a_stage st;
     int64_t      nb = g->n / ST_QK4_0, b0, nblk, i, c0;
@@ -166,15 +213,41 @@ st_gemm_q4_0_block_avx2(const st_gemm_args *g)
             if (pf) {
                 st_prefetch_part(nx, ST_Q4A_NW * g->w_stride, b0 + i, nb);
             }
-            st_q4a_load8(g->w, g->w_stride, b0 + i, st.q[i], &st.d[i]);
+            st_q4a_load8(kind, g->w, g->w_stride, b0 + i, st.q[i],
+                         &st.d[i]);
         }
         for (c0 = 0; c0 + ST_Q4A_NC <= g->n_a; c0 += ST_Q4A_NC) {
-            st_q4a_pass(&st, b0, nblk, g, c0, ST_Q4A_NC);
+            st_q4a_pass(kind, &st, b0, nblk, g, c0, ST_Q4A_NC);
         }
         for (; c0 < g->n_a; c0++) {
-            st_q4a_pass(&st, b0, nblk, g, c0, 1);
+            st_q4a_pass(kind, &st, b0, nblk, g, c0, 1);
         }
     }
+}
+
+
+static void
+st_gemm_q4_0_block_avx2(const st_gemm_args *g)
+{
+    st_q4a_gemm(ST_Q4A_Q4_0, g);
+}
+
+
+static void
+st_gemm_iq4_nl_block_avx2(const st_gemm_args *g)
+{
+    st_q4a_gemm(ST_Q4A_IQ4_NL, g);
+}
+
+
+/* IQ4_NL: Q4_0's block order on its code-book values; no sums needed */
+st_gemm_kernel
+st_cpu_avx2_gemm_iq4_nl(void)
+{
+    st_gemm_kernel k = { st_gemm_iq4_nl_block_avx2, ST_Q4A_NW, 1, INT64_MAX,
+                         ST_GEMM_A_SCALES };
+
+    return k;
 }
 
 

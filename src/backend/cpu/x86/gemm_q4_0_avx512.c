@@ -19,12 +19,14 @@
  * partial sums are kept in out between the 32-block chunks (an f32 store
  * and load change no bits).
  *
+ * IQ4_NL takes Q4_0's order with its code-book values (+ 128 as u8).
  * Q4_1 (same nibbles, plus a min) and Q5_1 (plus a fifth bit) share the
  * layout and the integer part: their reference order is already one
  * float chain per dot, block after block, which vector mul/add over the
  * row lanes reproduce.
  */
 #include "backend/cpu/kernels.h"
+#include "quant/quant_ref.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -47,10 +49,10 @@
  * one float chain per dot, block after block,
  *   sum = sum + ((d_x * d_y) * isum + m_x * s_y),   isum = sum of q * a,
  * so the same lane = row layout reproduces it with vector mul/add. */
-enum { ST_Q4B_Q4_0, ST_Q4B_Q4_1, ST_Q4B_Q5_1 };
+enum { ST_Q4B_Q4_0, ST_Q4B_Q4_1, ST_Q4B_Q5_1, ST_Q4B_IQ4_NL };
 
 /* the types with a min and Q8_1 activations */
-#define ST_Q4B_MIN(kind)  ((kind) != ST_Q4B_Q4_0)
+#define ST_Q4B_MIN(kind)  ((kind) == ST_Q4B_Q4_1 || (kind) == ST_Q4B_Q5_1)
 
 #define ST_Q4B_BS(kind)  ((kind) == ST_Q4B_Q5_1 ? sizeof(st_block_q5_1) \
                           : (kind) == ST_Q4B_Q4_1 ? sizeof(st_block_q4_1) \
@@ -64,6 +66,18 @@ typedef struct {
     __m512  d[ST_Q4B_CHUNK];     /* block: lane r = row r's scale */
     __m512  m[ST_Q4B_CHUNK];     /* Q4_1: row r's min */
 } st_q4b_stage;
+
+
+/* IQ4_NL's 16 code-book values + 128, in every 128-bit lane: as u8 for
+ * dpbusd; the sum then starts at -128 * sum(a) instead of -8 * sum(a) */
+ST_INLINE __m512i
+st_q4b_iq4nl_u8(void)
+{
+    return _mm512_xor_si512(_mm512_broadcast_i32x4(
+                                _mm_loadu_si128((const __m128i *)
+                                                st_iq4nl_values)),
+                            _mm512_set1_epi8((char) 0x80));
+}
 
 
 /* Block i of the 16 rows at w: v[k] lane r = values 4k .. 4k + 3 of row
@@ -110,6 +124,15 @@ st_q4b_load16(int kind, const uint8_t *w, size_t w_stride, __m512i doff,
     for (j = 0; j < 4; j++) {
         v[j] = _mm512_and_si512(t[j], m);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi32(t[j], 4), m);
+    }
+    if (kind == ST_Q4B_IQ4_NL) {
+        /* the code-book values + 128 (u8): one byte shuffle */
+        const __m512i tb = st_q4b_iq4nl_u8();
+
+#pragma GCC unroll 8
+        for (j = 0; j < 8; j++) {
+            v[j] = _mm512_shuffle_epi8(tb, v[j]);
+        }
     }
     if (kind == ST_Q4B_Q5_1) {
         /* bit j of qh is value j's fifth bit: the 4 bits of a value
@@ -190,7 +213,7 @@ st_q4b_pass(int kind, const st_q4b_stage *st, int64_t b0, int64_t nblk,
     for (c = 0; c < nc; c++) {
         a[c] = (const uint8_t *) g->a + (size_t) (c0 + c) * g->a_stride
                + (size_t) b0 * ab;
-        if (kind == ST_Q4B_Q4_0) {
+        if (!ST_Q4B_MIN(kind)) {
             as[c] = g->a_scales + (size_t) (c0 + c) * g->as_stride + b0;
             cs[c] = g->a_sums + (size_t) (c0 + c) * g->sums_stride + b0;
         }
@@ -205,6 +228,8 @@ st_q4b_pass(int kind, const st_q4b_stage *st, int64_t b0, int64_t nblk,
             const uint8_t *ai = a[c] + (size_t) i * ab;
             __m512i        s = kind == ST_Q4B_Q4_0
                                ? _mm512_set1_epi32(cs[c][i])
+                               : kind == ST_Q4B_IQ4_NL
+                               ? _mm512_set1_epi32(16 * cs[c][i])
                                : _mm512_setzero_si512();
 
 #pragma GCC unroll 8
@@ -214,7 +239,7 @@ st_q4b_pass(int kind, const st_q4b_stage *st, int64_t b0, int64_t nblk,
                             (const int8_t *) ai + ao + 4 * k)));
             }
             acc[c] = st_q4b_step(kind, acc[c], s, dw, st->m[i], ai,
-                                 kind == ST_Q4B_Q4_0 ? as[c][i] : 0.0f);
+                                 ST_Q4B_MIN(kind) ? 0.0f : as[c][i]);
         }
     }
     for (c = 0; c < nc; c++) {
@@ -260,7 +285,9 @@ st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
         __m512i        corr = ST_Q4B_MIN(kind) ? _mm512_setzero_si512()
                               : _mm512_sub_epi32(_mm512_setzero_si512(),
                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                      _mm512_set1_epi8(8), y));
+                                      _mm512_set1_epi8(kind == ST_Q4B_IQ4_NL
+                                                       ? (char) 0x80 : 8),
+                                      y));
         __m512i        l[4], s0, s1, t;
         __m256i        sum;
         st_f16         h[8], hm[8];
@@ -280,6 +307,9 @@ st_q4b_gemv8(int kind, const st_gemm_args *g, const uint8_t *w, float *out,
                                                        (ra + ws + qo))), 1);
 
             v = _mm512_and_si512(_mm512_srlv_epi64(v, sh), m);
+            if (kind == ST_Q4B_IQ4_NL) {
+                v = _mm512_shuffle_epi8(st_q4b_iq4nl_u8(), v);
+            }
             if (kind == ST_Q4B_Q5_1) {
                 uint32_t ha, hb;
 
@@ -392,10 +422,28 @@ st_gemm_q5_1_avx512(const st_gemm_args *g)
 }
 
 
+static void
+st_gemm_iq4_nl_block_avx512(const st_gemm_args *g)
+{
+    st_q4b_gemm(ST_Q4B_IQ4_NL, g);
+}
+
+
 st_gemm_kernel
 st_cpu_avx512_gemm_q4_0(void)
 {
     st_gemm_kernel k = { st_gemm_q4_0_block_avx512, ST_Q4B_NW, 1,
+                         ST_Q4B_MAX_N, ST_GEMM_A_SCALES | ST_GEMM_A_BSUMS };
+
+    return k;
+}
+
+
+/* IQ4_NL: Q4_0's order and extras, its code book for the nibbles */
+st_gemm_kernel
+st_cpu_avx512_gemm_iq4_nl(void)
+{
+    st_gemm_kernel k = { st_gemm_iq4_nl_block_avx512, ST_Q4B_NW, 1,
                          ST_Q4B_MAX_N, ST_GEMM_A_SCALES | ST_GEMM_A_BSUMS };
 
     return k;

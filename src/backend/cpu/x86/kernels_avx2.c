@@ -724,8 +724,9 @@ st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
     const st_block_iq4_nl *x = vx;
     const st_block_q8_0   *y = vy;
     int64_t                nb = n / ST_QK4_NL, i;
-    __m256                 acc = _mm256_setzero_ps();
+    float                  acc = 0.0f;
 
+    /* Q4_0's block order (quant_ref.c): the block's sum, one fma chain */
     for (i = 0; i < nb; i++) {
         __m256i v = st_q32_iq4nl_values(x[i].qs);
         __m256i ya = _mm256_loadu_si256((const __m256i *) y[i].qs);
@@ -733,12 +734,15 @@ st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
                         _mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
                                              _mm256_sign_epi8(ya, v)),
                         _mm256_set1_epi16(1));
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
+                                  _mm256_extracti128_si256(p, 1));
 
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(st_f16_load(x[i].d)
-                                             * st_f16_load(y[i].d)),
-                              _mm256_cvtepi32_ps(p), acc);
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+        acc = fmaf((float) _mm_cvtsi128_si32(h),
+                   st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
-    *s = st_hsum_ps(acc);
+    *s = acc;
 }
 
 
