@@ -191,7 +191,12 @@ st_gp_class(st_gparser *ps, const uint32_t *pairs, size_t n_pairs, int neg)
         st_gp_nomem(ps);
         return -1;
     }
-    memcpy(ps->rng + 2 * ps->n_rng, pairs, 2 * n_pairs * sizeof(uint32_t));
+    if (n_pairs > 0) {
+        /* an empty class (e.g. [^] or a bad range) may come before any
+         * range storage exists: no pointer arithmetic on NULL */
+        memcpy(ps->rng + 2 * ps->n_rng, pairs,
+               2 * n_pairs * sizeof(uint32_t));
+    }
     ps->cls[ps->n_cls].off = (uint32_t)ps->n_rng;
     ps->cls[ps->n_cls].n = (uint32_t)n_pairs;
     ps->cls[ps->n_cls].neg = (uint32_t)(neg != 0);
