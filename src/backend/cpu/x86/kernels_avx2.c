@@ -247,16 +247,11 @@ st_vec_dot_q4_0_avx2(int64_t n, float *s, const void *vx, const void *vy)
     int64_t              nb = n / ST_QK4_0, i = 0;
     float                acc = 0.0f;
     __m256i              p;
-    __m128i              h;
 
     for (i = 0; i < nb; i++) {
         p = st_dot_q4_0_32(st_q4_0_unpack_b(x[i].qs),
                            _mm256_loadu_si256((const __m256i *) y[i].qs));
-        h = _mm_add_epi32(_mm256_castsi256_si128(p),
-                          _mm256_extracti128_si256(p, 1));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc = fmaf((float) _mm_cvtsi128_si32(h),
+        acc = fmaf((float) st_q32_hsum_i32(p),
                    st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
     *s = acc;
@@ -734,12 +729,7 @@ st_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *vx, const void *vy)
                         _mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
                                              _mm256_sign_epi8(ya, v)),
                         _mm256_set1_epi16(1));
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
-                                  _mm256_extracti128_si256(p, 1));
-
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc = fmaf((float) _mm_cvtsi128_si32(h),
+        acc = fmaf((float) st_q32_hsum_i32(p),
                    st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
     *s = acc;

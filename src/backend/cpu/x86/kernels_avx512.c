@@ -208,12 +208,7 @@ st_vec_dot_q4_0_avx512(int64_t n, float *s, const void *vx, const void *vy)
                             _mm256_dpbusd_epi32(_mm256_setzero_si256(),
                                                 _mm256_set1_epi8(8), ya)),
                         q, ya);
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
-                                  _mm256_extracti128_si256(p, 1));
-
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc = fmaf((float) _mm_cvtsi128_si32(h),
+        acc = fmaf((float) st_q32_hsum_i32(p),
                    st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
     *s = acc;
@@ -258,12 +253,7 @@ st_vec_dot_iq4_nl_avx512(int64_t n, float *s, const void *vx, const void *vy)
     for (i = 0; i < nb; i++) {
         __m256i p = st_dot_i8_32_vnni(st_q32_iq4nl_values(x[i].qs),
                         _mm256_loadu_si256((const __m256i *) y[i].qs));
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
-                                  _mm256_extracti128_si256(p, 1));
-
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc = fmaf((float) _mm_cvtsi128_si32(h),
+        acc = fmaf((float) st_q32_hsum_i32(p),
                    st_f16_load(x[i].d) * st_f16_load(y[i].d), acc);
     }
     *s = acc;

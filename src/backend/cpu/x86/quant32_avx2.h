@@ -317,4 +317,17 @@ st_q32_vec_dot(st_q32_kind kind, int64_t n, const void *w, const void *a)
     return sum;
 }
 
+/* The sum of the 8 int32 lanes of p (exact): the block sum of the
+ * block-order vec_dots (Q4_0, IQ4_NL; quant_ref.c). */
+ST_Q32_INLINE int32_t
+st_q32_hsum_i32(__m256i p)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p),
+                              _mm256_extracti128_si256(p, 1));
+
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(h);
+}
+
 #endif /* ST_QUANT32_AVX2_H */
