@@ -1,14 +1,16 @@
 /*
  * starling-kbench: CPU kernel throughput (figures, not a test).
  *
- *   starling-kbench [n_out n_in]     default 896 x 4864 (an FFN of a
- *                                    0.5B model: W (896, 4864))
+ *   starling-kbench [n_out n_in [type]]   default 896 x 4864 (an FFN of a
+ *                                         0.5B model: W (896, 4864)),
+ *                                         every type or just the one named
  *
  * For each weight type, GEMV (1 activation row, decode) at 1 and 2
  * threads: "hot" repeats one matrix (it fits in L3 on most CPUs), "cold"
  * rotates through copies totalling > 96 MiB so weights come from DRAM.
  * Prints GB/s of weights read and GFLOP/s (2 * n_in * n_out per row),
- * plus a 64-row GEMM (prefill) figure, and a plain streaming-read
+ * plus a 64-row GEMM (prefill) figure, an 8-row one against cold weights
+ * (batched decode, as a multiple of the cold GEMV), and a plain streaming-read
  * bandwidth for comparison. ST_CPU_KERNELS=scalar|avx2|avx512 picks the
  * kernel set.
  */
@@ -24,6 +26,8 @@
 #define KB_COLD_BYTES  (96u << 20)
 #define KB_MIN_SEC     0.25
 #define KB_PREFILL     64
+/* batched decode: this many sequences' rows against cold weights */
+#define KB_BATCH       8
 
 static double
 kb_now(void)
@@ -213,23 +217,25 @@ kb_type(st_threadpool *tps[2], st_type type, int64_t n_out, int64_t n_in)
     }
 
     for (t = 0; t < 2; t++) {
-        double hot, cold, pre;
+        double hot, cold, pre, batch;
 
         hot = kb_time(tps[t], &sc, &w, copies, 1, x, 1, y);
         cold = kb_time(tps[t], &sc, &w, copies, n_copies, x, 1, y);
         pre = kb_time(tps[t], &sc, &w, copies, 1, x, KB_PREFILL, y);
-        if (hot < 0 || cold < 0 || pre < 0) {
+        batch = kb_time(tps[t], &sc, &w, copies, n_copies, x, KB_BATCH, y);
+        if (hot < 0 || cold < 0 || pre < 0 || batch < 0) {
             printf("%-5s  st_matmul failed\n", tr->name);
             break;
         }
         printf("%-5s %dT  %7.2f MB  gemv hot %7.1f us %6.1f GB/s %6.1f "
                "GFLOP/s | cold %7.1f us %6.1f GB/s %6.1f GFLOP/s | "
-               "gemm x%d %7.1f GFLOP/s\n",
+               "gemm x%d %7.1f GFLOP/s | x%d cold %7.1f us = %.2fx gemv\n",
                tr->name, t + 1, (double) mat_bytes * 1e-6, hot * 1e6,
                (double) mat_bytes / hot * 1e-9, flop / hot * 1e-9,
                cold * 1e6, (double) mat_bytes / cold * 1e-9,
                flop / cold * 1e-9, KB_PREFILL,
-               flop * KB_PREFILL / pre * 1e-9);
+               flop * KB_PREFILL / pre * 1e-9, KB_BATCH, batch * 1e6,
+               batch / cold);
     }
 
 done:
@@ -253,14 +259,16 @@ main(int argc, char **argv)
     st_threadpool *tps[2] = { NULL, NULL };
     st_error       err;
     int64_t        n_out = 896, n_in = 4864;
+    const char    *only;
     size_t         k;
 
-    if (argc == 3) {
+    if (argc >= 3) {
         n_out = atoll(argv[1]);
         n_in = atoll(argv[2]);
     }
+    only = argc >= 4 ? argv[3] : NULL;
     if (n_out <= 0 || n_in <= 0) {
-        fprintf(stderr, "usage: %s [n_out n_in]\n", argv[0]);
+        fprintf(stderr, "usage: %s [n_out n_in [type]]\n", argv[0]);
         return 2;
     }
     if (st_threadpool_create(&tps[0], 1, &err) != ST_OK
@@ -279,7 +287,9 @@ main(int argc, char **argv)
     for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         const st_type_traits *tr = st_type_traits_get(types[k]);
 
-        if (tr != NULL && tr->supported) {
+        if (tr != NULL && tr->supported
+            && (only == NULL || strcmp(only, tr->name) == 0))
+        {
             kb_type(tps, types[k], n_out, n_in);
         }
     }

@@ -536,6 +536,8 @@ test_gemm_kernels(void)
                      * and a rest */
                     bad += gemm_check(level, t, ns[j], 0, gemv, 11);
                     bad += gemm_check(level, t, ns[j], 0, gemv, 2);
+                    bad += gemm_check(level, t, ns[j], 0, gemv, 12);
+                    bad += gemm_check(level, t, ns[j], 0, gemv, 37);
                 }
             }
             ok(bad == 0, "%s %s: %dx%d %s bit-identical to vec_dot "

@@ -1,9 +1,10 @@
 /*
- * st_vec_expf_avx2 (vec_f16.h) against the C library's expf: the same
- * bits for every input checked. A sweep of float bit patterns over the
+ * st_vec_expf_avx2 and st_vec_expf_avx512 (vec_f16.h) against the C
+ * library's expf: the same bits for every input checked. A sweep of float bit patterns over the
  * whole range (every sign, exponent and many mantissas, -inf, NaN,
- * subnormals), every float in the softmax's common range [-16, 0] at a
- * fine stride, and arrays of every length 0..40 for the tail paths.
+ * subnormals), every float in the softmax's common range [-16, 0] and
+ * in SiLU's [0, 16] at a fine stride, and arrays of every length 0..40
+ * for the tail paths.
  * ST_VEXP_EXHAUSTIVE=1 checks all 2^32 floats instead (about a minute).
  */
 #include "tap.h"
@@ -15,6 +16,9 @@
 #include <stdint.h>
 
 #define N_BUF 4096
+
+typedef void (*vexp_fn)(float *x, int64_t n);
+static vexp_fn vexp;             /* the version under test */
 
 
 static float
@@ -35,7 +39,7 @@ check_buf(const float *in, float *out, int64_t n, uint32_t *first_bad)
     int64_t  i;
 
     memcpy(out, in, sizeof(float) * (size_t) n);
-    st_vec_expf_avx2(out, n);
+    vexp(out, n);
     for (i = 0; i < n; i++) {
         float    want = expf(in[i]);
         uint32_t a, b;
@@ -77,14 +81,15 @@ sweep(uint64_t lo, uint64_t hi, uint64_t step, uint64_t *count,
 }
 
 
-int
-main(void)
+static void
+test_one(const char *name)
 {
     static const float specials[] = {
         0.0f, -0.0f, -INFINITY, INFINITY, NAN, -NAN, -87.0f, -86.99999f,
         -87.00001f, -87.33654f, -87.33655f, -103.97208f, -103.97209f,
         -104.0f, -1e-30f, -1e-7f, -1.0f, -0.5f, -0.6931472f, -88.72283f,
-        88.72283f, 88.72284f, 1.0f, 1e-40f, -1e-40f, -1e-45f,
+        88.72283f, 88.72284f, 1.0f, 1e-40f, -1e-40f, -1e-45f, 88.0f,
+        87.99999f, 88.00001f, 16.0f, 0.6931472f, 1e-7f,
     };
     const char *exh = getenv("ST_VEXP_EXHAUSTIVE");
     float       in[64], out[64];
@@ -93,14 +98,7 @@ main(void)
     int64_t     len;
     size_t      k;
 
-    (void) tap_root_dir;
-    (void) tap_shared_dir;
-
-    if (!st_cpu_level_supported(ST_CPU_AVX2)) {
-        skip("st_vec_expf_avx2: no AVX2");
-        return done_testing();
-    }
-
+    diag("%s", name);
     bad = check_buf(specials, out,
                     (int64_t) (sizeof(specials) / sizeof(specials[0])),
                     &first);
@@ -120,7 +118,7 @@ main(void)
         bad = sweep(0, 0xffffffffu, 1, &count, &first);
         ok(bad == 0, "all %llu floats: %llu differ from expf (first %08x)",
            (unsigned long long) count, (unsigned long long) bad, first);
-        return done_testing();
+        return;
     }
 
     /* 2^20 patterns over the whole range, an odd stride so that every
@@ -136,5 +134,33 @@ main(void)
     ok(bad == 0, "%llu floats in [-16, 0]: %llu differ from expf "
        "(first %08x)", (unsigned long long) count, (unsigned long long) bad,
        first);
+
+    /* [+0, 16]: SiLU's exp(-x) of negative activations */
+    count = 0;
+    bad = sweep(0x00000000u, 0x41800000u, 1021, &count, &first);
+    ok(bad == 0, "%llu floats in [0, 16]: %llu differ from expf "
+       "(first %08x)", (unsigned long long) count, (unsigned long long) bad,
+       first);
+}
+
+
+int
+main(void)
+{
+    (void) tap_root_dir;
+    (void) tap_shared_dir;
+
+    if (!st_cpu_level_supported(ST_CPU_AVX2)) {
+        skip("st_vec_expf_avx2: no AVX2");
+        return done_testing();
+    }
+    vexp = st_vec_expf_avx2;
+    test_one("st_vec_expf_avx2");
+    if (st_cpu_level_supported(ST_CPU_AVX512)) {
+        vexp = st_vec_expf_avx512;
+        test_one("st_vec_expf_avx512");
+    } else {
+        skip("st_vec_expf_avx512: no AVX-512");
+    }
     return done_testing();
 }

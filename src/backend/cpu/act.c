@@ -2,6 +2,8 @@
  * Gated FFN activations (act.h).
  */
 #include "backend/cpu/act.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/vec_f16.h"
 #include "base/f16.h"
 #include "model/gelu.h"
 
@@ -28,14 +30,39 @@ st_gelu_table_free(st_gelu_table *t)
 }
 
 
+/* The exponentials of a chunk at once where the CPU has AVX2 (vec_f16.h:
+ * st_vec_expf_avx2 / _avx512 give expf's bits lane for lane), then the division
+ * and product, each rounded once as in the scalar loop: the same bits
+ * at every level. libm's expf per element was 4% of a 0.5B prefill. */
+#define ST_SWIGLU_CHUNK  256
+
 void
 st_swiglu(float *gate, const float *up, size_t n)
 {
-    size_t i;
+    float  e[ST_SWIGLU_CHUNK];
+    size_t i, j, m;
+    int    avx512 = st_cpu_level_selected() >= ST_CPU_AVX512;
 
-    for (i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    if (st_cpu_level_selected() < ST_CPU_AVX2) {
+        for (i = 0; i < n; i++) {
+            float g = gate[i];
+            gate[i] = g / (1.0f + expf(-g)) * up[i];
+        }
+        return;
+    }
+    for (i = 0; i < n; i += m) {
+        m = n - i < ST_SWIGLU_CHUNK ? n - i : ST_SWIGLU_CHUNK;
+        for (j = 0; j < m; j++) {
+            e[j] = -gate[i + j];
+        }
+        if (avx512) {
+            st_vec_expf_avx512(e, (int64_t) m);
+        } else {
+            st_vec_expf_avx2(e, (int64_t) m);
+        }
+        for (j = 0; j < m; j++) {
+            gate[i + j] = gate[i + j] / (1.0f + e[j]) * up[i + j];
+        }
     }
 }
 

@@ -9,6 +9,7 @@
  *   ST_VRT(v)        round every lane to F16 and back (nearest even)
  *   ST_VLOADH(p)     ST_VL F16 values as floats
  *   ST_ATTN_HD_MAX   G * hd bound for the register-resident path
+ *   ST_VEXPF(x, n)   expf over an array, libm's bits (vec_f16.h)
  *   st_attn_dot_d()  the reference K.Q dot, same operations as
  *                    st_vec_dot_f16_f32_d_avx2
  *
@@ -71,7 +72,7 @@ st_attn_scan(st_attn_f16_state *st, uint32_t hd, const st_f16 *k,
             up[j] = 0;
         }
     }
-    st_vec_expf_avx2(w, n);
+    ST_VEXPF(w, n);
     for (j = 0; j < n; j++) {
         float ms = up[j] ? w[j] : 1.0f, vs = up[j] ? 1.0f : w[j];
 
@@ -133,7 +134,7 @@ st_attn_scan_group(st_attn_f16_state *st, uint32_t G, uint32_t hd,
         }
     }
     for (g = 0; g < G; g++) {
-        st_vec_expf_avx2(w[g], n);
+        ST_VEXPF(w[g], n);
     }
     for (j = 0; j < n; j++) {
 #pragma GCC unroll 8

@@ -38,6 +38,8 @@ double st_vec_dot_f16_f32_d_avx2(int64_t n, const st_f16 *k, const float *q);
  * vectorised in double, with expf itself for the lanes it cannot
  * decide). The softmax of the fused kernels below calls it. */
 void   st_vec_expf_avx2(float *x, int64_t n);
+/* the same with 8 double lanes per register (x86/vexp_avx512.c) */
+void   st_vec_expf_avx512(float *x, int64_t n);
 
 /* ---- one query head's attention over an F16 KV cache, fused ----
  *

@@ -8,6 +8,7 @@
 
 #define ST_ATTN_HD_MAX 128       /* 16 ymm accumulators */
 
+#define ST_VEXPF       st_vec_expf_avx2
 #define ST_VL          8
 #define ST_VF          __m256
 #define ST_VLOAD(p)    _mm256_loadu_ps(p)

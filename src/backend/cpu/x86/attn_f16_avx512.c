@@ -16,6 +16,7 @@
 
 #define ST_ATTN_HD_MAX 256       /* 16 zmm accumulators */
 
+#define ST_VEXPF       st_vec_expf_avx512
 #define ST_VL          16
 #define ST_VF          __m512
 #define ST_VLOAD(p)    _mm512_loadu_ps(p)

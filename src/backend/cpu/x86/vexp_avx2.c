@@ -10,9 +10,10 @@
  * except within its own error margin of a midpoint (glibc: 0.502 ulp).
  * So a lane whose double result lies within 1/256 float ulp of a
  * midpoint (about 0.8% of lanes) is recomputed with expf, as is every
- * lane in (-104, -87) (subnormal results) or above 0 or NaN (rare in a
- * softmax, whose arguments are <= 0). Elsewhere both give the correctly
- * rounded value: the same bits; x <= -104 (-inf included) gives +0.
+ * lane in (-104, -87) (subnormal results) or above 88 (near overflow) or
+ * NaN. Elsewhere both give the correctly rounded value: the same bits;
+ * x <= -104 (-inf included) gives +0. (Positive arguments: SiLU's
+ * exp(-x) of negative activations.)
  * t/unit/test_vexp.c checks it against expf on a sweep of float inputs;
  * ST_VEXP_EXHAUSTIVE=1 makes it check every float.
  */
@@ -57,7 +58,7 @@ st_vexp4_pd(__m128 x4, __m256i *near)
     p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
     p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
     p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
-    /* 2^n for n in [-126, 0]: the exponent field n + 1023, from t's low
+    /* 2^n for n in [-126, 127]: the exponent field n + 1023, from t's low
      * bits (shift's low 52 bits are those of 2^51) */
     e = _mm256_slli_epi64(
         _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)),
@@ -75,14 +76,14 @@ st_vexp4_pd(__m128 x4, __m256i *near)
 static inline unsigned
 st_vexp8(float *x)
 {
-    const __m256 lo = _mm256_set1_ps(-87.0f), zero = _mm256_setzero_ps();
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
     const __m256 tiny = _mm256_set1_ps(-104.0f);
     __m256       v = _mm256_loadu_ps(x), in, z, e;
     __m256i      near0, near1;
     __m256d      y0, y1;
 
     in = _mm256_and_ps(_mm256_cmp_ps(v, lo, _CMP_GE_OQ),
-                       _mm256_cmp_ps(v, zero, _CMP_LE_OQ));
+                       _mm256_cmp_ps(v, hi, _CMP_LE_OQ));
     /* e^x < 2^-150 rounds to +0 (-inf included) */
     z = _mm256_cmp_ps(v, tiny, _CMP_LE_OQ);
     v = _mm256_and_ps(v, in);                /* other lanes: e^0 */
