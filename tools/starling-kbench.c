@@ -10,14 +10,16 @@
  * rotates through copies totalling > 96 MiB so weights come from DRAM.
  * Prints GB/s of weights read and GFLOP/s (2 * n_in * n_out per row),
  * plus a 64-row GEMM (prefill) figure, an 8-row one against cold weights
- * (batched decode, as a multiple of the cold GEMV), and a plain streaming-read
- * bandwidth for comparison. ST_CPU_KERNELS=scalar|avx2|avx512 picks the
- * kernel set.
+ * (batched decode, as a multiple of the cold GEMV), a plain streaming-read
+ * bandwidth and the core's measured int8 / FP32 instruction throughput
+ * for comparison. ST_CPU_KERNELS=scalar|avx2|avx512 picks the kernel set.
  */
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul.h"
 #include "base/threadpool.h"
 #include "quantize.h"
 
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,131 @@ kb_team(st_threadpool *tp)
     printf("team of %d: empty region %.2f us back to back, %.2f us after "
            "the workers slept\n", st_threadpool_size(tp), hot * 1e6,
            cold / 50 * 1e6);
+}
+
+
+/* ------------------------------------------------- measured core peak */
+
+/* The single core's throughput of the instructions the kernels are
+ * built on, each in 10 independent chains (more than latency x pipes),
+ * so the figure is the pipes' rate on this machine as it is (a shared
+ * core, a lower vector clock: both show here and not in /proc/cpuinfo).
+ * One vpdpbusd zmm = 64 multiply-adds = 128 int8 operations, one
+ * vpmaddubsw ymm = 32 pairs (64 ops; its vpmaddwd/vpaddd follow-ups
+ * not counted), one FMA = 2 x lanes FLOP. */
+#define KB_PEAK_N  2000000
+
+static volatile uint64_t kb_sink;   /* keeps the chains' results alive */
+
+#define KB_CHAINS(op)                                                    \
+    for (i = 0; i < KB_PEAK_N; i++) {                                    \
+        op(0); op(1); op(2); op(3); op(4);                               \
+        op(5); op(6); op(7); op(8); op(9);                               \
+        __asm__ __volatile__("" : "+v" (s[0]), "+v" (s[1]), "+v" (s[2]),  \
+                             "+v" (s[3]), "+v" (s[4]), "+v" (s[5]),      \
+                             "+v" (s[6]), "+v" (s[7]), "+v" (s[8]),      \
+                             "+v" (s[9]));                               \
+    }
+
+__attribute__((target("avx512f,avx512vnni")))
+static double
+kb_peak_dpbusd(void)
+{
+    __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5), s[10];
+    double  t0 = kb_now();
+    long    i;
+    int     k;
+
+    for (k = 0; k < 10; k++) {
+        s[k] = _mm512_set1_epi32(k);
+    }
+#define KB_OP(k) s[k] = _mm512_dpbusd_epi32(s[k], a, b)
+    KB_CHAINS(KB_OP)
+#undef KB_OP
+    kb_sink = (uint64_t) _mm512_reduce_add_epi32(s[0]);
+    return 10.0 * KB_PEAK_N * 128 / (kb_now() - t0) * 1e-9;
+}
+
+
+__attribute__((target("avx2")))
+static double
+kb_peak_maddubs(void)
+{
+    __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(5), s[10];
+    double  t0 = kb_now();
+    long    i;
+    int     k;
+
+    for (k = 0; k < 10; k++) {
+        s[k] = _mm256_set1_epi16((short) k);
+    }
+    /* an add keeps each chain dependent (maddubs takes no accumulator) */
+#define KB_OP(k) s[k] = _mm256_add_epi16(s[k], _mm256_maddubs_epi16(a, s[k]))
+    KB_CHAINS(KB_OP)
+#undef KB_OP
+    kb_sink = (uint64_t) _mm256_extract_epi16(s[0], 0);
+    (void) b;
+    return 10.0 * KB_PEAK_N * 64 / (kb_now() - t0) * 1e-9;
+}
+
+
+__attribute__((target("avx512f")))
+static double
+kb_peak_fma512(void)
+{
+    __m512 x = _mm512_set1_ps(0.999f), s[10];
+    double t0 = kb_now();
+    long   i;
+    int    k;
+
+    for (k = 0; k < 10; k++) {
+        s[k] = _mm512_set1_ps((float) k);
+    }
+#define KB_OP(k) s[k] = _mm512_fmadd_ps(s[k], x, x)
+    KB_CHAINS(KB_OP)
+#undef KB_OP
+    kb_sink = (uint64_t) _mm512_reduce_add_ps(s[0]);
+    return 10.0 * KB_PEAK_N * 32 / (kb_now() - t0) * 1e-9;
+}
+
+
+__attribute__((target("avx2,fma")))
+static double
+kb_peak_fma256(void)
+{
+    __m256 x = _mm256_set1_ps(0.999f), s[10];
+    double t0 = kb_now();
+    long   i;
+    int    k;
+
+    for (k = 0; k < 10; k++) {
+        s[k] = _mm256_set1_ps((float) k);
+    }
+#define KB_OP(k) s[k] = _mm256_fmadd_ps(s[k], x, x)
+    KB_CHAINS(KB_OP)
+#undef KB_OP
+    kb_sink = (uint64_t) _mm256_cvtss_f32(s[0]);
+    return 10.0 * KB_PEAK_N * 16 / (kb_now() - t0) * 1e-9;
+}
+
+
+static void
+kb_peak(void)
+{
+    if (!st_cpu_level_supported(ST_CPU_AVX2)) {
+        printf("core peak: no AVX2, not measured\n");
+        return;
+    }
+    printf("core peak, 1 thread (measured): int8 vpmaddubsw ymm %.0f GOP/s",
+           kb_peak_maddubs());
+    if (st_cpu_level_supported(ST_CPU_AVX512)) {
+        printf(", vpdpbusd zmm %.0f GOP/s", kb_peak_dpbusd());
+    }
+    printf(" | FP32 FMA ymm %.0f GFLOP/s", kb_peak_fma256());
+    if (st_cpu_level_supported(ST_CPU_AVX512)) {
+        printf(", zmm %.0f GFLOP/s", kb_peak_fma512());
+    }
+    printf("\n");
 }
 
 
@@ -284,6 +411,7 @@ main(int argc, char **argv)
     kb_stream(tps[0], 1);
     kb_stream(tps[1], 2);
     kb_team(tps[1]);
+    kb_peak();
     for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         const st_type_traits *tr = st_type_traits_get(types[k]);
 
