@@ -39,11 +39,14 @@ st_gelu_table_free(st_gelu_table *t)
 void
 st_swiglu(float *gate, const float *up, size_t n)
 {
-    float  e[ST_SWIGLU_CHUNK];
-    size_t i, j, m;
-    int    avx512 = st_cpu_level_selected() >= ST_CPU_AVX512;
+    float         e[ST_SWIGLU_CHUNK];
+    size_t        i, j, m;
+    st_cpu_level  lv = st_cpu_level_selected();
+    void        (*vexp)(float *, int64_t) = lv >= ST_CPU_AVX512
+                                            ? st_vec_expf_avx512
+                                            : st_vec_expf_avx2;
 
-    if (st_cpu_level_selected() < ST_CPU_AVX2) {
+    if (lv < ST_CPU_AVX2) {
         for (i = 0; i < n; i++) {
             float g = gate[i];
             gate[i] = g / (1.0f + expf(-g)) * up[i];
@@ -55,11 +58,7 @@ st_swiglu(float *gate, const float *up, size_t n)
         for (j = 0; j < m; j++) {
             e[j] = -gate[i + j];
         }
-        if (avx512) {
-            st_vec_expf_avx512(e, (int64_t) m);
-        } else {
-            st_vec_expf_avx2(e, (int64_t) m);
-        }
+        vexp(e, (int64_t) m);
         for (j = 0; j < m; j++) {
             gate[i + j] = gate[i + j] / (1.0f + e[j]) * up[i + j];
         }
